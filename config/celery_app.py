@@ -1,0 +1,22 @@
+"""The Celery application: `celery -A config worker` finds it through config/__init__.py."""
+
+import os
+from enum import StrEnum
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+class Queue(StrEnum):
+    """Every task names one of these; workers listen on all three in production."""
+
+    DEFAULT = "default"
+    TRAINING = "training"
+    EXPORTS = "exports"
+
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = None  # declared on demand from each task's queue name
+app.autodiscover_tasks()

@@ -1,0 +1,143 @@
+"""What every API endpoint shares: JSON in and out (orjson), the error shape
+`{"error": {"code", "message", "fields"?}}`, and the limits on request bodies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; nothing was written. Retry later."
+    default_code = "service_unavailable"
+
+
+class InvalidInput(exceptions.APIException):
+    """A 400 that names the fields at fault."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class OrjsonParser(BaseParser):
+    """JSON bodies parsed with orjson, refusing bodies over `API_MAX_BODY_BYTES` with a 413."""
+
+    media_type = "application/json"
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        limit = settings.API_MAX_BODY_BYTES
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise exceptions.ParseError(f"Malformed JSON: {error}") from error
+
+
+class OrjsonRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation detail → {"field.path": [messages]}."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(detail, list) and detail and not all(isinstance(d, str) for d in detail):
+        flat = {}
+        for i, value in enumerate(detail):
+            flat.update(_flatten(value, f"{prefix}[{i}]"))
+        return flat
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(m) for m in messages]}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every API error as `{"error": {"code", "message", "fields"?}}`; the database being down
+    becomes a 503 with Retry-After (the transaction was rolled back, so nothing was written)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        exc = ServiceUnavailable()
+    elif isinstance(exc, DatabaseError):
+        return None  # a bug, not bad input: let it surface as a 500 and be logged
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    headers: dict[str, str] = {}
+    if isinstance(exc, ServiceUnavailable):
+        headers["Retry-After"] = str(settings.API_RETRY_AFTER_SECONDS)
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        exc.status_code = status.HTTP_401_UNAUTHORIZED
+
+    if isinstance(exc, InvalidInput):
+        body = error_body("invalid", str(exc.detail), exc.fields)
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        body = error_body("invalid", "The request has invalid fields.", fields)
+    else:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        codes = exc.get_codes()
+        body = error_body(codes if isinstance(codes, str) else exc.default_code, str(detail))
+    return Response(body, status=exc.status_code, headers=headers)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from feedback import apis
+
+urlpatterns = [
+    path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
+    path("answers/<path:external_id>", apis.AnswerDetailApi.as_view(), name="api-answer-detail"),
+]

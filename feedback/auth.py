@@ -1,0 +1,81 @@
+"""Who is asking the API, and which project they act on.
+
+Machine clients authenticate with `Authorization: Bearer <api key>`; the key belongs to one
+project and carries scopes. A signed-in browser user (session + CSRF) names the project with
+`?project=<slug>` and needs the member role that the scope maps to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from feedback.models import SCOPE_MIN_ROLE, ApiKey, Membership, Project, Scope, role_includes
+from feedback.services import api_key_authenticate
+
+
+class ApiKeyPrincipal:
+    """`request.user` for a request made with an API key: it acts for the key's project only."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+        self.pk = None
+        self.username = f"api-key:{key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[ApiKeyPrincipal, ApiKey] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Send exactly one API key after 'Bearer'.")
+        try:
+            raw_key = header[1].decode()
+        except UnicodeDecodeError as error:
+            raise exceptions.AuthenticationFailed("The API key is not valid.") from error
+        key = api_key_authenticate(raw_key=raw_key)
+        if key is None:
+            raise exceptions.AuthenticationFailed("The API key is unknown or revoked.")
+        return ApiKeyPrincipal(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def project_for(request: Request, *scopes: Scope) -> Project:
+    """The project this request acts on, once the caller is allowed one of `scopes` in it."""
+    wanted = " or ".join(f"'{s}'" for s in scopes)
+    if isinstance(request.auth, ApiKey):
+        if not any(scope in request.auth.scopes for scope in scopes):
+            raise exceptions.PermissionDenied(f"This API key lacks the {wanted} scope.")
+        return request.auth.project
+    slug = request.query_params.get("project")
+    if not slug:
+        raise exceptions.ValidationError({"project": ["Name the project: ?project=<slug>."]})
+    membership: Any = (
+        Membership.objects.select_related("project")
+        .filter(user_id=getattr(request.user, "pk", None) or 0, project__slug=slug)
+        .first()
+    )
+    if membership is None:
+        raise exceptions.NotFound("No such project.")
+    if not any(role_includes(membership.role, SCOPE_MIN_ROLE[scope]) for scope in scopes):
+        raise exceptions.PermissionDenied(
+            f"Your role '{membership.role}' does not allow {wanted} in this project."
+        )
+    project: Project = membership.project
+    return project

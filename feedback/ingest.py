@@ -1,0 +1,296 @@
+"""Validation of answer payloads, shared by the ingestion API and `import_answers`.
+
+Pure functions over parsed JSON, no ORM: each item becomes either a `ValidAnswer` ready for a
+set-based insert, or a dict of error messages keyed by the field's path (`trace[1].output.text`).
+This is the hot path of ingestion, so it is one hand-written pass rather than a serializer per
+item; `feedback.schemas` documents exactly the same shape for the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+MAX_ID_LENGTH = 255
+MAX_MODEL_LENGTH = 200
+MAX_TEXT_LENGTH = 200_000
+MAX_MESSAGES = 500
+MAX_STAGES = 100
+MAX_DOCUMENTS = 1000
+MESSAGE_ROLES = ("system", "user", "assistant", "tool")
+STAGE_KINDS = ("decomposition", "retrieval", "rerank", "generation", "tool", "other")
+# Clocks drift: a timestamp this far in the future is still accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+
+Errors = dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidStage:
+    position: int
+    kind: str
+    name: str
+    parent_position: int | None
+    input_json: str
+    output_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidAnswer:
+    external_id: str
+    conversation: str
+    user_ref: str
+    prompt_json: str
+    response: str
+    model: str
+    model_version: str
+    metadata_json: str
+    created_at: datetime | None
+    stages: tuple[ValidStage, ...]
+
+
+def _json(value: Any) -> str | None:
+    """Serialise for a JSON column; None when PostgreSQL can't store it (a NUL character)."""
+    encoded = orjson.dumps(value)
+    if b"\\u0000" in encoded:
+        return None
+    return encoded.decode()
+
+
+def _string(
+    errors: Errors,
+    field: str,
+    value: Any,
+    *,
+    max_length: int,
+    required: bool,
+    allow_empty: bool = False,
+) -> str:
+    if value is None:
+        if required:
+            errors[field] = ["This field is required."]
+        return ""
+    if not isinstance(value, str):
+        errors[field] = ["Must be a string."]
+        return ""
+    if not value.strip() and required and not allow_empty:
+        errors[field] = ["Must not be blank."]
+    elif len(value) > max_length:
+        errors[field] = [f"Must be at most {max_length} characters."]
+    elif "\x00" in value:
+        errors[field] = ["Must not contain NUL characters."]
+    return value
+
+
+def parse_timestamp(value: Any, *, now: datetime) -> tuple[datetime | None, str | None]:
+    """An ISO 8601 time with a UTC offset, not in the future. Returns (time, error)."""
+    if not isinstance(value, str):
+        return None, "Must be an ISO 8601 date-time string."
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None, "Must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z."
+    if parsed.tzinfo is None:
+        return None, "Must include a UTC offset, e.g. Z or +02:00."
+    if parsed > now + CLOCK_SKEW:
+        return None, "Must not be in the future."
+    return parsed.astimezone(UTC), None
+
+
+def _prompt(errors: Errors, value: Any) -> str:
+    if value is None:
+        errors["prompt"] = ["This field is required."]
+        return ""
+    if isinstance(value, str):
+        _string(errors, "prompt", value, max_length=MAX_TEXT_LENGTH, required=True)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": value}]
+    elif isinstance(value, list):
+        if not value:
+            errors["prompt"] = ["Must contain at least one message."]
+            return ""
+        if len(value) > MAX_MESSAGES:
+            errors["prompt"] = [f"Must contain at most {MAX_MESSAGES} messages."]
+            return ""
+        messages = []
+        for i, message in enumerate(value):
+            path = f"prompt[{i}]"
+            if not isinstance(message, dict):
+                errors[path] = ["Must be an object with role and content."]
+                continue
+            role = message.get("role")
+            if role not in MESSAGE_ROLES:
+                errors[f"{path}.role"] = [f"Must be one of: {', '.join(MESSAGE_ROLES)}."]
+            content = _string(
+                errors,
+                f"{path}.content",
+                message.get("content"),
+                max_length=MAX_TEXT_LENGTH,
+                required=True,
+                allow_empty=True,
+            )
+            messages.append({"role": role, "content": content})
+    else:
+        errors["prompt"] = ["Must be a string or a list of {role, content} messages."]
+        return ""
+    return orjson.dumps(messages).decode()
+
+
+def _documents_errors(errors: Errors, path: str, output: dict[str, Any]) -> None:
+    documents = output.get("documents")
+    if not isinstance(documents, list):
+        errors[f"{path}.documents"] = ["Must be a list of documents."]
+        return
+    if len(documents) > MAX_DOCUMENTS:
+        errors[f"{path}.documents"] = [f"Must contain at most {MAX_DOCUMENTS} documents."]
+        return
+    for i, document in enumerate(documents):
+        doc_path = f"{path}.documents[{i}]"
+        if not isinstance(document, dict):
+            errors[doc_path] = ["Must be an object with id and text."]
+            continue
+        doc_id = document.get("id")
+        if not isinstance(doc_id, str) or not doc_id or len(doc_id) > MAX_ID_LENGTH:
+            errors[f"{doc_path}.id"] = [f"Must be a non-empty string of at most {MAX_ID_LENGTH}."]
+        if not isinstance(document.get("text"), str):
+            errors[f"{doc_path}.text"] = ["Must be a string."]
+        for optional in ("title", "url"):
+            if optional in document and not isinstance(document[optional], str | None):
+                errors[f"{doc_path}.{optional}"] = ["Must be a string."]
+        score = document.get("score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+            errors[f"{doc_path}.score"] = ["Must be a number."]
+
+
+def _stage_output_errors(errors: Errors, path: str, kind: str, output: dict[str, Any]) -> None:
+    """The per-kind shape of a stage's output (the design's Stage rules)."""
+    if kind == "decomposition":
+        subqueries = output.get("subqueries")
+        if not isinstance(subqueries, list) or not all(isinstance(q, str) for q in subqueries):
+            errors[f"{path}.subqueries"] = ["Must be a list of strings."]
+    elif kind in ("retrieval", "rerank"):
+        _documents_errors(errors, path, output)
+    elif kind == "generation" and not isinstance(output.get("text"), str):
+        errors[f"{path}.text"] = ["Must be a string."]
+
+
+def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors["trace"] = ["Must be a list of stages."]
+        return ()
+    if len(value) > MAX_STAGES:
+        errors["trace"] = [f"Must contain at most {MAX_STAGES} stages."]
+        return ()
+    stages: list[ValidStage] = []
+    positions: set[int] = set()
+    for i, stage in enumerate(value):
+        path = f"trace[{i}]"
+        if not isinstance(stage, dict):
+            errors[path] = ["Must be an object with kind and output."]
+            continue
+        kind = stage.get("kind")
+        if kind not in STAGE_KINDS:
+            errors[f"{path}.kind"] = [f"Must be one of: {', '.join(STAGE_KINDS)}."]
+            kind = ""
+        position = stage.get("position", i)
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < 2**31:
+            errors[f"{path}.position"] = ["Must be a non-negative integer."]
+            position = -1
+        elif position in positions:
+            errors[f"{path}.position"] = ["Must be unique within the trace."]
+        positions.add(position)
+        parent = stage.get("parent")
+        if parent is not None and (
+            isinstance(parent, bool) or not isinstance(parent, int) or not 0 <= parent < position
+        ):
+            errors[f"{path}.parent"] = ["Must be the position of an earlier stage."]
+        name = _string(errors, f"{path}.name", stage.get("name"), max_length=200, required=False)
+        stage_input = stage.get("input", {})
+        if not isinstance(stage_input, dict):
+            errors[f"{path}.input"] = ["Must be an object."]
+            stage_input = {}
+        output = stage.get("output")
+        if not isinstance(output, dict):
+            errors[f"{path}.output"] = ["Must be an object."]
+            output = {}
+        elif kind:
+            _stage_output_errors(errors, f"{path}.output", kind, output)
+        input_json, output_json = _json(stage_input), _json(output)
+        if input_json is None:
+            errors[f"{path}.input"] = ["Must not contain NUL characters."]
+        if output_json is None:
+            errors[f"{path}.output"] = ["Must not contain NUL characters."]
+        stages.append(
+            ValidStage(position, kind, name, parent, input_json or "{}", output_json or "{}")
+        )
+    # A parent must name a stage that exists, not just an earlier number.
+    for i, stage in enumerate(stages):
+        if stage.parent_position is not None and stage.parent_position not in positions:
+            errors.setdefault(f"trace[{i}].parent", ["Must be the position of an earlier stage."])
+    return tuple(stages)
+
+
+def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:
+    """One answer payload → a `ValidAnswer`, or the errors keyed by field path."""
+    if not isinstance(item, dict):
+        return {"non_field_errors": ["Each answer must be a JSON object."]}
+    errors: Errors = {}
+    external_id = _string(
+        errors, "external_id", item.get("external_id"), max_length=MAX_ID_LENGTH, required=True
+    )
+    prompt_json = _prompt(errors, item.get("prompt"))
+    response = _string(
+        errors,
+        "response",
+        item.get("response"),
+        max_length=MAX_TEXT_LENGTH,
+        required=True,
+        allow_empty=True,
+    )
+    model = _string(errors, "model", item.get("model"), max_length=MAX_MODEL_LENGTH, required=True)
+    model_version = _string(
+        errors,
+        "model_version",
+        item.get("model_version"),
+        max_length=MAX_MODEL_LENGTH,
+        required=False,
+    )
+    conversation = _string(
+        errors, "conversation", item.get("conversation"), max_length=MAX_ID_LENGTH, required=False
+    )
+    user_ref = _string(
+        errors, "user_ref", item.get("user_ref"), max_length=MAX_ID_LENGTH, required=False
+    )
+    metadata = item.get("metadata")
+    metadata_json: str | None = "{}"
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            errors["metadata"] = ["Must be an object."]
+        else:
+            metadata_json = _json(metadata)
+            if metadata_json is None:
+                errors["metadata"] = ["Must not contain NUL characters."]
+    created_at = None
+    if item.get("created_at") is not None:
+        created_at, error = parse_timestamp(item["created_at"], now=now)
+        if error:
+            errors["created_at"] = [error]
+    stages = _trace(errors, item.get("trace"))
+    if errors:
+        return errors
+    return ValidAnswer(
+        external_id=external_id,
+        conversation=conversation,
+        user_ref=user_ref,
+        prompt_json=prompt_json,
+        response=response,
+        model=model,
+        model_version=model_version,
+        metadata_json=metadata_json or "{}",
+        created_at=created_at,
+        stages=stages,
+    )

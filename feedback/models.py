@@ -1,0 +1,242 @@
+"""Projects and their members, API keys, answers with their traces, and exposures.
+
+Invariants live here as database constraints: one membership per user and project, one answer
+per external_id and project, enums as check constraints. Services rely on them instead of
+checking first.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+DEFAULT_REACTIONS = ["love", "like", "dislike", "laugh", "wow", "sad", "angry"]
+DEFAULT_POSITIVE_REACTIONS = ["love", "like"]
+DEFAULT_NEGATIVE_REACTIONS = ["dislike", "angry"]
+
+
+def _default_reactions() -> list[str]:
+    return list(DEFAULT_REACTIONS)
+
+
+def _default_positive() -> list[str]:
+    return list(DEFAULT_POSITIVE_REACTIONS)
+
+
+def _default_negative() -> list[str]:
+    return list(DEFAULT_NEGATIVE_REACTIONS)
+
+
+def _new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def _choices_check(
+    field: str, choices: type[models.TextChoices], name: str
+) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+class Project(models.Model):
+    """The unit of isolation: every other object belongs to exactly one project."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    reactions = models.JSONField(default=_default_reactions)
+    positive_reactions = models.JSONField(default=_default_positive)
+    negative_reactions = models.JSONField(default=_default_negative)
+    # Salt for hashing user references in exports; never leaves the server.
+    export_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    """Roles nest: each includes every role below it."""
+
+    OWNER = "owner", "Owner"
+    RESEARCHER = "researcher", "Researcher"
+    ANNOTATOR = "annotator", "Annotator"
+    RATER = "rater", "Rater"
+
+
+ROLE_RANK = {Role.RATER: 1, Role.ANNOTATOR: 2, Role.RESEARCHER: 3, Role.OWNER: 4}
+
+
+def role_includes(role: str, required: str) -> bool:
+    """True when `role` carries every permission of `required` (owner ⊃ researcher ⊃ ...)."""
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(required)]
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_one_per_user"),
+            _choices_check("role", Role, "membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.project_id}:{self.role}"
+
+
+class Scope(models.TextChoices):
+    INGEST = "ingest", "Ingest answers"
+    FEEDBACK = "feedback", "Send feedback"
+    EXPORT = "export", "Export data"
+    TRAIN = "train", "Train models"
+
+
+# The member role a signed-in browser user needs for what an API key's scope allows.
+SCOPE_MIN_ROLE = {
+    Scope.INGEST: Role.RESEARCHER,
+    Scope.FEEDBACK: Role.RATER,
+    Scope.EXPORT: Role.RESEARCHER,
+    Scope.TRAIN: Role.RESEARCHER,
+}
+
+
+class ApiKey(models.Model):
+    """A project's machine credential. Only a SHA-256 of the key is stored; the key is shown
+    once, when it is created. Keys carry 256 bits of randomness, so a fast hash is enough."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Answer(models.Model):
+    """One generated response, as the client's system produced it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="answers")
+    external_id = models.CharField(max_length=255)
+    conversation = models.CharField(max_length=255, blank=True, default="")
+    user_ref = models.CharField(max_length=255, blank=True, default="")
+    prompt = models.JSONField()  # [{"role", "content"}] up to this turn
+    response = models.TextField()
+    model = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # The answer this one was re-run from after a debug-mode correction (online adaptation).
+    revision_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="answer_external_id_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="answer_newest"),
+            models.Index(fields=["project", "model", "model_version"], name="answer_model"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class StageKind(models.TextChoices):
+    DECOMPOSITION = "decomposition"
+    RETRIEVAL = "retrieval"
+    RERANK = "rerank"
+    GENERATION = "generation"
+    TOOL = "tool"
+    OTHER = "other"
+
+
+class Stage(models.Model):
+    """One step of the pipeline trace that produced an answer."""
+
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=StageKind.choices)
+    name = models.CharField(max_length=200, blank=True, default="")
+    parent_position = models.PositiveIntegerField(null=True, blank=True)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["answer", "position"], name="stage_position_unique"),
+            _choices_check("kind", StageKind, "stage_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(parent_position__isnull=True)
+                | Q(parent_position__lt=models.F("position")),
+                name="stage_parent_before_child",
+            ),
+        ]
+        ordering = ["answer", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.answer_id}#{self.position} {self.kind}"
+
+
+class Source(models.TextChoices):
+    BROWSER = "browser"
+    API = "api"
+    SIMULATED = "simulated"
+
+
+class Exposure(models.Model):
+    """An answer was shown to a viewer: the denominator of every rate and the negative class of
+    P[Love]."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exposures")
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="exposures")
+    viewer = models.CharField(max_length=255)
+    surface = models.CharField(max_length=32, default="answer")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # NULL, not "", for "no id": the partial unique constraint below skips NULLs.
+    event_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    shown_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            _choices_check("source", Source, "exposure_source_valid"),
+            models.UniqueConstraint(
+                fields=["project", "event_id"],
+                condition=Q(event_id__isnull=False),
+                name="exposure_event_id_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["answer", "viewer", "shown_at"], name="exposure_viewer")]
+
+    def __str__(self) -> str:
+        return f"{self.viewer} saw {self.answer_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Last time each Celery worker ran the periodic heartbeat task; /healthz reports it."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.hostname

@@ -1,0 +1,186 @@
+"""Serializers that document the API's shapes for the OpenAPI schema.
+
+The ingestion hot path validates with `feedback.ingest` (one pass, no serializer per item); these
+classes describe exactly what it accepts and returns, so the schema stays the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from feedback import ingest
+
+
+class MessageSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=ingest.MESSAGE_ROLES)
+    content = serializers.CharField(max_length=ingest.MAX_TEXT_LENGTH, allow_blank=True)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": ingest.MAX_TEXT_LENGTH},
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": ingest.MAX_MESSAGES,
+                "items": {"$ref": "#/components/schemas/Message"},
+            },
+        ],
+        "description": "Chat messages up to this turn; a plain string is one user message.",
+    }
+)
+class PromptField(serializers.JSONField):
+    pass
+
+
+class DocumentSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField(max_length=ingest.MAX_ID_LENGTH)
+    title = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    text = serializers.CharField(allow_blank=True)
+    url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    score = serializers.FloatField(required=False, allow_null=True)
+
+
+class DecompositionOutputSerializer(serializers.Serializer[Any]):
+    subqueries = serializers.ListField(child=serializers.CharField(allow_blank=True))
+
+
+class DocumentsOutputSerializer(serializers.Serializer[Any]):
+    documents = serializers.ListField(child=DocumentSerializer(), max_length=ingest.MAX_DOCUMENTS)
+
+
+class GenerationOutputSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField(allow_blank=True)
+
+
+def _stage_serializer(kind: str, output: Any) -> type[serializers.Serializer[Any]]:
+    attrs = {
+        "kind": serializers.ChoiceField(choices=[kind]),
+        "position": serializers.IntegerField(
+            required=False, min_value=0, max_value=2**31 - 1, help_text="Defaults to the index."
+        ),
+        "parent": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            help_text="Position of an earlier stage this one consumed.",
+        ),
+        "name": serializers.CharField(required=False, allow_blank=True, max_length=200),
+        "input": serializers.DictField(required=False),
+        "output": output,
+    }
+    name = f"{kind.capitalize()}Stage"
+    return type(name, (serializers.Serializer,), attrs)
+
+
+STAGE_SCHEMA = PolymorphicProxySerializer(
+    component_name="Stage",
+    serializers={
+        "decomposition": _stage_serializer("decomposition", DecompositionOutputSerializer()),
+        "retrieval": _stage_serializer("retrieval", DocumentsOutputSerializer()),
+        "rerank": _stage_serializer("rerank", DocumentsOutputSerializer()),
+        "generation": _stage_serializer("generation", GenerationOutputSerializer()),
+        "tool": _stage_serializer("tool", serializers.DictField()),
+        "other": _stage_serializer("other", serializers.DictField()),
+    },
+    resource_type_field_name="kind",
+    many=False,
+)
+
+
+class AnswerInputSerializer(serializers.Serializer[Any]):
+    external_id = serializers.CharField(
+        max_length=ingest.MAX_ID_LENGTH, help_text="Your id for the answer; the idempotency key."
+    )
+    prompt = PromptField()
+    response = serializers.CharField(max_length=ingest.MAX_TEXT_LENGTH, allow_blank=True)
+    model = serializers.CharField(max_length=ingest.MAX_MODEL_LENGTH)
+    model_version = serializers.CharField(
+        max_length=ingest.MAX_MODEL_LENGTH, required=False, allow_blank=True
+    )
+    conversation = serializers.CharField(
+        max_length=ingest.MAX_ID_LENGTH, required=False, allow_blank=True
+    )
+    user_ref = serializers.CharField(
+        max_length=ingest.MAX_ID_LENGTH,
+        required=False,
+        allow_blank=True,
+        help_text="Pseudonymous id of the end user the answer was generated for.",
+    )
+    metadata = serializers.DictField(required=False)
+    created_at = serializers.DateTimeField(
+        required=False, help_text="When your system produced the answer; not in the future."
+    )
+    trace = serializers.ListField(child=STAGE_SCHEMA, required=False, max_length=ingest.MAX_STAGES)
+
+
+class AnswerBatchInputSerializer(serializers.Serializer[Any]):
+    answers = serializers.ListField(child=AnswerInputSerializer(), min_length=1, max_length=1000)
+
+
+ANSWER_INGEST_REQUEST = PolymorphicProxySerializer(
+    component_name="AnswerIngestRequest",
+    serializers=[AnswerInputSerializer, AnswerBatchInputSerializer],
+    resource_type_field_name=None,
+)
+
+
+class IngestResultSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
+    external_id = serializers.CharField(required=False)
+    id = serializers.IntegerField(required=False, help_text="Present when created.")
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages keyed by the path of the field at fault, e.g. trace[0].output.",
+    )
+
+
+class IngestResponseSerializer(serializers.Serializer[Any]):
+    results = IngestResultSerializer(many=True)
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]
+
+
+class StageOutputSerializer(serializers.Serializer[Any]):
+    position = serializers.IntegerField()
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    parent = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
+    input = serializers.JSONField()
+    output = serializers.JSONField()
+
+
+class AnswerOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    conversation = serializers.CharField()
+    user_ref = serializers.CharField()
+    prompt = MessageSerializer(many=True)
+    response = serializers.CharField()
+    model = serializers.CharField()
+    model_version = serializers.CharField()
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    revision_of = serializers.CharField(allow_null=True)
+    revisions = serializers.ListField(child=serializers.CharField())
+    trace = StageOutputSerializer(many=True)
+    feedback_counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = ErrorDetailSerializer()

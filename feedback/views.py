@@ -1,0 +1,146 @@
+"""Server-rendered pages (htmx) of the feedback app, and the health endpoint."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import DatabaseError, connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from config.celery_app import app as celery_app
+from feedback import selectors, services
+from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat, role_includes
+
+logger = logging.getLogger(__name__)
+
+ANSWERS_PER_PAGE = 25
+
+
+def _membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATER) -> Membership:
+    """The caller's membership; another project answers 404, a too-small role 403."""
+    membership = selectors.membership_get(user=request.user, slug=slug)
+    if membership is None:
+        raise Http404("No such project.")
+    if not role_includes(membership.role, min_role):
+        raise PermissionDenied(f"This page needs the {min_role} role.")
+    return membership
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("feedback:project_list" if request.user.is_authenticated else "login")
+
+
+@require_GET
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    memberships = selectors.projects_for_user(user=request.user)
+    return render(request, "feedback/project_list.html", {"memberships": memberships})
+
+
+@require_GET
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = _membership_or_404(request, slug)
+    page = Paginator(selectors.answers_for_project(project=membership.project), ANSWERS_PER_PAGE)
+    answers = page.get_page(request.GET.get("page"))
+    context = {"membership": membership, "project": membership.project, "answers": answers}
+    template = "feedback/project_detail.html"
+    if request.htmx:  # type: ignore[attr-defined]
+        template += "#answer-list"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = _membership_or_404(request, slug, Role.OWNER)
+    return _render_api_keys(request, membership)
+
+
+def _render_api_keys(
+    request: HttpRequest, membership: Membership, *, new_key: str | None = None, status: int = 200
+) -> HttpResponse:
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "keys": selectors.api_keys_for_project(project=membership.project),
+        "scopes": Scope.choices,
+        "new_key": new_key,
+    }
+    return render(request, "feedback/api_keys.html", context, status=status)
+
+
+@require_POST
+@login_required
+def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = _membership_or_404(request, slug, Role.OWNER)
+    try:
+        _, raw_key = services.api_key_create(
+            project=membership.project,
+            name=request.POST.get("name", ""),
+            scopes=request.POST.getlist("scopes"),
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+        return _render_api_keys(request, membership, status=400)
+    # The raw key is rendered once, in this response, and never again.
+    response = _render_api_keys(request, membership, new_key=raw_key)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+def api_key_revoke(request: HttpRequest, slug: str, key_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, slug, Role.OWNER)
+    try:
+        key = services.api_key_revoke(project=membership.project, key_id=key_id)
+    except ApiKey.DoesNotExist as error:
+        raise Http404("No such key.") from error
+    messages.success(request, f"Key {key.prefix}… revoked.")
+    return redirect("feedback:api_keys", slug=slug)
+
+
+def _broker_ok() -> bool:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            client = getattr(conn.default_channel, "client", None)
+            if client is not None and hasattr(client, "ping"):
+                client.ping()
+        return True
+    except Exception:  # any failure means the broker can't take work
+        logger.warning("broker health check failed", exc_info=True)
+        return False
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness of the database and the broker (503 when either is down), and how long ago a
+    worker last ran its heartbeat task."""
+    checks: dict[str, object] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+        heartbeat = WorkerHeartbeat.objects.order_by("-seen_at").first()
+        checks["worker_last_seen_seconds"] = (
+            round((timezone.now() - heartbeat.seen_at).total_seconds()) if heartbeat else None
+        )
+    except DatabaseError:
+        checks["database"] = "unavailable"
+    checks["broker"] = "ok" if _broker_ok() else "unavailable"
+    healthy = checks["database"] == "ok" and checks["broker"] == "ok"
+    checks["status"] = "ok" if healthy else "unavailable"
+    return JsonResponse(checks, status=200 if healthy else 503)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from feedback.models import Project
+from tests.factories import ProjectFactory, api_key_for
+
+
+@pytest.fixture
+def project(db: Any) -> Project:
+    return ProjectFactory(slug="acme")
+
+
+@pytest.fixture
+def other_project(db: Any) -> Project:
+    return ProjectFactory(slug="rival")
+
+
+def bearer_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+@pytest.fixture
+def api(project: Project) -> APIClient:
+    """An API client holding a key with every scope for `project`."""
+    return bearer_client(api_key_for(project))
