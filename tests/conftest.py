@@ -11,12 +11,12 @@ from tests.factories import ProjectFactory, api_key_for
 
 @pytest.fixture
 def project(db: Any) -> Project:
-    return ProjectFactory(slug="acme")
+    return ProjectFactory.create(slug="acme")
 
 
 @pytest.fixture
 def other_project(db: Any) -> Project:
-    return ProjectFactory(slug="rival")
+    return ProjectFactory.create(slug="rival")
 
 
 def bearer_client(raw_key: str) -> APIClient:

@@ -233,7 +233,7 @@ def test_key_use_is_recorded(api: APIClient) -> None:
 def test_detail_returns_trace_revisions_and_counts(api: APIClient, project: Project) -> None:
     post(api, answer_payload("a-1"))
     original = Answer.objects.get()
-    AnswerFactory(project=project, external_id="a-1-rev", revision_of=original)
+    AnswerFactory.create(project=project, external_id="a-1-rev", revision_of=original)
 
     response = api.get(f"{URL}/a-1")
 
@@ -247,7 +247,7 @@ def test_detail_returns_trace_revisions_and_counts(api: APIClient, project: Proj
 
 
 def test_detail_accepts_export_scope_and_refuses_others(project: Project) -> None:
-    AnswerFactory(project=project, external_id="a-1")
+    AnswerFactory.create(project=project, external_id="a-1")
 
     assert bearer_client(api_key_for(project, "export")).get(f"{URL}/a-1").status_code == 200
     assert bearer_client(api_key_for(project, "train")).get(f"{URL}/a-1").status_code == 403
@@ -260,7 +260,7 @@ def test_external_ids_with_slashes_round_trip(api: APIClient) -> None:
 
 
 def test_another_projects_answer_is_404(api: APIClient, other_project: Project) -> None:
-    AnswerFactory(project=other_project, external_id="secret")
+    AnswerFactory.create(project=other_project, external_id="secret")
 
     response = api.get(f"{URL}/secret")
 
@@ -286,10 +286,10 @@ def test_same_external_id_in_two_projects_are_separate(
 
 
 def test_session_user_acts_on_a_named_project_with_enough_role(project: Project) -> None:
-    researcher = UserFactory()
-    MembershipFactory(user=researcher, project=project, role="researcher")
-    rater = UserFactory()
-    MembershipFactory(user=rater, project=project, role="rater")
+    researcher = UserFactory.create()
+    MembershipFactory.create(user=researcher, project=project, role="researcher")
+    rater = UserFactory.create()
+    MembershipFactory.create(user=rater, project=project, role="rater")
     client = APIClient(enforce_csrf_checks=False)
 
     client.force_login(researcher)
@@ -305,8 +305,8 @@ def test_session_user_acts_on_a_named_project_with_enough_role(project: Project)
 
 
 def test_session_api_requests_need_csrf(project: Project) -> None:
-    user = UserFactory()
-    MembershipFactory(user=user, project=project, role="owner")
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role="owner")
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
 
