@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/feedback
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production DATABASE_URL=$(TEST_DATABASE_URL) \
-	CELERY_BROKER_URL=$(TEST_BROKER_URL)
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) STATIC_MANIFEST=false
 
 .PHONY: setup run test lint typecheck migrations-check pytest worker clean
 

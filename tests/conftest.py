@@ -9,6 +9,12 @@ from feedback.models import Project
 from tests.factories import ProjectFactory, api_key_for
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 is slow on purpose; tests that create users don't need that."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def project(db: Any) -> Project:
     return ProjectFactory.create(slug="acme")

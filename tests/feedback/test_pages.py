@@ -1,0 +1,163 @@
+"""Login, the project pages and the API keys page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from feedback.models import ApiKey, Project
+from feedback.services import api_key_authenticate
+from tests.factories import AnswerFactory, MembershipFactory, UserFactory
+
+
+def login(client: Client, project: Project, role: str) -> Any:
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role=role)
+    client.force_login(user)
+    return user
+
+
+def test_login_page_signs_a_user_in(client: Client, project: Project) -> None:
+    UserFactory.create(username="ada")
+
+    page = client.get("/accounts/login/")
+    response = client.post(
+        "/accounts/login/", {"username": "ada", "password": "correct horse battery"}
+    )
+
+    assert page.status_code == 200
+    assert b'<label for="id_username">Username</label>' in page.content
+    assert response.status_code == 302
+    assert response["Location"] == "/projects/"
+
+
+def test_pages_need_a_login(client: Client, project: Project) -> None:
+    response = client.get("/projects/acme/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_project_list_shows_only_my_projects(
+    client: Client, project: Project, other_project: Project
+) -> None:
+    login(client, project, "rater")
+
+    response = client.get("/projects/")
+
+    assert b"/projects/acme/" in response.content
+    assert b"/projects/rival/" not in response.content
+
+
+def test_another_projects_page_is_404(
+    client: Client, project: Project, other_project: Project
+) -> None:
+    login(client, project, "owner")
+
+    assert client.get("/projects/rival/").status_code == 404
+    assert client.get("/projects/rival/api-keys/").status_code == 404
+
+
+def test_project_page_lists_answers_newest_first(client: Client, project: Project) -> None:
+    login(client, project, "rater")
+    AnswerFactory.create(project=project, external_id="older")
+    AnswerFactory.create(project=project, external_id="newer")
+
+    content = client.get("/projects/acme/").content.decode()
+
+    assert content.index("newer") < content.index("older")
+
+
+def test_htmx_pagination_returns_only_the_list(client: Client, project: Project) -> None:
+    login(client, project, "rater")
+    for i in range(30):
+        AnswerFactory.create(project=project, external_id=f"a-{i}")
+
+    response = client.get("/projects/acme/?page=2", HTTP_HX_REQUEST="true")
+
+    content = response.content.decode()
+    assert content.lstrip().startswith('<section id="answer-list"')
+    assert "<html" not in content
+    assert "Page 2 of 2" in content
+
+
+@pytest.mark.parametrize("rows", [10, 100])
+def test_project_page_query_count_does_not_grow_with_rows(
+    client: Client, project: Project, rows: int, django_assert_num_queries: Any
+) -> None:
+    login(client, project, "rater")
+    AnswerFactory.create_batch(rows, project=project)
+
+    # session, user, membership, count for the pager, the page of answers
+    with django_assert_num_queries(5):
+        response = client.get("/projects/acme/")
+
+    assert response.status_code == 200
+
+
+def test_api_keys_page_is_for_owners(client: Client, project: Project) -> None:
+    login(client, project, "researcher")
+
+    assert client.get("/projects/acme/api-keys/").status_code == 403
+
+
+def test_owner_creates_a_key_that_is_shown_once_and_works(client: Client, project: Project) -> None:
+    owner = login(client, project, "owner")
+
+    response = client.post(
+        "/projects/acme/api-keys/create/", {"name": "ingest bot", "scopes": ["ingest", "export"]}
+    )
+
+    content = response.content.decode()
+    raw = content.split('id="new-key" readonly value="')[1].split('"')[0]
+    key = ApiKey.objects.get()
+    assert api_key_authenticate(raw_key=raw) == key
+    assert key.scopes == ["export", "ingest"]
+    assert key.created_by == owner
+    assert key.key_hash != raw and raw not in key.prefix
+    assert raw not in client.get("/projects/acme/api-keys/").content.decode()
+
+
+def test_key_without_scopes_is_refused(client: Client, project: Project) -> None:
+    login(client, project, "owner")
+
+    response = client.post("/projects/acme/api-keys/create/", {"name": "nothing"})
+
+    assert response.status_code == 400
+    assert not ApiKey.objects.exists()
+
+
+def test_owner_revokes_a_key(client: Client, project: Project) -> None:
+    login(client, project, "owner")
+    client.post("/projects/acme/api-keys/create/", {"name": "old", "scopes": ["ingest"]})
+    key = ApiKey.objects.get()
+
+    response = client.post(f"/projects/acme/api-keys/{key.pk}/revoke/")
+
+    key.refresh_from_db()
+    assert response.status_code == 302
+    assert key.revoked_at is not None
+
+
+def test_owner_cannot_revoke_another_projects_key(
+    client: Client, project: Project, other_project: Project
+) -> None:
+    login(client, project, "owner")
+    MembershipFactory.create(project=other_project, role="owner")
+    from feedback.services import api_key_create
+
+    key, _ = api_key_create(project=other_project, name="theirs", scopes=["ingest"])
+
+    response = client.post(f"/projects/acme/api-keys/{key.pk}/revoke/")
+
+    key.refresh_from_db()
+    assert response.status_code == 404
+    assert key.revoked_at is None
+
+
+def test_revoke_needs_post(client: Client, project: Project) -> None:
+    login(client, project, "owner")
+
+    assert client.get("/projects/acme/api-keys/1/revoke/").status_code == 405
