@@ -18,5 +18,8 @@ class Queue(StrEnum):
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = None  # declared on demand from each task's queue name
+# Every task is routed to one queue here; workers declare the queues they consume.
+app.conf.task_routes = {
+    "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
+}
 app.autodiscover_tasks()

@@ -20,3 +20,6 @@ urlpatterns = [
     path("api/v1/", include("feedback.api_urls")),
     path("projects/", include("feedback.urls")),
 ]
+
+handler404 = "feedback.views.not_found"
+handler500 = "feedback.views.server_error"

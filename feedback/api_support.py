@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
@@ -112,6 +112,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     becomes a 503 with Retry-After (the transaction was rolled back, so nothing was written)."""
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
+        # Drop the broken connection now, so the client's retry gets a fresh one.
+        connections["default"].close_if_unusable_or_obsolete()
         exc = ServiceUnavailable()
     elif isinstance(exc, DatabaseError):
         return None  # a bug, not bad input: let it surface as a 500 and be logged

@@ -1,6 +1,6 @@
 """Validation of answer payloads, shared by the ingestion API and `import_answers`.
 
-Pure functions over parsed JSON, no ORM: each item becomes either a `ValidAnswer` ready for a
+Optional fields may be absent or null. Pure functions over parsed JSON, no ORM: each item becomes either a `ValidAnswer` ready for a
 set-based insert, or a dict of error messages keyed by the field's path (`trace[1].output.text`).
 This is the hot path of ingestion, so it is one hand-written pass rather than a serializer per
 item; `feedback.schemas` documents exactly the same shape for the OpenAPI schema.
@@ -196,7 +196,9 @@ def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
         if kind not in STAGE_KINDS:
             errors[f"{path}.kind"] = [f"Must be one of: {', '.join(STAGE_KINDS)}."]
             kind = ""
-        position = stage.get("position", i)
+        position = stage.get("position")
+        if position is None:
+            position = i
         if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < 2**31:
             errors[f"{path}.position"] = ["Must be a non-negative integer."]
             position = -1
@@ -208,9 +210,12 @@ def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
             isinstance(parent, bool) or not isinstance(parent, int) or not 0 <= parent < position
         ):
             errors[f"{path}.parent"] = ["Must be the position of an earlier stage."]
+            parent = None
         name = _string(errors, f"{path}.name", stage.get("name"), max_length=200, required=False)
-        stage_input = stage.get("input", {})
-        if not isinstance(stage_input, dict):
+        stage_input = stage.get("input")
+        if stage_input is None:
+            stage_input = {}
+        elif not isinstance(stage_input, dict):
             errors[f"{path}.input"] = ["Must be an object."]
             stage_input = {}
         output = stage.get("output")

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from feedback import ingest
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "feedback.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A project API key (`fbk_…`), created on the project's API keys page.",
+        }
 
 
 class MessageSerializer(serializers.Serializer[Any]):
@@ -61,7 +74,11 @@ def _stage_serializer(kind: str, output: Any) -> type[serializers.Serializer[Any
     attrs = {
         "kind": serializers.ChoiceField(choices=[kind]),
         "position": serializers.IntegerField(
-            required=False, min_value=0, max_value=2**31 - 1, help_text="Defaults to the index."
+            required=False,
+            allow_null=True,
+            min_value=0,
+            max_value=2**31 - 1,
+            help_text="Defaults to the index.",
         ),
         "parent": serializers.IntegerField(
             required=False,
@@ -69,8 +86,10 @@ def _stage_serializer(kind: str, output: Any) -> type[serializers.Serializer[Any
             min_value=0,
             help_text="Position of an earlier stage this one consumed.",
         ),
-        "name": serializers.CharField(required=False, allow_blank=True, max_length=200),
-        "input": serializers.DictField(required=False),
+        "name": serializers.CharField(
+            required=False, allow_null=True, allow_blank=True, max_length=200
+        ),
+        "input": serializers.DictField(required=False, allow_null=True),
         "output": output,
     }
     name = f"{kind.capitalize()}Stage"
@@ -100,22 +119,27 @@ class AnswerInputSerializer(serializers.Serializer[Any]):
     response = serializers.CharField(max_length=ingest.MAX_TEXT_LENGTH, allow_blank=True)
     model = serializers.CharField(max_length=ingest.MAX_MODEL_LENGTH)
     model_version = serializers.CharField(
-        max_length=ingest.MAX_MODEL_LENGTH, required=False, allow_blank=True
+        max_length=ingest.MAX_MODEL_LENGTH, required=False, allow_null=True, allow_blank=True
     )
     conversation = serializers.CharField(
-        max_length=ingest.MAX_ID_LENGTH, required=False, allow_blank=True
+        max_length=ingest.MAX_ID_LENGTH, required=False, allow_null=True, allow_blank=True
     )
     user_ref = serializers.CharField(
         max_length=ingest.MAX_ID_LENGTH,
         required=False,
+        allow_null=True,
         allow_blank=True,
         help_text="Pseudonymous id of the end user the answer was generated for.",
     )
-    metadata = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False, allow_null=True)
     created_at = serializers.DateTimeField(
-        required=False, help_text="When your system produced the answer; not in the future."
+        required=False,
+        allow_null=True,
+        help_text="When your system produced the answer; not in the future.",
     )
-    trace = serializers.ListField(child=STAGE_SCHEMA, required=False, max_length=ingest.MAX_STAGES)
+    trace = serializers.ListField(
+        child=STAGE_SCHEMA, required=False, allow_null=True, max_length=ingest.MAX_STAGES
+    )
 
 
 class AnswerBatchInputSerializer(serializers.Serializer[Any]):
@@ -184,3 +208,13 @@ class ErrorDetailSerializer(serializers.Serializer[Any]):
 
 class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorDetailSerializer()
+
+
+def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: every request body of this API is required (an empty POST is a
+    400), and the schema should say so."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result

@@ -6,12 +6,11 @@ import socket
 
 from celery import shared_task
 
-from config.celery_app import Queue
 from feedback import services
 
 
+# Routed to Queue.DEFAULT in config/celery_app.py.
 @shared_task(
-    queue=Queue.DEFAULT,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=10,

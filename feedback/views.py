@@ -13,10 +13,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 from django.views.decorators.http import require_GET, require_POST
 
 from config.celery_app import app as celery_app
 from feedback import selectors, services
+from feedback.api_support import error_body
 from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat, role_includes
 
 logger = logging.getLogger(__name__)
@@ -144,3 +147,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy = checks["database"] == "ok" and checks["broker"] == "ok"
     checks["status"] = "ok" if healthy else "unavailable"
     return JsonResponse(checks, status=200 if healthy else 503)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for URLs no view matched: the JSON error shape under /api/, a page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "No such API endpoint or object."), status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    return django_server_error(request)

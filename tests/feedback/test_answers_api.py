@@ -344,3 +344,10 @@ def test_concurrent_identical_requests_create_the_answer_once() -> None:
     statuses = [s for outcome in outcomes for s in outcome]
     assert statuses.count("created") == 50
     assert statuses.count("duplicate") == 50
+
+
+def test_unmatched_api_urls_answer_json_404(api: APIClient) -> None:
+    response = api.get("/api/v1/answers/")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

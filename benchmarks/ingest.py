@@ -1,0 +1,480 @@
+"""Ingestion throughput: the HTTP API against a raw PostgreSQL COPY of the same rows.
+
+What is compared
+    * api:  `POST /api/v1/answers` with batches of `--batch` answers, sent by `--clients`
+      threads that each keep their own HTTP connection, to the real web process (gunicorn with
+      `platform/gunicorn.conf.py`, so the worker count is the config's default unless
+      WEB_CONCURRENCY says otherwise). Every response must be 201 and the `created` counts
+      must add up to `--answers`. The request bodies are serialised before the clock starts.
+    * copy: the same answers and 3-stage traces written by one psycopg 3 connection in one
+      transaction: ids reserved from the feedback_answer sequence, then
+      `COPY feedback_answer … FROM STDIN` and `COPY feedback_stage … FROM STDIN`. The JSON
+      columns are serialised with orjson inside the timed part, as the API does; the payload
+      dicts are built before it. This is the floor: no HTTP, no validation, no ON CONFLICT.
+
+Each rate is answers per second, the best of `--repeat` rounds (default 2; a round is one api
+run then one copy run, each starting from an empty, vacuumed bench project). The row counts
+(N answers, 3N stages) are checked after every run. The last line is
+`ratio=<api_rate / copy_rate>`: the share of raw COPY throughput the API reaches.
+
+Setup, done by the script: the database in DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432/feedback_bench) is created when missing and migrated; the
+project `bench` and an ingest API key are made with the management commands; the answers of
+earlier runs in that project are deleted. PostgreSQL and Redis (CELERY_BROKER_URL, default
+redis://127.0.0.1:6379/14, which /healthz checks) must be running.
+
+Run from the project root:
+
+    .venv/bin/python benchmarks/ingest.py [--answers 20000] [--batch 1000] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import queue
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/feedback_bench"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
+PROJECT_SLUG = "bench"
+SEED = 20260131
+STAGES_PER_ANSWER = 3
+HEALTH_TIMEOUT_SECONDS = 30.0
+
+WORDS = (
+    "answer", "retrieval", "query", "model", "context", "document", "score", "user", "token",
+    "latency", "ranking", "vector", "index", "search", "prompt", "response", "feedback", "rating",
+    "reward", "trace", "stage", "pipeline", "batch", "cache", "summary", "source", "citation",
+    "evidence", "policy", "reason", "chain", "step", "tool", "output", "input", "system", "the",
+    "a", "of", "and", "to", "in", "is", "that", "for", "on", "with", "as", "by", "it", "this",
+    "be", "are", "from", "at", "or", "an", "which",
+)  # fmt: skip
+
+Answer = dict[str, Any]
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment of manage.py and gunicorn: the inherited one plus the bench settings."""
+    return {
+        **os.environ,
+        "SECRET_KEY": "bench-secret-key-not-for-production-0000000000000000000000",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", DEFAULT_BROKER_URL),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+    }
+
+
+def ensure_database(database_url: str) -> None:
+    """CREATE DATABASE for the URL's database unless it exists (via the `postgres` database)."""
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run a management command; its stdout, or exit with its output when it fails."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def delete_bench_answers(database_url: str, project_id: int) -> None:
+    """Remove the bench project's answers and stages, then VACUUM so every run starts alike."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM feedback_stage USING feedback_answer "
+            "WHERE feedback_stage.answer_id = feedback_answer.id "
+            "AND feedback_answer.project_id = %s",
+            [project_id],
+        )
+        conn.execute("DELETE FROM feedback_answer WHERE project_id = %s", [project_id])
+        conn.execute("VACUUM (ANALYZE) feedback_answer, feedback_stage")
+
+
+def check_counts(database_url: str, project_id: int, expected_answers: int) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM feedback_answer WHERE project_id = %(p)s), "
+            "(SELECT count(*) FROM feedback_stage s JOIN feedback_answer a ON a.id = s.answer_id "
+            "WHERE a.project_id = %(p)s)",
+            {"p": project_id},
+        ).fetchone()
+    assert row is not None
+    answers, stages = row
+    expected_stages = expected_answers * STAGES_PER_ANSWER
+    if (answers, stages) != (expected_answers, expected_stages):
+        sys.exit(
+            f"row counts: {answers} answers, {stages} stages; "
+            f"expected {expected_answers} and {expected_stages}"
+        )
+
+
+# --- gunicorn --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_pids(parent: int) -> list[int]:
+    """Pids of the processes whose parent is `parent` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def wait_healthy(port: int, server: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.2)
+    log.seek(0)
+    tail = log.read().decode(errors="replace")[-4000:]
+    sys.exit(f"gunicorn did not answer 200 on /healthz within {HEALTH_TIMEOUT_SECONDS}s:\n{tail}")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """Run the web process on a free port until the block ends; yields (port, workers)."""
+    port = free_port()
+    # An empty GUNICORN_ACCESS_LOG makes gunicorn open("") and fail; /dev/null discards it.
+    server_environ = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_ACCESS_LOG": "/dev/null",
+    }
+    command = [str(BIN / "gunicorn"), "-c", "platform/gunicorn.conf.py", "config.wsgi"]
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=server_environ, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_healthy(port, server, log)
+            yield port, len(child_pids(server.pid))
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+# --- payloads --------------------------------------------------------------------------------
+
+
+def text(rng: random.Random, length: int) -> str:
+    """Words until `length` characters, cut to exactly that."""
+    words: list[str] = []
+    size = 0
+    while size < length:
+        word = rng.choice(WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:length]
+
+
+def make_answers(count: int) -> list[Answer]:
+    """`count` answer payloads in the API schema, the same on every run (seeded)."""
+    rng = random.Random(SEED)
+    answers = []
+    for i in range(count):
+        response = text(rng, 600)
+        documents = [
+            {
+                "id": f"doc-{rng.randrange(1_000_000)}",
+                "title": text(rng, 40),
+                "text": text(rng, 200),
+                "score": round(rng.random(), 4),
+            }
+            for _ in range(3)
+        ]
+        answers.append(
+            {
+                "external_id": f"bench-{i}",
+                "prompt": [{"role": "user", "content": text(rng, 200)}],
+                "response": response,
+                "model": "bench-model",
+                "model_version": rng.choice(("2025-01", "2025-06")),
+                "user_ref": f"user-{rng.randrange(1000)}",
+                "metadata": {
+                    "locale": rng.choice(("en", "de", "fr")),
+                    "latency_ms": rng.randrange(100, 5000),
+                },
+                "trace": [
+                    {
+                        "kind": "decomposition",
+                        "name": "planner",
+                        "output": {"subqueries": [text(rng, 50) for _ in range(3)]},
+                    },
+                    {
+                        "kind": "retrieval",
+                        "name": "search",
+                        "parent": 0,
+                        "output": {"documents": documents},
+                    },
+                    {
+                        "kind": "generation",
+                        "name": "llm",
+                        "parent": 1,
+                        "output": {"text": response},
+                    },
+                ],
+            }
+        )
+    return answers
+
+
+def batch_bodies(answers: Sequence[Answer], size: int) -> list[bytes]:
+    return [orjson.dumps({"answers": answers[i : i + size]}) for i in range(0, len(answers), size)]
+
+
+# --- the two ways in -------------------------------------------------------------------------
+
+
+def post_batches(port: int, api_key: str, bodies: Sequence[bytes], clients: int) -> float:
+    """Send every body to the API from `clients` threads; seconds taken. Checks the answers."""
+    work: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    for body in bodies:
+        work.put(body)
+    replies: list[tuple[int, bytes]] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            while True:
+                try:
+                    body = work.get_nowait()
+                except queue.Empty:
+                    return
+                # http.client reconnects by itself when the server closed the connection.
+                conn.request("POST", "/api/v1/answers", body=body, headers=headers)
+                response = conn.getresponse()
+                reply = (response.status, response.read())
+                with lock:
+                    replies.append(reply)
+        except BaseException as error:
+            with lock:
+                failures.append(error)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+
+    if failures:
+        raise failures[0]
+    created = 0
+    for status, content in replies:
+        if status != 201:
+            sys.exit(f"POST /api/v1/answers answered {status}: {content[:500]!r}")
+        created += orjson.loads(content)["created"]
+    expected = sum(len(orjson.loads(body)["answers"]) for body in bodies)
+    if len(replies) != len(bodies) or created != expected:
+        sys.exit(
+            f"{len(replies)} replies for {len(bodies)} batches, {created} of {expected} created"
+        )
+    return elapsed
+
+
+def copy_answers(database_url: str, project_id: int, answers: Sequence[Answer]) -> float:
+    """COPY the answers and their stages in one transaction; seconds taken."""
+    with psycopg.connect(database_url) as conn:
+        start = time.perf_counter()
+        now = datetime.now(UTC)
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('feedback_answer', 'id')) "
+                "FROM generate_series(1, %s)",
+                [len(answers)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.copy(
+                "COPY feedback_answer (id, project_id, external_id, conversation, user_ref, "
+                "prompt, response, model, model_version, metadata, created_at) FROM STDIN"
+            ) as copy:
+                for answer_id, a in zip(ids, answers, strict=True):
+                    copy.write_row(
+                        (
+                            answer_id,
+                            project_id,
+                            a["external_id"],
+                            "",
+                            a["user_ref"],
+                            orjson.dumps(a["prompt"]).decode(),
+                            a["response"],
+                            a["model"],
+                            a["model_version"],
+                            orjson.dumps(a["metadata"]).decode(),
+                            now,
+                        )
+                    )
+            with cursor.copy(
+                "COPY feedback_stage (answer_id, position, kind, name, parent_position, input, "
+                "output) FROM STDIN"
+            ) as copy:
+                for answer_id, a in zip(ids, answers, strict=True):
+                    for position, stage in enumerate(a["trace"]):
+                        copy.write_row(
+                            (
+                                answer_id,
+                                position,
+                                stage["kind"],
+                                stage["name"],
+                                stage.get("parent"),
+                                orjson.dumps(stage.get("input", {})).decode(),
+                                orjson.dumps(stage["output"]).decode(),
+                            )
+                        )
+        conn.commit()
+        return time.perf_counter() - start
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: list[float]
+
+    def best(self) -> float:
+        return min(self.seconds)
+
+    def rate(self, answers: int) -> float:
+        return answers / self.best()
+
+
+def timed_runs(
+    phase: Phase, run: Callable[[], float], reset: Callable[[], None], check: Callable[[], None]
+) -> None:
+    reset()
+    seconds = run()
+    check()
+    phase.seconds.append(seconds)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--answers", type=int, default=20_000, help="answers per run")
+    parser.add_argument("--batch", type=int, default=1000, help="answers per request (<= 1000)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; the best run counts")
+    args = parser.parse_args()
+    if args.answers < 1 or not 1 <= args.batch <= 1000 or args.clients < 1 or args.repeat < 1:
+        parser.error("--answers, --clients and --repeat must be >= 1; --batch 1..1000")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    env = server_env(database_url)
+
+    ensure_database(database_url)
+    manage(env, "migrate", "--no-input")
+    manage(env, "create_project", PROJECT_SLUG)
+    api_key = manage(env, "create_api_key", "--project", PROJECT_SLUG, "--scopes", "ingest")
+    api_key = api_key.strip().splitlines()[-1]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM feedback_project WHERE slug = %s", [PROJECT_SLUG])
+        project_id: int = row.fetchone()[0]  # type: ignore[index]
+
+    answers = make_answers(args.answers)
+    bodies = batch_bodies(answers, args.batch)
+
+    def reset() -> None:
+        delete_bench_answers(database_url, project_id)
+
+    def check() -> None:
+        check_counts(database_url, project_id, args.answers)
+
+    api, raw = Phase("api", []), Phase("copy", [])
+    with gunicorn(env) as (port, workers):
+        print(
+            f"answers={args.answers} batch={args.batch} clients={args.clients} "
+            f"repeat={args.repeat} gunicorn_workers={workers}"
+        )
+        for round_number in range(1, args.repeat + 1):
+            timed_runs(api, lambda: post_batches(port, api_key, bodies, args.clients), reset, check)
+            timed_runs(raw, lambda: copy_answers(database_url, project_id, answers), reset, check)
+            print(
+                f"round {round_number}: api {api.seconds[-1]:.3f} s, copy {raw.seconds[-1]:.3f} s",
+                flush=True,
+            )
+
+    for phase in (api, raw):
+        print(
+            f"{phase.name}: {phase.rate(args.answers):,.0f} answers/s "
+            f"(best of {len(phase.seconds)}: {phase.best():.3f} s)"
+        )
+    print(f"ratio={api.rate(args.answers) / raw.rate(args.answers):.3f}")
+
+
+if __name__ == "__main__":
+    main()
