@@ -1,9 +1,10 @@
 """Validation of answer payloads, shared by the ingestion API and `import_answers`.
 
-Optional fields may be absent or null. Pure functions over parsed JSON, no ORM: each item becomes either a `ValidAnswer` ready for a
-set-based insert, or a dict of error messages keyed by the field's path (`trace[1].output.text`).
-This is the hot path of ingestion, so it is one hand-written pass rather than a serializer per
-item; `feedback.schemas` documents exactly the same shape for the OpenAPI schema.
+Optional fields may be absent or null. Pure functions over parsed JSON, no ORM: each item
+becomes either a `ValidAnswer` ready for a set-based insert, or a dict of error messages keyed
+by the field's path (`trace[1].output.text`). This is the hot path of ingestion, so it is one
+hand-written pass rather than a serializer per item; `feedback.schemas` documents exactly the
+same shape for the OpenAPI schema.
 """
 
 from __future__ import annotations

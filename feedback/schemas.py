@@ -15,7 +15,7 @@ from rest_framework import serializers
 from feedback import ingest
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "feedback.auth.ApiKeyAuthentication"
     name = "ApiKey"
 

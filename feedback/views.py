@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
-from django.views.decorators.http import require_GET, require_POST
 
 from config.celery_app import app as celery_app
 from feedback import selectors, services

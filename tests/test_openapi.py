@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from config.wsgi import application
 from feedback.models import Project

@@ -7,6 +7,7 @@ starts, so the failure is the one psycopg sees when a database host disappears.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -44,17 +45,13 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut the open ones, as a dead host would."""
         if self._listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept()
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self._sockets.clear()
 
@@ -78,10 +75,8 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @pytest.fixture
