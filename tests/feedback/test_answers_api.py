@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 from typing import Any
 
 import orjson
 import pytest
-from django.db import connections
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from feedback.models import Answer, ApiKey, Project, Stage
-from feedback.services import answers_ingest, api_key_revoke
+from feedback.services import api_key_revoke
 from tests.conftest import bearer_client
 from tests.factories import (
     AnswerFactory,
@@ -318,22 +318,25 @@ def test_session_api_requests_need_csrf(project: Project) -> None:
     assert not Answer.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_identical_requests_create_the_answer_once() -> None:
+def test_concurrent_identical_requests_create_the_answer_once(live_server: Any) -> None:
+    """Two clients replay the same batch at the same moment against the real server."""
     project = Project.objects.create(slug="race", name="Race")
-    batch = [answer_payload(f"a-{i}") for i in range(50)]
+    raw_key = api_key_for(project, "ingest")
+    body = orjson.dumps({"answers": [answer_payload(f"a-{i}") for i in range(50)]})
     barrier = threading.Barrier(2)
     outcomes: list[list[str]] = []
 
-    def ingest() -> None:
+    def send() -> None:
+        request = urllib.request.Request(
+            f"{live_server.url}{URL}",
+            data=body,
+            headers={"Authorization": f"Bearer {raw_key}", "Content-Type": "application/json"},
+        )
         barrier.wait()
-        try:
-            results = answers_ingest(project=project, items=batch)
-            outcomes.append([r.status for r in results])
-        finally:
-            connections.close_all()
+        with urllib.request.urlopen(request) as response:
+            outcomes.append([r["status"] for r in orjson.loads(response.read())["results"]])
 
-    threads = [threading.Thread(target=ingest) for _ in range(2)]
+    threads = [threading.Thread(target=send) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
