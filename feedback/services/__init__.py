@@ -1,0 +1,29 @@
+"""Writes and business rules of the feedback app. Views, APIs, commands and tasks call these;
+each module covers one area and is re-exported here."""
+
+from feedback.services.accounts import (
+    API_KEY_PREFIX,
+    api_key_authenticate,
+    api_key_create,
+    api_key_hash,
+    api_key_revoke,
+    member_set,
+    project_create,
+    worker_heartbeat_record,
+)
+from feedback.services.answers import IngestResult, answers_ingest
+from feedback.services.errors import ServiceError
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "IngestResult",
+    "ServiceError",
+    "answers_ingest",
+    "api_key_authenticate",
+    "api_key_create",
+    "api_key_hash",
+    "api_key_revoke",
+    "member_set",
+    "project_create",
+    "worker_heartbeat_record",
+]

@@ -1,0 +1,53 @@
+"""Set-based inserts that let a unique constraint decide what is new."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+# SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535.
+_MAX_PARAMETERS = 30_000
+
+
+def insert_ignoring_conflicts(
+    table: str,
+    columns: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: str,
+    returning: str,
+    conflict_where: str = "",
+) -> list[tuple[Any, ...]]:
+    """`INSERT … VALUES … ON CONFLICT (conflict) DO NOTHING RETURNING returning`, in as few
+    statements as the parameter limit allows; returns the rows that were inserted.
+
+    Rows skipped for a conflict are not returned: the caller reports them as duplicates. Works
+    on PostgreSQL and SQLite (3.35+). `table`, `columns` and the clauses are code, never input.
+    """
+    if not rows:
+        return []
+    width = len(rows[0])
+    per_statement = max(1, _MAX_PARAMETERS // width)
+    placeholder = "(" + ", ".join(["%s"] * width) + ")"
+    where = f" WHERE {conflict_where}" if conflict_where else ""
+    inserted: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 (code, not input)
+                + ", ".join([placeholder] * len(chunk))
+                + f" ON CONFLICT ({conflict}){where} DO NOTHING RETURNING {returning}",
+                [_adapt(value) for row in chunk for value in row],
+            )
+            inserted.extend(tuple(row) for row in cursor.fetchall())
+    return inserted
+
+
+def _adapt(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
