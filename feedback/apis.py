@@ -3,20 +3,24 @@ render. Errors leave through `feedback.api_support.exception_handler`."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import schemas, selectors, services
+from feedback import events, schemas, selectors, services
 from feedback.api_support import InvalidInput
 from feedback.auth import project_for
-from feedback.models import Answer, Scope
+from feedback.ingest import parse_timestamp
+from feedback.models import Answer, FeedbackEvent, Scope, Source
 
 ERRORS = {
     400: OpenApiResponse(schemas.ErrorSerializer, description="Invalid input; fields named."),
@@ -129,3 +133,137 @@ class AnswerDetailApi(APIView):
         if answer is None:
             raise NotFound("No answer with that external_id in this project.")
         return Response(answer_as_dict(answer))
+
+
+FEEDBACK_PAGE_DEFAULT = 100
+FEEDBACK_PAGE_MAX = 1000
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("e") or not raw[1:].isdigit():
+            raise ValueError(cursor)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput(
+            "The cursor is not one this API gave out.", {"cursor": ["Unknown cursor."]}
+        ) from error
+
+
+def event_as_dict(event: FeedbackEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "event_id": event.event_id,
+        "type": event.type,
+        "answer": event.answer.external_id,
+        "user_ref": event.viewer,
+        "source": event.source,
+        "at": event.occurred_at.isoformat(),
+        "received_at": event.received_at.isoformat(),
+        **event.data,
+    }
+
+
+class FeedbackApi(APIView):
+    """`/api/v1/feedback`: POST records events, GET pages through them. One URL, so one view
+    class with two operations."""
+
+    @extend_schema(
+        operation_id="feedback_record",
+        summary="Record feedback events (up to 1,000)",
+        request=schemas.FeedbackBatchInputSerializer,
+        responses={
+            200: schemas.FeedbackResponseSerializer,
+            201: schemas.FeedbackResponseSerializer,
+            429: OpenApiResponse(schemas.ErrorSerializer, description="Viewers over the limit."),
+            **ERRORS,
+        },
+        description=(
+            "Each event gets a result: `created`, `duplicate` (its `event_id` was recorded "
+            "before; nothing written) or `error` with the fields named (unknown answer, unknown "
+            "reaction for this project, comparison of answers to different prompts, ...). "
+            "Valid events are written even when others fail. 429 with Retry-After when every "
+            "event was refused by the per-viewer rate limit."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.FEEDBACK)
+        body: Any = request.data
+        items = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise InvalidInput('Send {"events": [...]}.', {"events": ["Must be a non-empty list."]})
+        if len(items) > settings.API_MAX_BATCH:
+            raise InvalidInput(
+                f"A batch holds at most {settings.API_MAX_BATCH} events.",
+                {"events": [f"Must contain at most {settings.API_MAX_BATCH} items."]},
+            )
+        results = services.feedback_record(project=project, items=items, source=Source.API)
+        if all(r.limit == "rate_limited" for r in results):
+            raise Throttled(
+                wait=services.feedback.RATE_WINDOW.total_seconds(),
+                detail="Too much feedback from these viewers; retry later.",
+            )
+        created = sum(r.status == "created" for r in results)
+        duplicates = sum(r.status == "duplicate" for r in results)
+        return Response(
+            {
+                "results": [r.as_dict() for r in results],
+                "created": created,
+                "duplicates": duplicates,
+                "errors": len(results) - created - duplicates,
+            },
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        operation_id="feedback_list",
+        summary="Page through recorded feedback events",
+        parameters=[
+            OpenApiParameter("type", str, enum=list(events.EVENT_TYPES)),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="at ≥ since"),
+            OpenApiParameter("answer", str, description="An answer's external_id."),
+            OpenApiParameter("cursor", str, description="`next` of the previous page."),
+            OpenApiParameter("limit", int, description=f"1 to {FEEDBACK_PAGE_MAX}, default 100."),
+        ],
+        responses={
+            200: schemas.FeedbackPageSerializer,
+            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
+        },
+    )
+    def get(self, request: Request) -> Response:
+        project = project_for(request, Scope.EXPORT)
+        params = request.query_params
+        fields: dict[str, list[str]] = {}
+        event_type = params.get("type") or None
+        if event_type is not None and event_type not in events.EVENT_TYPES:
+            fields["type"] = [f"Must be one of: {', '.join(events.EVENT_TYPES)}."]
+        since = None
+        if params.get("since"):
+            since, error = parse_timestamp(params["since"], now=timezone.now())
+            if error:
+                fields["since"] = [error]
+        limit = FEEDBACK_PAGE_DEFAULT
+        if params.get("limit"):
+            raw = params["limit"]
+            if not raw.isdigit() or not 1 <= int(raw) <= FEEDBACK_PAGE_MAX:
+                fields["limit"] = [f"Must be an integer from 1 to {FEEDBACK_PAGE_MAX}."]
+            else:
+                limit = int(raw)
+        if fields:
+            raise InvalidInput("Invalid query parameters.", fields)
+        after_id = _decode_cursor(params["cursor"]) if params.get("cursor") else 0
+        page = selectors.feedback_events_page(
+            project=project,
+            after_id=after_id,
+            limit=limit,
+            event_type=event_type,
+            since=since,
+            answer_external_id=params.get("answer") or None,
+        )
+        next_cursor = _encode_cursor(page[-1].pk) if len(page) == limit else None
+        return Response({"results": [event_as_dict(e) for e in page], "next": next_cursor})

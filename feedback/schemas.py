@@ -12,7 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from feedback import ingest
+from feedback import events, ingest
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -218,3 +218,89 @@ def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, A
             if isinstance(operation, dict) and "requestBody" in operation:
                 operation["requestBody"]["required"] = True
     return result
+
+
+# --- feedback ------------------------------------------------------------------------------
+
+
+class FeedbackEventInputSerializer(serializers.Serializer[Any]):
+    event_id = serializers.CharField(
+        max_length=events.MAX_ID_LENGTH, help_text="Your id for the event; the idempotency key."
+    )
+    type = serializers.ChoiceField(choices=events.EVENT_TYPES)
+    answer = serializers.CharField(max_length=events.MAX_ID_LENGTH, help_text="external_id")
+    user_ref = serializers.CharField(
+        max_length=events.MAX_ID_LENGTH, help_text="Pseudonymous id of the viewer."
+    )
+    at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When it happened; not in the future."
+    )
+    reaction = serializers.CharField(
+        required=False, help_text="reaction, unreaction: one of the project's reactions."
+    )
+    text = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=events.MAX_CRITIQUE_LENGTH,
+        help_text="critique (required), followup (optional).",
+    )
+    quote = serializers.CharField(
+        required=False, allow_blank=True, max_length=events.MAX_CRITIQUE_LENGTH
+    )
+    category = serializers.CharField(
+        required=False, allow_blank=True, max_length=events.MAX_CATEGORY_LENGTH
+    )
+    other_answer = serializers.CharField(
+        required=False, max_length=events.MAX_ID_LENGTH, help_text="comparison: answer B."
+    )
+    winner = serializers.ChoiceField(choices=events.WINNERS, required=False)
+    outcome = serializers.ChoiceField(choices=events.OUTCOMES, required=False)
+    surface = serializers.CharField(
+        required=False, allow_blank=True, max_length=events.MAX_SURFACE_LENGTH
+    )
+
+
+class FeedbackBatchInputSerializer(serializers.Serializer[Any]):
+    events = serializers.ListField(
+        child=FeedbackEventInputSerializer(), min_length=1, max_length=1000
+    )
+
+
+class FeedbackResultSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
+    event_id = serializers.CharField(required=False)
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class FeedbackResponseSerializer(serializers.Serializer[Any]):
+    results = FeedbackResultSerializer(many=True)
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]
+
+
+class FeedbackEventOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    event_id = serializers.CharField()
+    type = serializers.ChoiceField(choices=events.EVENT_TYPES)
+    answer = serializers.CharField()
+    user_ref = serializers.CharField()
+    source = serializers.ChoiceField(choices=["browser", "api", "simulated"])  # type: ignore[assignment]
+    at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    reaction = serializers.CharField(required=False)
+    text = serializers.CharField(required=False)
+    quote = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    other_answer = serializers.CharField(required=False)
+    winner = serializers.CharField(required=False)
+    outcome = serializers.CharField(required=False)
+    surface = serializers.CharField(required=False)
+
+
+class FeedbackPageSerializer(serializers.Serializer[Any]):
+    results = FeedbackEventOutputSerializer(many=True)
+    next = serializers.CharField(allow_null=True, help_text="Cursor of the next page, or null.")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 
-from feedback.models import Answer, ApiKey, Membership, Project, Stage
+from feedback.models import Answer, ApiKey, FeedbackEvent, Membership, Project, Reaction, Stage
 
 
 def projects_for_user(*, user: Any) -> QuerySet[Membership]:
@@ -53,3 +54,64 @@ def api_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:
     return (
         ApiKey.objects.filter(project=project).select_related("created_by").order_by("-created_at")
     )
+
+
+def feedback_events_page(
+    *,
+    project: Project,
+    after_id: int,
+    limit: int,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    answer_external_id: str | None = None,
+) -> list[FeedbackEvent]:
+    """Up to `limit` events after `after_id`, in id order (stable: ids only grow)."""
+    events = FeedbackEvent.objects.filter(project=project, id__gt=after_id)
+    if event_type:
+        events = events.filter(type=event_type)
+    if since:
+        events = events.filter(occurred_at__gte=since)
+    if answer_external_id:
+        events = events.filter(answer__external_id=answer_external_id)
+    return list(
+        events.select_related("answer")
+        .only(*FEEDBACK_EVENT_FIELDS, "answer__external_id")
+        .order_by("id")[:limit]
+    )
+
+
+FEEDBACK_EVENT_FIELDS = (
+    "id",
+    "event_id",
+    "type",
+    "answer",
+    "viewer",
+    "source",
+    "occurred_at",
+    "received_at",
+    "data",
+)
+
+
+def reaction_counts(*, answers: list[Answer]) -> dict[int, dict[str, int]]:
+    """Active reactions per answer and kind, in one query for any number of answers."""
+    counts: dict[int, dict[str, int]] = {a.pk: {} for a in answers}
+    rows = (
+        Reaction.objects.filter(answer__in=answers, removed_at__isnull=True)
+        .values_list("answer_id", "kind")
+        .annotate(n=Count("id"))
+        .values_list("answer_id", "kind", "n")
+    )
+    for answer_id, kind, n in rows:
+        counts[answer_id][kind] = n
+    return counts
+
+
+def reactions_of_viewer(*, answers: list[Answer], viewer: str) -> dict[int, set[str]]:
+    """The kinds `viewer` has active on each answer, in one query."""
+    active: dict[int, set[str]] = {a.pk: set() for a in answers}
+    for answer_id, kind in Reaction.objects.filter(
+        answer__in=answers, viewer=viewer, removed_at__isnull=True
+    ).values_list("answer_id", "kind"):
+        active[answer_id].add(kind)
+    return active

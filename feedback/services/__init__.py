@@ -13,9 +13,16 @@ from feedback.services.accounts import (
 )
 from feedback.services.answers import IngestResult, answers_ingest
 from feedback.services.errors import ServiceError
+from feedback.services.feedback import (
+    FeedbackResult,
+    exposures_record_views,
+    feedback_record,
+    reaction_toggle,
+)
 
 __all__ = [
     "API_KEY_PREFIX",
+    "FeedbackResult",
     "IngestResult",
     "ServiceError",
     "answers_ingest",
@@ -23,7 +30,10 @@ __all__ = [
     "api_key_create",
     "api_key_hash",
     "api_key_revoke",
+    "exposures_record_views",
+    "feedback_record",
     "member_set",
     "project_create",
+    "reaction_toggle",
     "worker_heartbeat_record",
 ]

@@ -1,0 +1,378 @@
+"""Recording feedback: exposures, reactions, critiques, comparisons and follow-ups.
+
+One path for the browser and the API. Each event is validated (`feedback.events`), checked
+against the database (the answer exists in the project, compared answers share a prompt, the
+viewer is within the project's limits), and written with its effect in one transaction. The
+event's `event_id` is the idempotency key: the unique constraint on (project, event_id) decides
+what is new, so a replay, a double submit or a concurrent retry reports `duplicate`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from feedback.events import ValidEvent, validate_event
+from feedback.models import (
+    Answer,
+    Comparison,
+    Critique,
+    Exposure,
+    FeedbackEvent,
+    FollowUp,
+    Project,
+    Reaction,
+)
+from feedback.services.bulk import insert_ignoring_conflicts
+
+RATE_WINDOW = timedelta(minutes=1)
+REACTION_CAP_WINDOW = timedelta(days=1)
+
+Status = Literal["created", "duplicate", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    index: int
+    status: Status
+    event_id: str | None = None
+    errors: dict[str, list[str]] | None = None
+    # Why an item failed when it isn't its content: "rate_limited" or "reaction_cap".
+    limit: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            result["event_id"] = self.event_id
+        if self.errors is not None:
+            result["errors"] = self.errors
+        return result
+
+
+def feedback_record(
+    *,
+    project: Project,
+    items: Sequence[Any],
+    source: str,
+    viewer: str | None = None,
+) -> list[FeedbackResult]:
+    """Record a batch of events; one result per item, in order. `viewer` is given for browser
+    events (the signed-in user); API events carry their own `user_ref`."""
+    now = timezone.now()
+    results: list[FeedbackResult | None] = [None] * len(items)
+    candidates: list[tuple[int, ValidEvent]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        checked = validate_event(item, reactions=project.reaction_set, now=now, viewer=viewer)
+        if isinstance(checked, dict):
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            results[index] = FeedbackResult(
+                index, "error", event_id if isinstance(event_id, str) else None, checked
+            )
+        elif checked.event_id in seen:
+            results[index] = FeedbackResult(index, "duplicate", checked.event_id)
+        else:
+            seen.add(checked.event_id)
+            candidates.append((index, checked))
+
+    # Replays report `duplicate` before any limit is charged for them.
+    known = set(
+        FeedbackEvent.objects.filter(
+            project=project, event_id__in=[e.event_id for _, e in candidates]
+        ).values_list("event_id", flat=True)
+    )
+    for index, event in candidates:
+        if event.event_id in known:
+            results[index] = FeedbackResult(index, "duplicate", event.event_id)
+    candidates = [(i, e) for i, e in candidates if e.event_id not in known]
+
+    answers = _answers_by_external_id(project, candidates)
+    accepted: list[tuple[int, ValidEvent]] = []
+    for index, event in candidates:
+        errors = _answer_errors(event, answers)
+        if errors:
+            results[index] = FeedbackResult(index, "error", event.event_id, errors)
+        else:
+            accepted.append((index, event))
+
+    accepted = _apply_limits(project, accepted, results, now=now)
+    if accepted:
+        with transaction.atomic():
+            created = _write(project, accepted, answers, source=source, now=now)
+        for index, event in accepted:
+            status: Status = "created" if event.event_id in created else "duplicate"
+            results[index] = FeedbackResult(index, status, event.event_id)
+    return [r for r in results if r is not None]
+
+
+def _answers_by_external_id(
+    project: Project, events: list[tuple[int, ValidEvent]]
+) -> dict[str, Answer]:
+    wanted = {e.answer for _, e in events} | {
+        e.data["other_answer"] for _, e in events if e.type == "comparison"
+    }
+    if not wanted:
+        return {}
+    rows = Answer.objects.filter(project=project, external_id__in=wanted).only(
+        "id", "external_id", "prompt"
+    )
+    return {a.external_id: a for a in rows}
+
+
+def _answer_errors(event: ValidEvent, answers: dict[str, Answer]) -> dict[str, list[str]]:
+    missing = "No answer with this external_id in the project."
+    if event.answer not in answers:
+        return {"answer": [missing]}
+    if event.type == "comparison":
+        other = answers.get(event.data["other_answer"])
+        if other is None:
+            return {"other_answer": [missing]}
+        if other.prompt != answers[event.answer].prompt:
+            return {"other_answer": ["Must be an answer to the same prompt as `answer`."]}
+    return {}
+
+
+def _apply_limits(
+    project: Project,
+    events: list[tuple[int, ValidEvent]],
+    results: list[FeedbackResult | None],
+    *,
+    now: datetime,
+) -> list[tuple[int, ValidEvent]]:
+    """Per-viewer rate limit on feedback (exposures are not feedback) and the daily cap on
+    reactions. Counts come from the rows already written, plus this batch in order."""
+    limited = [(i, e) for i, e in events if e.type != "exposure"]
+    if not limited:
+        return events
+    viewers = {e.viewer for _, e in limited}
+    recent = Counter(
+        dict(
+            FeedbackEvent.objects.filter(
+                project=project, viewer__in=viewers, received_at__gte=now - RATE_WINDOW
+            )
+            .exclude(type="exposure")
+            .values_list("viewer")
+            .annotate(n=Count("id"))
+            .values_list("viewer", "n")
+        )
+    )
+    reactions_today: Counter[str] = Counter()
+    if any(e.type == "reaction" for _, e in limited):
+        reactions_today.update(
+            dict(
+                Reaction.objects.filter(
+                    project=project,
+                    viewer__in=viewers,
+                    created_at__gte=now - REACTION_CAP_WINDOW,
+                )
+                .values_list("viewer")
+                .annotate(n=Count("id"))
+                .values_list("viewer", "n")
+            )
+        )
+    kept: list[tuple[int, ValidEvent]] = []
+    for index, event in events:
+        if event.type != "exposure":
+            if recent[event.viewer] >= project.feedback_rate_per_minute:
+                results[index] = FeedbackResult(
+                    index,
+                    "error",
+                    event.event_id,
+                    {
+                        "user_ref": [
+                            f"Too much feedback: at most {project.feedback_rate_per_minute} "
+                            "events a minute per viewer. Retry later."
+                        ]
+                    },
+                    limit="rate_limited",
+                )
+                continue
+            recent[event.viewer] += 1
+        if event.type == "reaction":
+            if reactions_today[event.viewer] >= project.reactions_per_day:
+                results[index] = FeedbackResult(
+                    index,
+                    "error",
+                    event.event_id,
+                    {
+                        "reaction": [
+                            f"Daily cap reached: at most {project.reactions_per_day} reactions "
+                            "a day per viewer."
+                        ]
+                    },
+                    limit="reaction_cap",
+                )
+                continue
+            reactions_today[event.viewer] += 1
+        kept.append((index, event))
+    return kept
+
+
+_EVENT_COLUMNS = (
+    "project_id, event_id, type, answer_id, viewer, source, occurred_at, received_at, data"
+)
+
+
+def _write(
+    project: Project,
+    events: list[tuple[int, ValidEvent]],
+    answers: dict[str, Answer],
+    *,
+    source: str,
+    now: datetime,
+) -> set[str]:
+    """Insert the events and apply their effects; returns the event_ids that were new."""
+    inserted = dict(
+        insert_ignoring_conflicts(
+            "feedback_feedbackevent",
+            _EVENT_COLUMNS,
+            [
+                (
+                    project.pk,
+                    e.event_id,
+                    e.type,
+                    answers[e.answer].pk,
+                    e.viewer,
+                    source,
+                    e.at or now,
+                    now,
+                    orjson.dumps(e.data).decode(),
+                )
+                for _, e in events
+            ],
+            conflict="project_id, event_id",
+            returning="event_id, id",
+        )
+    )
+    exposures: list[Exposure] = []
+    critiques: list[Critique] = []
+    comparisons: list[Comparison] = []
+    followups: list[FollowUp] = []
+    for _, e in events:
+        event_pk = inserted.get(e.event_id)
+        if event_pk is None:
+            continue  # a concurrent request recorded it first
+        answer = answers[e.answer]
+        at = e.at or now
+        common: dict[str, Any] = {
+            "project": project,
+            "viewer": e.viewer,
+            "source": source,
+            "event_id": event_pk,
+        }
+        if e.type == "exposure":
+            exposures.append(
+                Exposure(
+                    **common,
+                    answer=answer,
+                    surface=e.data["surface"],
+                    shown_at=at,
+                    window_start=window_start(at, project.exposure_window)
+                    if source == "browser"
+                    else at,
+                )
+            )
+        elif e.type == "reaction":
+            insert_ignoring_conflicts(
+                "feedback_reaction",
+                "project_id, answer_id, viewer, kind, source, event_id, created_at",
+                [(project.pk, answer.pk, e.viewer, e.data["reaction"], source, event_pk, at)],
+                conflict="answer_id, viewer, kind",
+                conflict_where="removed_at IS NULL",
+                returning="id",
+            )
+        elif e.type == "unreaction":
+            Reaction.objects.filter(
+                answer=answer, viewer=e.viewer, kind=e.data["reaction"], removed_at__isnull=True
+            ).update(removed_at=at, removed_by_id=event_pk)
+        elif e.type == "critique":
+            critiques.append(
+                Critique(
+                    **common,
+                    answer=answer,
+                    text=e.data["text"],
+                    quote=e.data["quote"],
+                    category=e.data["category"],
+                    created_at=at,
+                )
+            )
+        elif e.type == "comparison":
+            comparisons.append(
+                Comparison(
+                    **common,
+                    answer_a=answer,
+                    answer_b=answers[e.data["other_answer"]],
+                    winner=e.data["winner"],
+                    created_at=at,
+                )
+            )
+        elif e.type == "followup":
+            followups.append(
+                FollowUp(
+                    **common,
+                    answer=answer,
+                    outcome=e.data["outcome"],
+                    text=e.data["text"],
+                    created_at=at,
+                )
+            )
+    # One INSERT per kind of record, whatever the batch size.
+    Exposure.objects.bulk_create(exposures)
+    Critique.objects.bulk_create(critiques)
+    Comparison.objects.bulk_create(comparisons)
+    FollowUp.objects.bulk_create(followups)
+    return set(inserted)
+
+
+def window_start(at: datetime, window: timedelta) -> datetime:
+    """The start of the fixed exposure window that `at` falls in."""
+    seconds = max(1, int(window.total_seconds()))
+    return datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, tz=at.tzinfo)
+
+
+def exposures_record_views(
+    *, project: Project, viewer: str, answers: Sequence[Answer], surface: str
+) -> None:
+    """The browser showed `answers` to `viewer`: one exposure per answer and exposure window.
+    The event_id names the window, so a reload inside it is a duplicate and writes nothing."""
+    now = timezone.now()
+    start = int(window_start(now, project.exposure_window).timestamp())
+    feedback_record(
+        project=project,
+        items=[
+            {
+                "event_id": f"view:{viewer}:{answer.pk}:{start}",
+                "type": "exposure",
+                "answer": answer.external_id,
+                "surface": surface,
+            }
+            for answer in answers
+        ],
+        source="browser",
+        viewer=viewer,
+    )
+
+
+def reaction_toggle(
+    *, project: Project, answer: Answer, viewer: str, kind: str, event_id: str
+) -> FeedbackResult:
+    """A click on a reaction button: removes the viewer's active reaction of that kind, or adds
+    one. Two clicks racing each other leave at most one active reaction (the constraint)."""
+    active = Reaction.objects.filter(
+        answer=answer, viewer=viewer, kind=kind, removed_at__isnull=True
+    ).exists()
+    event = {
+        "event_id": event_id,
+        "type": "unreaction" if active else "reaction",
+        "answer": answer.external_id,
+        "reaction": kind,
+    }
+    return feedback_record(project=project, items=[event], source="browser", viewer=viewer)[0]
