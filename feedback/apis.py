@@ -239,16 +239,17 @@ class FeedbackApi(APIView):
         project = project_for(request, Scope.EXPORT)
         params = request.query_params
         fields: dict[str, list[str]] = {}
-        event_type = params.get("type") or None
+        # A parameter that is present must be valid, even when empty.
+        event_type = params.get("type")
         if event_type is not None and event_type not in events.EVENT_TYPES:
             fields["type"] = [f"Must be one of: {', '.join(events.EVENT_TYPES)}."]
         since = None
-        if params.get("since"):
+        if "since" in params:
             since, error = parse_timestamp(params["since"], now=timezone.now())
             if error:
                 fields["since"] = [error]
         limit = FEEDBACK_PAGE_DEFAULT
-        if params.get("limit"):
+        if "limit" in params:
             raw = params["limit"]
             if not raw.isdigit() or not 1 <= int(raw) <= FEEDBACK_PAGE_MAX:
                 fields["limit"] = [f"Must be an integer from 1 to {FEEDBACK_PAGE_MAX}."]
@@ -256,7 +257,7 @@ class FeedbackApi(APIView):
                 limit = int(raw)
         if fields:
             raise InvalidInput("Invalid query parameters.", fields)
-        after_id = _decode_cursor(params["cursor"]) if params.get("cursor") else 0
+        after_id = _decode_cursor(params["cursor"]) if "cursor" in params else 0
         page = selectors.feedback_events_page(
             project=project,
             after_id=after_id,
