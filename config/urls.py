@@ -3,11 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from feedback import views as feedback_views
+from feedback.views import site as site_views
 
 urlpatterns = [
-    path("", feedback_views.home, name="home"),
-    path("healthz", feedback_views.healthz, name="healthz"),
+    path("", site_views.home, name="home"),
+    path("healthz", site_views.healthz, name="healthz"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -21,5 +21,5 @@ urlpatterns = [
     path("projects/", include("feedback.urls")),
 ]
 
-handler404 = "feedback.views.not_found"
-handler500 = "feedback.views.server_error"
+handler404 = "feedback.views.site.not_found"
+handler500 = "feedback.views.site.server_error"

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
-from feedback.models import Answer, ApiKey, FeedbackEvent, Membership, Project, Reaction, Stage
+from feedback.models import (
+    Answer,
+    ApiKey,
+    Comparison,
+    Exposure,
+    FeedbackEvent,
+    FollowUp,
+    Membership,
+    Project,
+    Reaction,
+    Stage,
+)
 
 
 def projects_for_user(*, user: Any) -> QuerySet[Membership]:
@@ -115,3 +127,86 @@ def reactions_of_viewer(*, answers: list[Answer], viewer: str) -> dict[int, set[
     ).values_list("answer_id", "kind"):
         active[answer_id].add(kind)
     return active
+
+
+REACTION_FILTERS = {
+    "": "All answers",
+    "any": "With reactions",
+    "none": "Without reactions",
+}
+
+
+def answers_filtered(*, project: Project, model: str = "", reaction: str = "") -> QuerySet[Answer]:
+    """The answers list: newest first, by model and by reaction state ("any", "none", or one
+    reaction kind)."""
+    answers = Answer.objects.filter(project=project).order_by("-created_at", "-id")
+    if model:
+        answers = answers.filter(model=model)
+    if reaction:
+        active = Reaction.objects.filter(answer=OuterRef("pk"), removed_at__isnull=True)
+        if reaction == "none":
+            answers = answers.filter(~Exists(active))
+        elif reaction == "any":
+            answers = answers.filter(Exists(active))
+        else:
+            answers = answers.filter(Exists(active.filter(kind=reaction)))
+    return answers
+
+
+def project_models(*, project: Project) -> list[str]:
+    return list(
+        Answer.objects.filter(project=project)
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+
+
+def answer_for_page(*, project: Project, external_id: str) -> Answer | None:
+    return Answer.objects.filter(project=project, external_id=external_id).first()
+
+
+def followup_due(*, answer: Answer, viewer: str, delay: timedelta, now: datetime) -> bool:
+    """Ask "did this solve your problem?" once the viewer saw the answer at least `delay`
+    ago and has not answered yet."""
+    seen_long_ago = Exposure.objects.filter(answer=answer, viewer=viewer, shown_at__lte=now - delay)
+    answered = FollowUp.objects.filter(answer=answer, viewer=viewer)
+    return bool(
+        Answer.objects.filter(pk=answer.pk)
+        .filter(Exists(seen_long_ago), ~Exists(answered))
+        .exists()
+    )
+
+
+def comparison_pair(
+    *, project: Project, viewer: str, answer: Answer | None = None
+) -> tuple[Answer, Answer] | None:
+    """Two answers to the same prompt, preferring pairs the viewer has not compared; in random
+    order, so position says nothing about the model."""
+    if answer is not None:
+        candidates = list(
+            Answer.objects.filter(project=project, prompt=answer.prompt)
+            .exclude(pk=answer.pk)
+            .order_by("?")[:1]
+        )
+        if not candidates:
+            return None
+        pair = [answer, candidates[0]]
+    else:
+        compared = Comparison.objects.filter(project=project, viewer=viewer).values("answer_a")
+        group = (
+            Answer.objects.filter(project=project)
+            .exclude(pk__in=compared)
+            .values("prompt")
+            .annotate(n=Count("id"))
+            .filter(n__gte=2)
+            .order_by("?")
+            .first()
+        )
+        if group is None:
+            return None
+        pair = list(
+            Answer.objects.filter(project=project, prompt=group["prompt"]).order_by("?")[:2]
+        )
+    random.shuffle(pair)
+    return pair[0], pair[1]

@@ -1,13 +1,30 @@
 from django.urls import path
 
-from feedback import views
+from feedback.views import answers, site
 
 app_name = "feedback"
 
+# Actions on an answer come before its page: an external_id may contain slashes.
 urlpatterns = [
-    path("", views.project_list, name="project_list"),
-    path("<slug:slug>/", views.project_detail, name="project_detail"),
-    path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),
-    path("<slug:slug>/api-keys/create/", views.api_key_create, name="api_key_create"),
-    path("<slug:slug>/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("", site.project_list, name="project_list"),
+    path("<slug:slug>/", answers.answer_list, name="project_detail"),
+    path("<slug:slug>/compare/", answers.compare, name="compare"),
+    path("<slug:slug>/compare/submit/", answers.compare_submit, name="compare_submit"),
+    path(
+        "<slug:slug>/answers/<path:external_id>/react/", answers.answer_react, name="answer_react"
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/critique/",
+        answers.answer_critique,
+        name="answer_critique",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/followup/",
+        answers.answer_followup,
+        name="answer_followup",
+    ),
+    path("<slug:slug>/answers/<path:external_id>/", answers.answer_detail, name="answer_detail"),
+    path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
+    path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
+    path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),
 ]

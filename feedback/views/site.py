@@ -1,4 +1,4 @@
-"""Server-rendered pages (htmx) of the feedback app, and the health endpoint."""
+"""Site pages: home, projects, API keys; the health endpoint; the error handlers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -20,21 +18,10 @@ from django.views.defaults import server_error as django_server_error
 from config.celery_app import app as celery_app
 from feedback import selectors, services
 from feedback.api_support import error_body
-from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat, role_includes
+from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat
+from feedback.views.access import membership_or_404
 
 logger = logging.getLogger(__name__)
-
-ANSWERS_PER_PAGE = 25
-
-
-def _membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATER) -> Membership:
-    """The caller's membership; another project answers 404, a too-small role 403."""
-    membership = selectors.membership_get(user=request.user, slug=slug)
-    if membership is None:
-        raise Http404("No such project.")
-    if not role_includes(membership.role, min_role):
-        raise PermissionDenied(f"This page needs the {min_role} role.")
-    return membership
 
 
 @require_GET
@@ -51,21 +38,8 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = _membership_or_404(request, slug)
-    page = Paginator(selectors.answers_for_project(project=membership.project), ANSWERS_PER_PAGE)
-    answers = page.get_page(request.GET.get("page"))
-    context = {"membership": membership, "project": membership.project, "answers": answers}
-    template = "feedback/project_detail.html"
-    if request.htmx:  # type: ignore[attr-defined]
-        template += "#answer-list"
-    return render(request, template, context)
-
-
-@require_GET
-@login_required
 def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = _membership_or_404(request, slug, Role.OWNER)
+    membership = membership_or_404(request, slug, Role.OWNER)
     return _render_api_keys(request, membership)
 
 
@@ -85,7 +59,7 @@ def _render_api_keys(
 @require_POST
 @login_required
 def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = _membership_or_404(request, slug, Role.OWNER)
+    membership = membership_or_404(request, slug, Role.OWNER)
     try:
         _, raw_key = services.api_key_create(
             project=membership.project,
@@ -105,7 +79,7 @@ def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 def api_key_revoke(request: HttpRequest, slug: str, key_id: int) -> HttpResponse:
-    membership = _membership_or_404(request, slug, Role.OWNER)
+    membership = membership_or_404(request, slug, Role.OWNER)
     try:
         key = services.api_key_revoke(project=membership.project, key_id=key_id)
     except ApiKey.DoesNotExist as error:

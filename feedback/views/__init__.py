@@ -1,0 +1,1 @@
+"""Server-rendered pages (htmx) of the feedback app, by area."""

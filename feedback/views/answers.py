@@ -1,0 +1,407 @@
+"""End users' pages: the answers list, an answer with its reaction bar, critique and
+follow-up forms, and the A/B comparison page.
+
+Every form also works without JavaScript (a plain POST and a redirect back); with htmx only the
+partial that changed is swapped. Each form carries an `event_id` made when it was rendered, so a
+double submit is recorded once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback import selectors, services
+from feedback.events import OUTCOMES
+from feedback.models import Answer, Membership, Outcome, Winner
+from feedback.rendering import render_markdown
+from feedback.services.feedback import RATE_WINDOW, FeedbackResult
+from feedback.views.access import membership_or_404
+
+ANSWERS_PER_PAGE = 25
+REACTION_EMOJI = {
+    "love": "❤️",
+    "like": "👍",
+    "dislike": "👎",
+    "laugh": "😂",
+    "wow": "😮",
+    "sad": "😢",
+    "angry": "😠",
+}
+CRITIQUE_CATEGORIES = ["incorrect", "unhelpful", "incomplete", "too long", "unsafe", "style"]
+COMPARE_KEYS = {"a": "1", "b": "2", "tie": "3", "both_bad": "4"}
+
+
+def viewer_of(request: HttpRequest) -> str:
+    return f"user:{request.user.pk}"
+
+
+def _new_event_id() -> str:
+    return f"web:{uuid.uuid4()}"
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+def _answer_or_404(membership: Membership, external_id: str) -> Answer:
+    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
+    if answer is None:
+        raise Http404("This answer does not exist (any more).")
+    return answer
+
+
+def _result_status(result: FeedbackResult) -> int:
+    if result.status != "error":
+        return 200
+    return 429 if result.limit == "rate_limited" else 400
+
+
+def _error_text(result: FeedbackResult) -> str:
+    return " ".join(m for messages_ in (result.errors or {}).values() for m in messages_)
+
+
+def _with_retry_after(response: HttpResponse, result: FeedbackResult) -> HttpResponse:
+    if result.limit == "rate_limited":
+        response["Retry-After"] = str(int(RATE_WINDOW.total_seconds()))
+    return response
+
+
+# --- the answers list --------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def answer_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    project = membership.project
+    model = request.GET.get("model", "")
+    reaction = request.GET.get("reaction", "")
+    if (
+        reaction
+        and reaction not in selectors.REACTION_FILTERS
+        and reaction not in project.reaction_set
+    ):
+        reaction = ""
+    answers = selectors.answers_filtered(project=project, model=model, reaction=reaction)
+    page = Paginator(answers, ANSWERS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    services.exposures_record_views(
+        project=project, viewer=viewer_of(request), answers=rows, surface="list"
+    )
+    counts = selectors.reaction_counts(answers=rows)
+    query = {k: v for k, v in (("model", model), ("reaction", reaction)) if v}
+    context = {
+        "membership": membership,
+        "project": project,
+        "page": page,
+        "rows": [(a, counts[a.pk]) for a in rows],
+        "models": selectors.project_models(project=project),
+        "model": model,
+        "reaction": reaction,
+        "reaction_filters": [
+            *selectors.REACTION_FILTERS.items(),
+            *((kind, f"With {kind}") for kind in project.reaction_set),
+        ],
+        "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
+        "emoji": REACTION_EMOJI,
+    }
+    template = "feedback/answer_list.html"
+    if _is_htmx(request):
+        template += "#answer-list"
+    return render(request, template, context)
+
+
+# --- one answer --------------------------------------------------------------------------------
+
+
+def _bar_context(
+    membership: Membership, answer: Answer, viewer: str, *, message: str = ""
+) -> dict[str, Any]:
+    counts = selectors.reaction_counts(answers=[answer])[answer.pk]
+    mine = selectors.reactions_of_viewer(answers=[answer], viewer=viewer)[answer.pk]
+    return {
+        "project": membership.project,
+        "answer": answer,
+        "bar_event_id": _new_event_id(),
+        "bar_message": message,
+        "reactions": [
+            {
+                "kind": kind,
+                "label": kind.replace("_", " ").capitalize(),
+                "emoji": REACTION_EMOJI.get(kind, ""),
+                "count": counts.get(kind, 0),
+                "pressed": kind in mine,
+            }
+            for kind in membership.project.reaction_set
+        ],
+    }
+
+
+def _critique_context(
+    membership: Membership,
+    answer: Answer,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    message: str = "",
+) -> dict[str, Any]:
+    return {
+        "project": membership.project,
+        "answer": answer,
+        "critique_event_id": _new_event_id(),
+        "critique_values": values or {},
+        "critique_errors": errors or {},
+        "critique_message": message,
+        "categories": CRITIQUE_CATEGORIES,
+    }
+
+
+def _followup_context(
+    membership: Membership,
+    answer: Answer,
+    viewer: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    message: str = "",
+) -> dict[str, Any]:
+    due = selectors.followup_due(
+        answer=answer,
+        viewer=viewer,
+        delay=membership.project.followup_delay,
+        now=timezone.now(),
+    )
+    return {
+        "project": membership.project,
+        "answer": answer,
+        "followup_due": due,
+        "followup_event_id": _new_event_id(),
+        "followup_errors": errors or {},
+        "followup_message": message,
+        "outcomes": Outcome.choices,
+    }
+
+
+@require_GET
+@login_required
+def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    answer = _answer_or_404(membership, external_id)
+    viewer = viewer_of(request)
+    # The follow-up is decided before this view is recorded as a new exposure.
+    context = {
+        "membership": membership,
+        **_followup_context(membership, answer, viewer),
+        **_bar_context(membership, answer, viewer),
+        **_critique_context(membership, answer),
+        "rendered_response": render_markdown(
+            answer.response, allow_images=membership.project.allow_images
+        ),
+        "can_compare": selectors.comparison_pair(
+            project=membership.project, viewer=viewer, answer=answer
+        )
+        is not None,
+    }
+    services.exposures_record_views(
+        project=membership.project, viewer=viewer, answers=[answer], surface="answer"
+    )
+    return render(request, "feedback/answer_detail.html", context)
+
+
+def _answer_url(answer: Answer) -> str:
+    return reverse("feedback:answer_detail", args=[answer.project.slug, answer.external_id])
+
+
+@require_POST
+@login_required
+def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    answer = _answer_or_404(membership, external_id)
+    viewer = viewer_of(request)
+    kind = request.POST.get("reaction", "")
+    if kind not in membership.project.reaction_set:
+        message, status = "Unknown reaction.", 400
+        result = None
+    else:
+        result = services.reaction_toggle(
+            project=membership.project,
+            answer=answer,
+            viewer=viewer,
+            kind=kind,
+            event_id=request.POST.get("event_id") or _new_event_id(),
+        )
+        message, status = (_error_text(result), _result_status(result))
+        if result.status == "duplicate":
+            message = ""
+    if not _is_htmx(request):
+        if status != 200:
+            messages.error(request, message)
+        return redirect(_answer_url(answer))
+    response = render(
+        request,
+        "feedback/answer_detail.html#reaction-bar",
+        _bar_context(membership, answer, viewer, message=message if status != 200 else ""),
+        status=status,
+    )
+    return _with_retry_after(response, result) if result else response
+
+
+@require_POST
+@login_required
+def answer_critique(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    answer = _answer_or_404(membership, external_id)
+    values = {key: request.POST.get(key, "") for key in ("text", "quote", "category")}
+    result = services.feedback_record(
+        project=membership.project,
+        items=[
+            {
+                "event_id": request.POST.get("event_id") or _new_event_id(),
+                "type": "critique",
+                "answer": answer.external_id,
+                **values,
+            }
+        ],
+        source="browser",
+        viewer=viewer_of(request),
+    )[0]
+    status = _result_status(result)
+    if status == 200:
+        context = _critique_context(membership, answer, message="Thanks: your critique was sent.")
+    else:
+        context = _critique_context(membership, answer, values=values, errors=result.errors)
+    if not _is_htmx(request):
+        if status == 200:
+            messages.success(request, context["critique_message"])
+            return redirect(_answer_url(answer))
+        messages.error(request, _error_text(result))
+        return redirect(_answer_url(answer))
+    response = render(request, "feedback/answer_detail.html#critique-form", context, status=status)
+    return _with_retry_after(response, result)
+
+
+@require_POST
+@login_required
+def answer_followup(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    answer = _answer_or_404(membership, external_id)
+    viewer = viewer_of(request)
+    outcome = request.POST.get("outcome", "")
+    if not selectors.followup_due(
+        answer=answer, viewer=viewer, delay=membership.project.followup_delay, now=timezone.now()
+    ):
+        result = FeedbackResult(
+            0, "error", errors={"outcome": ["There is no follow-up to answer for this answer."]}
+        )
+    else:
+        result = services.feedback_record(
+            project=membership.project,
+            items=[
+                {
+                    "event_id": request.POST.get("event_id") or _new_event_id(),
+                    "type": "followup",
+                    "answer": answer.external_id,
+                    "outcome": outcome if outcome in OUTCOMES else None,
+                    "text": request.POST.get("text", ""),
+                }
+            ],
+            source="browser",
+            viewer=viewer,
+        )[0]
+    status = _result_status(result)
+    if not _is_htmx(request):
+        if status == 200:
+            messages.success(request, "Thanks for telling us.")
+        else:
+            messages.error(request, _error_text(result))
+        return redirect(_answer_url(answer))
+    context = _followup_context(
+        membership,
+        answer,
+        viewer,
+        errors=result.errors if status != 200 else None,
+        message="Thanks for telling us." if status == 200 else "",
+    )
+    response = render(request, "feedback/answer_detail.html#followup", context, status=status)
+    return _with_retry_after(response, result)
+
+
+# --- comparisons -------------------------------------------------------------------------------
+
+
+def _compare_context(
+    request: HttpRequest, membership: Membership, answer: Answer | None = None, **extra: Any
+) -> dict[str, Any]:
+    viewer = viewer_of(request)
+    pair = selectors.comparison_pair(project=membership.project, viewer=viewer, answer=answer)
+    if pair is not None:
+        services.exposures_record_views(
+            project=membership.project, viewer=viewer, answers=list(pair), surface="compare"
+        )
+    images = membership.project.allow_images
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "pair": pair,
+        "sides": [
+            {
+                "key": key,
+                "answer": a,
+                "html": render_markdown(a.response, allow_images=images),
+            }
+            for key, a in zip(("A", "B"), pair or (), strict=False)
+        ],
+        "prompt": pair[0].prompt if pair else [],
+        "choices": [(w.value, w.label, COMPARE_KEYS[w.value]) for w in Winner],
+        "compare_event_id": _new_event_id(),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def compare(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    answer = None
+    if request.GET.get("answer"):
+        answer = _answer_or_404(membership, request.GET["answer"])
+    return render(request, "feedback/compare.html", _compare_context(request, membership, answer))
+
+
+@require_POST
+@login_required
+def compare_submit(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug)
+    result = services.feedback_record(
+        project=membership.project,
+        items=[
+            {
+                "event_id": request.POST.get("event_id") or _new_event_id(),
+                "type": "comparison",
+                "answer": request.POST.get("answer_a", ""),
+                "other_answer": request.POST.get("answer_b", ""),
+                "winner": request.POST.get("winner"),
+            }
+        ],
+        source="browser",
+        viewer=viewer_of(request),
+    )[0]
+    status = _result_status(result)
+    message = "Thanks: recorded. Here is the next pair." if status == 200 else _error_text(result)
+    if not _is_htmx(request):
+        (messages.success if status == 200 else messages.error)(request, message)
+        return redirect("feedback:compare", slug=slug)
+    context = _compare_context(
+        request, membership, compare_message=message, compare_failed=status != 200
+    )
+    response = render(request, "feedback/compare.html#comparison", context, status=status)
+    return _with_retry_after(response, result)
