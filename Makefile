@@ -12,7 +12,9 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production DATABASE_URL=$(TEST_DATABASE_URL) \
 	CELERY_BROKER_URL=$(TEST_BROKER_URL) STATIC_MANIFEST=false
 
-.PHONY: setup run test lint typecheck migrations-check pytest worker clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup run test lint typecheck migrations-check pytest browser clean
 
 setup: $(STAMP)
 
@@ -39,8 +41,16 @@ typecheck: setup
 migrations-check: setup
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
-pytest: setup
-	$(TEST_ENV) $(BIN)/pytest
+# The browser tests drive Debian's Chromium (Playwright can't download its own here).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "Installing Chromium for the browser tests (apt-get)…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+pytest: setup browser
+	$(TEST_ENV) CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 test: lint typecheck migrations-check pytest
 

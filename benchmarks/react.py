@@ -249,12 +249,14 @@ class Tally:
     sent: int = 0  # requests started over the whole phase
     errors: int = 0  # non-2xx or failed exchanges over the whole phase
     samples: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # CPU time of the client processes: the generator's own cost
 
     def merge(self, other: Tally) -> None:
         self.latencies += other.latencies
         self.ok += other.ok
         self.sent += other.sent
         self.errors += other.errors
+        self.cpu_seconds += other.cpu_seconds
         self.samples += other.samples[: max(0, ERROR_SAMPLES - len(self.samples))]
 
 
@@ -341,10 +343,12 @@ def run_load(load: Load, process: int) -> Tally:
     ]
     if (wait := load.start_at - time.monotonic()) > 0:
         time.sleep(wait)
+    cpu_start = time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    tally.cpu_seconds = time.process_time() - cpu_start
     # Every open-loop client drew one slot past the end that it did not send.
     tally.sent = next(counter) - (0 if load.rate is None else load.threads)
     return tally
@@ -358,6 +362,11 @@ class Result:
     name: str
     seconds: float
     tally: Tally
+    elapsed: float  # warm-up, measured seconds and the last answers
+
+    @property
+    def client_cores(self) -> float:
+        return self.tally.cpu_seconds / self.elapsed
 
     @property
     def rps(self) -> float:
@@ -374,7 +383,8 @@ class Result:
         return (
             f"  {self.name:<34} {self.rps:8.1f} req/s   p50 {self.percentile_ms(0.50):7.2f} ms"
             f"   p99 {self.percentile_ms(0.99):7.2f} ms   errors {self.tally.errors}"
-            f"   (measured {len(self.tally.latencies)}, sent {self.tally.sent})"
+            f"   (measured {len(self.tally.latencies)}, sent {self.tally.sent}; "
+            f"client CPU {self.client_cores:.2f} cores)"
         )
 
 
@@ -389,10 +399,11 @@ def run_phase(name: str, load: Load, *, warmup: float, seconds: float) -> Result
     )
     with multiprocessing.get_context("fork").Pool(load.processes) as pool:
         tallies = pool.starmap(run_load, [(load, p) for p in range(load.processes)])
+    elapsed = time.monotonic() - start_at
     total = Tally()
     for tally in tallies:
         total.merge(tally)
-    return Result(name, seconds, total)
+    return Result(name, seconds, total, elapsed)
 
 
 def parse_args() -> argparse.Namespace:
