@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from feedback.models import Comparison, Critique, Project, Reaction
 from tests.factories import AnswerFactory
@@ -86,7 +86,12 @@ def test_an_answer_full_of_script_payloads_runs_none_of_them(
     )
     AnswerFactory.create(project=project, external_id="evil", response=payloads)
     dialogs: list[str] = []
-    rater_page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    rater_page.on("dialog", record)
 
     rater_page.goto(f"{live_server.url}/projects/acme/answers/evil/")
     for link in rater_page.locator("#answer-body a").all():
