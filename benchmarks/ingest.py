@@ -31,6 +31,7 @@ Run from the project root:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import os
 import queue
@@ -356,9 +357,11 @@ def copy_answers(database_url: str, project_id: int, answers: Sequence[Answer]) 
             ids = [row[0] for row in cursor.fetchall()]
             with cursor.copy(
                 "COPY feedback_answer (id, project_id, external_id, conversation, user_ref, "
-                "prompt, response, model, model_version, metadata, created_at) FROM STDIN"
+                "prompt, prompt_hash, response, model, model_version, metadata, created_at) "
+                "FROM STDIN"
             ) as copy:
                 for answer_id, a in zip(ids, answers, strict=True):
+                    prompt = orjson.dumps(a["prompt"])
                     copy.write_row(
                         (
                             answer_id,
@@ -366,7 +369,8 @@ def copy_answers(database_url: str, project_id: int, answers: Sequence[Answer]) 
                             a["external_id"],
                             "",
                             a["user_ref"],
-                            orjson.dumps(a["prompt"]).decode(),
+                            prompt.decode(),
+                            hashlib.sha256(prompt).hexdigest(),
                             a["response"],
                             a["model"],
                             a["model_version"],

@@ -9,6 +9,7 @@ same shape for the OpenAPI schema.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ class ValidAnswer:
     conversation: str
     user_ref: str
     prompt_json: str
+    prompt_hash: str
     response: str
     model: str
     model_version: str
@@ -137,6 +139,12 @@ def _prompt(errors: Errors, value: Any) -> str:
         errors["prompt"] = ["Must be a string or a list of {role, content} messages."]
         return ""
     return orjson.dumps(messages).decode()
+
+
+def prompt_digest(messages: list[dict[str, Any]]) -> str:
+    """The `prompt_hash` of stored messages: the same bytes `validate_answer` hashes."""
+    canonical = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
 
 
 def _documents_errors(errors: Errors, path: str, output: dict[str, Any]) -> None:
@@ -293,6 +301,7 @@ def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:
         conversation=conversation,
         user_ref=user_ref,
         prompt_json=prompt_json,
+        prompt_hash=hashlib.sha256(prompt_json.encode()).hexdigest(),
         response=response,
         model=model,
         model_version=model_version,

@@ -152,6 +152,8 @@ class Answer(models.Model):
     conversation = models.CharField(max_length=255, blank=True, default="")
     user_ref = models.CharField(max_length=255, blank=True, default="")
     prompt = models.JSONField()  # [{"role", "content"}] up to this turn
+    # SHA-256 of the prompt's canonical JSON: finds answers to the same prompt with an index.
+    prompt_hash = models.CharField(max_length=64, db_index=False)
     response = models.TextField()
     model = models.CharField(max_length=200)
     model_version = models.CharField(max_length=200, blank=True, default="")
@@ -171,6 +173,7 @@ class Answer(models.Model):
         indexes = [
             models.Index(fields=["project", "-created_at", "-id"], name="answer_newest"),
             models.Index(fields=["project", "model", "model_version"], name="answer_model"),
+            models.Index(fields=["project", "prompt_hash"], name="answer_same_prompt"),
         ]
 
     def __str__(self) -> str:

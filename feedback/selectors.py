@@ -185,7 +185,7 @@ def comparison_pair(
     order, so position says nothing about the model."""
     if answer is not None:
         candidates = list(
-            Answer.objects.filter(project=project, prompt=answer.prompt)
+            Answer.objects.filter(project=project, prompt_hash=answer.prompt_hash)
             .exclude(pk=answer.pk)
             .order_by("?")[:1]
         )
@@ -197,7 +197,7 @@ def comparison_pair(
         group = (
             Answer.objects.filter(project=project)
             .exclude(pk__in=compared)
-            .values("prompt")
+            .values("prompt_hash")
             .annotate(n=Count("id"))
             .filter(n__gte=2)
             .order_by("?")
@@ -206,7 +206,9 @@ def comparison_pair(
         if group is None:
             return None
         pair = list(
-            Answer.objects.filter(project=project, prompt=group["prompt"]).order_by("?")[:2]
+            Answer.objects.filter(project=project, prompt_hash=group["prompt_hash"]).order_by(
+                "?"
+            )[:2]
         )
     random.shuffle(pair)
     return pair[0], pair[1]

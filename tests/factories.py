@@ -8,6 +8,7 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from feedback.ingest import prompt_digest
 from feedback.models import Answer, Membership, Project, Role, Stage
 from feedback.services import api_key_create
 
@@ -52,6 +53,7 @@ class AnswerFactory(factory.django.DjangoModelFactory[Answer]):
     project = factory.SubFactory(ProjectFactory)
     external_id = factory.Sequence(lambda n: f"answer-{n}")
     prompt = factory.LazyFunction(lambda: [{"role": "user", "content": "How do I oil a chain?"}])
+    prompt_hash = factory.LazyAttribute(lambda a: prompt_digest(a.prompt))
     response = "Wipe it, then one drop per link."
     model = "demo-small"
     model_version = "1"

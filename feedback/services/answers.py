@@ -79,8 +79,8 @@ def answers_ingest(*, project: Project, items: Sequence[Any]) -> list[IngestResu
 
 
 _ANSWER_COLUMNS = (
-    "project_id, external_id, conversation, user_ref, prompt, response, model, model_version, "
-    "metadata, created_at"
+    "project_id, external_id, conversation, user_ref, prompt, prompt_hash, response, model, "
+    "model_version, metadata, created_at"
 )
 
 
@@ -94,6 +94,7 @@ def _insert_answers(
             a.conversation,
             a.user_ref,
             a.prompt_json,
+            a.prompt_hash,
             a.response,
             a.model,
             a.model_version,
@@ -108,7 +109,7 @@ def _insert_answers(
             cursor.execute(
                 f"INSERT INTO feedback_answer ({_ANSWER_COLUMNS}) "  # noqa: S608 (constant)
                 "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], "
-                "%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
                 "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id, external_id",
                 [project.pk, *(list(column) for column in zip(*rows, strict=True))],
             )

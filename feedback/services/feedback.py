@@ -122,7 +122,7 @@ def _answers_by_external_id(
     if not wanted:
         return {}
     rows = Answer.objects.filter(project=project, external_id__in=wanted).only(
-        "id", "external_id", "prompt"
+        "id", "external_id", "prompt_hash"
     )
     return {a.external_id: a for a in rows}
 
@@ -135,7 +135,7 @@ def _answer_errors(event: ValidEvent, answers: dict[str, Answer]) -> dict[str, l
         other = answers.get(event.data["other_answer"])
         if other is None:
             return {"other_answer": [missing]}
-        if other.prompt != answers[event.answer].prompt:
+        if other.prompt_hash != answers[event.answer].prompt_hash:
             return {"other_answer": ["Must be an answer to the same prompt as `answer`."]}
     return {}
 
