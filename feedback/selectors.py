@@ -206,9 +206,9 @@ def comparison_pair(
         if group is None:
             return None
         pair = list(
-            Answer.objects.filter(project=project, prompt_hash=group["prompt_hash"]).order_by(
-                "?"
-            )[:2]
+            Answer.objects.filter(project=project, prompt_hash=group["prompt_hash"]).order_by("?")[
+                :2
+            ]
         )
     random.shuffle(pair)
     return pair[0], pair[1]
