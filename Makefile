@@ -39,7 +39,8 @@ typecheck: setup
 	$(TEST_ENV) $(BIN)/mypy .
 
 migrations-check: setup
-	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+	  $(BIN)/python manage.py makemigrations --check --dry-run
 
 # The browser tests drive Debian's Chromium (Playwright can't download its own here).
 browser:

@@ -24,6 +24,7 @@ urlpatterns = [
         name="answer_followup",
     ),
     path("<slug:slug>/answers/<path:external_id>/", answers.answer_detail, name="answer_detail"),
+    path("<slug:slug>/settings/", site.project_settings, name="project_settings"),
     path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
     path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),

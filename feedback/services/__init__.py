@@ -9,6 +9,7 @@ from feedback.services.accounts import (
     api_key_revoke,
     member_set,
     project_create,
+    project_settings_update,
     worker_heartbeat_record,
 )
 from feedback.services.answers import IngestResult, answers_ingest
@@ -34,6 +35,7 @@ __all__ = [
     "feedback_record",
     "member_set",
     "project_create",
+    "project_settings_update",
     "reaction_toggle",
     "worker_heartbeat_record",
 ]

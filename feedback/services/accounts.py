@@ -124,3 +124,28 @@ def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
     return heartbeat
+
+
+PROJECT_SETTINGS = (
+    "name",
+    "reaction_set",
+    "positive_reactions",
+    "negative_reactions",
+    "allow_images",
+    "followup_delay",
+    "exposure_window",
+    "feedback_rate_per_minute",
+    "reactions_per_day",
+)
+
+
+def project_settings_update(*, project: Project, **values: Any) -> Project:
+    """Change what end users see and may do. Existing reactions of a kind taken out of the set
+    stay in the history; they are no longer offered."""
+    unknown = set(values) - set(PROJECT_SETTINGS)
+    if unknown:
+        raise ServiceError(f"Not a project setting: {', '.join(sorted(unknown))}.")
+    for field, value in values.items():
+        setattr(project, field, value)
+    project.save(update_fields=list(values))
+    return project

@@ -11,13 +11,14 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 
 from config.celery_app import app as celery_app
 from feedback import selectors, services
 from feedback.api_support import error_body
+from feedback.forms import ProjectSettingsForm
 from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat
 from feedback.views.access import membership_or_404
 
@@ -34,6 +35,25 @@ def home(request: HttpRequest) -> HttpResponse:
 def project_list(request: HttpRequest) -> HttpResponse:
     memberships = selectors.projects_for_user(user=request.user)
     return render(request, "feedback/project_list.html", {"memberships": memberships})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.OWNER)
+    project = membership.project
+    status = 200
+    if request.method == "POST":
+        form = ProjectSettingsForm(request.POST)
+        if form.is_valid():
+            services.project_settings_update(project=project, **form.settings())
+            messages.success(request, "Settings saved.")
+            return redirect("feedback:project_settings", slug=slug)
+        status = 400
+    else:
+        form = ProjectSettingsForm.for_project(project)
+    context = {"membership": membership, "project": project, "form": form}
+    return render(request, "feedback/project_settings.html", context, status=status)
 
 
 @require_GET

@@ -163,3 +163,66 @@ def test_revoke_needs_post(client: Client, project: Project) -> None:
     login(client, project, "owner")
 
     assert client.get("/projects/acme/api-keys/1/revoke/").status_code == 405
+
+
+def test_owner_changes_project_settings(client: Client, project: Project) -> None:
+    login(client, project, "owner")
+    form = {
+        "name": "Acme Help",
+        "reaction_set": "love, fire, meh",
+        "positive_reactions": "love, fire",
+        "negative_reactions": "meh",
+        "allow_images": "on",
+        "followup_hours": "48",
+        "exposure_minutes": "10",
+        "feedback_rate_per_minute": "5",
+        "reactions_per_day": "50",
+    }
+
+    response = client.post("/projects/acme/settings/", form)
+
+    project.refresh_from_db()
+    assert response.status_code == 302
+    assert project.reaction_set == ["love", "fire", "meh"]
+    assert project.allow_images is True
+    assert project.followup_delay.total_seconds() == 48 * 3600
+    assert project.feedback_rate_per_minute == 5
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("reaction_set", "love, Love!", "Not a reaction name"),
+        ("positive_reactions", "love, wow", "Not in the reaction set"),
+        ("negative_reactions", "love", "Both positive and negative"),
+        ("feedback_rate_per_minute", "0", "greater than or equal to 1"),
+    ],
+)
+def test_bad_settings_are_refused_inline(
+    client: Client, project: Project, field: str, value: str, message: str
+) -> None:
+    login(client, project, "owner")
+    form = {
+        "name": "Acme",
+        "reaction_set": "love, like",
+        "positive_reactions": "love",
+        "negative_reactions": "",
+        "followup_hours": "24",
+        "exposure_minutes": "30",
+        "feedback_rate_per_minute": "60",
+        "reactions_per_day": "200",
+        field: value,
+    }
+
+    response = client.post("/projects/acme/settings/", form)
+
+    project.refresh_from_db()
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert project.name == "acme".title()
+
+
+def test_settings_are_for_owners(client: Client, project: Project) -> None:
+    login(client, project, "researcher")
+
+    assert client.get("/projects/acme/settings/").status_code == 403
