@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from feedback.models import Answer, Membership, Project, Stage
+from feedback.models import Answer, Exposure, Membership, Project, Reaction, Stage
 from feedback.services import api_key_authenticate
 from tests.factories import answer_payload
 
@@ -91,6 +91,9 @@ def test_seed_demo_creates_users_for_each_role_and_traced_answers() -> None:
     assert Answer.objects.filter(project=project).count() == 36
     assert Stage.objects.filter(answer__project=project).count() == 36 * 3
     assert "0 new answers" in output
+    assert "0 new events" in output
+    assert set(Reaction.objects.values_list("source", flat=True)) == {"simulated"}
+    assert Exposure.objects.filter(project=project).count() > Reaction.objects.count() > 0
 
 
 @pytest.mark.django_db

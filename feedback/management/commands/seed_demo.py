@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from feedback.demo_data import demo_answers
 from feedback.models import Role
-from feedback.services import answers_ingest, member_set, project_create
+from feedback.services import answers_ingest, feedback_record, member_set, project_create
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (demo logins are printed on purpose)
 DEMO_USERS = {
@@ -13,6 +13,46 @@ DEMO_USERS = {
     "annotator": Role.ANNOTATOR,
     "rater": Role.RATER,
 }
+
+
+VIEWERS = 12
+
+
+def demo_feedback() -> list[dict[str, Any]]:
+    """Simulated viewers (source "simulated", never mistaken for people) who saw every answer
+    and reacted to some: better answers (larger model, newer version) get more love."""
+    events: list[dict[str, Any]] = []
+    answers = demo_answers()
+    for v in range(VIEWERS):
+        viewer = f"demo-viewer-{v + 1}"
+        for i, answer in enumerate(answers):
+            if (i + v) % 3:
+                continue  # each viewer sees a third of the answers
+            external_id = answer["external_id"]
+            base = {"answer": external_id, "user_ref": viewer}
+            events.append(
+                {**base, "event_id": f"demo:{viewer}:{external_id}:seen", "type": "exposure"}
+            )
+            score = (i * 7 + v * 5) % 10 + (3 if answer["model_version"] == "2" else 0)
+            if score >= 9:
+                events.append(
+                    {
+                        **base,
+                        "event_id": f"demo:{viewer}:{external_id}:love",
+                        "type": "reaction",
+                        "reaction": "love",
+                    }
+                )
+            elif score <= 1:
+                events.append(
+                    {
+                        **base,
+                        "event_id": f"demo:{viewer}:{external_id}:dislike",
+                        "type": "reaction",
+                        "reaction": "dislike",
+                    }
+                )
+    return events
 
 
 class Command(BaseCommand):
@@ -28,6 +68,9 @@ class Command(BaseCommand):
         if errors:
             self.stderr.write(f"demo answers with errors: {[r.errors for r in errors]}")
         self.stdout.write(f"Demo project 'demo': {created} new answers, {len(results)} in all.")
+        recorded = feedback_record(project=project, items=demo_feedback(), source="simulated")
+        new_events = sum(r.status == "created" for r in recorded)
+        self.stdout.write(f"Simulated feedback: {new_events} new events, {len(recorded)} in all.")
         self.stdout.write("Demo logins (password for all: " + DEMO_PASSWORD + "):")
         for username, role in DEMO_USERS.items():
             self.stdout.write(f"  {username:<11} {role.label}")
