@@ -4,6 +4,7 @@ render. Errors leave through `feedback.api_support.exception_handler`."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,34 @@ ERRORS = {
 }
 
 
+def batch_items(body: Any, key: str) -> list[Any]:
+    """The items of a batch body `{key: [...]}`: a non-empty list of at most API_MAX_BATCH."""
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(f'Send {{"{key}": [...]}}.', {key: ["Must be a non-empty list."]})
+    if len(items) > settings.API_MAX_BATCH:
+        raise InvalidInput(
+            f"A batch holds at most {settings.API_MAX_BATCH} {key}.",
+            {key: [f"Must contain at most {settings.API_MAX_BATCH} items."]},
+        )
+    return items
+
+
+def batch_response(results: Sequence[services.IngestResult | services.FeedbackResult]) -> Response:
+    """A result per item, the totals, and 201 when anything was created."""
+    created = sum(r.status == "created" for r in results)
+    duplicates = sum(r.status == "duplicate" for r in results)
+    return Response(
+        {
+            "results": [r.as_dict() for r in results],
+            "created": created,
+            "duplicates": duplicates,
+            "errors": len(results) - created - duplicates,
+        },
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
 class AnswerIngestApi(APIView):
     @extend_schema(
         operation_id="answers_ingest",
@@ -52,18 +81,7 @@ class AnswerIngestApi(APIView):
         project = project_for(request, Scope.INGEST)
         body: Any = request.data
         if isinstance(body, dict) and "answers" in body:
-            items = body["answers"]
-            if not isinstance(items, list) or not items:
-                raise InvalidInput(
-                    "`answers` must be a non-empty list.",
-                    {"answers": ["Must be a non-empty list."]},
-                )
-            if len(items) > settings.API_MAX_BATCH:
-                raise InvalidInput(
-                    f"A batch holds at most {settings.API_MAX_BATCH} answers.",
-                    {"answers": [f"Must contain at most {settings.API_MAX_BATCH} items."]},
-                )
-            single = False
+            items, single = batch_items(body, "answers"), False
         elif isinstance(body, dict):
             items, single = [body], True
         else:
@@ -75,17 +93,7 @@ class AnswerIngestApi(APIView):
         results = services.answers_ingest(project=project, items=items)
         if single and results[0].status == "error":
             raise InvalidInput("The answer has invalid fields.", results[0].errors)
-        created = sum(r.status == "created" for r in results)
-        duplicates = sum(r.status == "duplicate" for r in results)
-        return Response(
-            {
-                "results": [r.as_dict() for r in results],
-                "created": created,
-                "duplicates": duplicates,
-                "errors": len(results) - created - duplicates,
-            },
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return batch_response(results)
 
 
 def answer_as_dict(answer: Answer) -> dict[str, Any]:
@@ -194,31 +202,14 @@ class FeedbackApi(APIView):
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.FEEDBACK)
         body: Any = request.data
-        items = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise InvalidInput('Send {"events": [...]}.', {"events": ["Must be a non-empty list."]})
-        if len(items) > settings.API_MAX_BATCH:
-            raise InvalidInput(
-                f"A batch holds at most {settings.API_MAX_BATCH} events.",
-                {"events": [f"Must contain at most {settings.API_MAX_BATCH} items."]},
-            )
+        items = batch_items(body, "events")
         results = services.feedback_record(project=project, items=items, source=Source.API)
         if all(r.limit == "rate_limited" for r in results):
             raise Throttled(
                 wait=services.feedback.RATE_WINDOW.total_seconds(),
                 detail="Too much feedback from these viewers; retry later.",
             )
-        created = sum(r.status == "created" for r in results)
-        duplicates = sum(r.status == "duplicate" for r in results)
-        return Response(
-            {
-                "results": [r.as_dict() for r in results],
-                "created": created,
-                "duplicates": duplicates,
-                "errors": len(results) - created - duplicates,
-            },
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return batch_response(results)
 
     @extend_schema(
         operation_id="feedback_list",

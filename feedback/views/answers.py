@@ -9,6 +9,7 @@ double submit is recorded once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -18,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
@@ -70,12 +72,6 @@ def _error_text(result: FeedbackResult) -> str:
     return " ".join(m for messages_ in (result.errors or {}).values() for m in messages_)
 
 
-def _with_retry_after(response: HttpResponse, result: FeedbackResult) -> HttpResponse:
-    if result.limit == "rate_limited":
-        response["Retry-After"] = str(int(RATE_WINDOW.total_seconds()))
-    return response
-
-
 # --- the answers list --------------------------------------------------------------------------
 
 
@@ -112,7 +108,7 @@ def answer_list(request: HttpRequest, slug: str) -> HttpResponse:
             *selectors.REACTION_FILTERS.items(),
             *((kind, f"With {kind}") for kind in project.reaction_set),
         ],
-        "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
+        "filter_query": urlencode(query),
         "emoji": REACTION_EMOJI,
     }
     template = "feedback/answer_list.html"
@@ -221,6 +217,39 @@ def _answer_url(answer: Answer) -> str:
     return reverse("feedback:answer_detail", args=[answer.project.slug, answer.external_id])
 
 
+def _record_one(request: HttpRequest, membership: Membership, **event: Any) -> FeedbackResult:
+    """One browser event for the signed-in viewer, with the form's event_id (double submits
+    are duplicates) or a new one."""
+    event["event_id"] = request.POST.get("event_id") or _new_event_id()
+    return services.feedback_record(
+        project=membership.project, items=[event], source="browser", viewer=viewer_of(request)
+    )[0]
+
+
+def _feedback_response(
+    request: HttpRequest,
+    result: FeedbackResult,
+    *,
+    partial: str,
+    context_for: Callable[[bool], dict[str, Any]],
+    redirect_to: str,
+    thanks: str = "",
+) -> HttpResponse:
+    """Without htmx: a message and a redirect back (the page works without JavaScript). With
+    htmx: the partial, rendered for success or failure, with the failure's status code."""
+    ok = result.status != "error"
+    if not _is_htmx(request):
+        if not ok:
+            messages.error(request, _error_text(result))
+        elif thanks:
+            messages.success(request, thanks)
+        return redirect(redirect_to)
+    response = render(request, partial, context_for(ok), status=_result_status(result))
+    if result.limit == "rate_limited":
+        response["Retry-After"] = str(int(RATE_WINDOW.total_seconds()))
+    return response
+
+
 @require_POST
 @login_required
 def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -229,8 +258,7 @@ def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     viewer = viewer_of(request)
     kind = request.POST.get("reaction", "")
     if kind not in membership.project.reaction_set:
-        message, status = "Unknown reaction.", 400
-        result = None
+        result = FeedbackResult(0, "error", errors={"reaction": ["Unknown reaction."]})
     else:
         result = services.reaction_toggle(
             project=membership.project,
@@ -239,20 +267,15 @@ def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             kind=kind,
             event_id=request.POST.get("event_id") or _new_event_id(),
         )
-        message, status = (_error_text(result), _result_status(result))
-        if result.status == "duplicate":
-            message = ""
-    if not _is_htmx(request):
-        if status != 200:
-            messages.error(request, message)
-        return redirect(_answer_url(answer))
-    response = render(
+    return _feedback_response(
         request,
-        "feedback/answer_detail.html#reaction-bar",
-        _bar_context(membership, answer, viewer, message=message if status != 200 else ""),
-        status=status,
+        result,
+        partial="feedback/answer_detail.html#reaction-bar",
+        context_for=lambda ok: _bar_context(
+            membership, answer, viewer, message="" if ok else _error_text(result)
+        ),
+        redirect_to=_answer_url(answer),
     )
-    return _with_retry_after(response, result) if result else response
 
 
 @require_POST
@@ -261,32 +284,20 @@ def answer_critique(request: HttpRequest, slug: str, external_id: str) -> HttpRe
     membership = membership_or_404(request, slug)
     answer = _answer_or_404(membership, external_id)
     values = {key: request.POST.get(key, "") for key in ("text", "quote", "category")}
-    result = services.feedback_record(
-        project=membership.project,
-        items=[
-            {
-                "event_id": request.POST.get("event_id") or _new_event_id(),
-                "type": "critique",
-                "answer": answer.external_id,
-                **values,
-            }
-        ],
-        source="browser",
-        viewer=viewer_of(request),
-    )[0]
-    status = _result_status(result)
-    if status == 200:
-        context = _critique_context(membership, answer, message="Thanks: your critique was sent.")
-    else:
-        context = _critique_context(membership, answer, values=values, errors=result.errors)
-    if not _is_htmx(request):
-        if status == 200:
-            messages.success(request, context["critique_message"])
-            return redirect(_answer_url(answer))
-        messages.error(request, _error_text(result))
-        return redirect(_answer_url(answer))
-    response = render(request, "feedback/answer_detail.html#critique-form", context, status=status)
-    return _with_retry_after(response, result)
+    result = _record_one(request, membership, type="critique", answer=answer.external_id, **values)
+    thanks = "Thanks: your critique was sent."
+    return _feedback_response(
+        request,
+        result,
+        partial="feedback/answer_detail.html#critique-form",
+        context_for=lambda ok: (
+            _critique_context(membership, answer, message=thanks)
+            if ok
+            else _critique_context(membership, answer, values=values, errors=result.errors)
+        ),
+        redirect_to=_answer_url(answer),
+        thanks=thanks,
+    )
 
 
 @require_POST
@@ -303,36 +314,29 @@ def answer_followup(request: HttpRequest, slug: str, external_id: str) -> HttpRe
             0, "error", errors={"outcome": ["There is no follow-up to answer for this answer."]}
         )
     else:
-        result = services.feedback_record(
-            project=membership.project,
-            items=[
-                {
-                    "event_id": request.POST.get("event_id") or _new_event_id(),
-                    "type": "followup",
-                    "answer": answer.external_id,
-                    "outcome": outcome if outcome in OUTCOMES else None,
-                    "text": request.POST.get("text", ""),
-                }
-            ],
-            source="browser",
-            viewer=viewer,
-        )[0]
-    status = _result_status(result)
-    if not _is_htmx(request):
-        if status == 200:
-            messages.success(request, "Thanks for telling us.")
-        else:
-            messages.error(request, _error_text(result))
-        return redirect(_answer_url(answer))
-    context = _followup_context(
-        membership,
-        answer,
-        viewer,
-        errors=result.errors if status != 200 else None,
-        message="Thanks for telling us." if status == 200 else "",
+        result = _record_one(
+            request,
+            membership,
+            type="followup",
+            answer=answer.external_id,
+            outcome=outcome if outcome in OUTCOMES else None,
+            text=request.POST.get("text", ""),
+        )
+    thanks = "Thanks for telling us."
+    return _feedback_response(
+        request,
+        result,
+        partial="feedback/answer_detail.html#followup",
+        context_for=lambda ok: _followup_context(
+            membership,
+            answer,
+            viewer,
+            errors=None if ok else result.errors,
+            message=thanks if ok else "",
+        ),
+        redirect_to=_answer_url(answer),
+        thanks=thanks,
     )
-    response = render(request, "feedback/answer_detail.html#followup", context, status=status)
-    return _with_retry_after(response, result)
 
 
 # --- comparisons -------------------------------------------------------------------------------
@@ -381,27 +385,25 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def compare_submit(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    result = services.feedback_record(
-        project=membership.project,
-        items=[
-            {
-                "event_id": request.POST.get("event_id") or _new_event_id(),
-                "type": "comparison",
-                "answer": request.POST.get("answer_a", ""),
-                "other_answer": request.POST.get("answer_b", ""),
-                "winner": request.POST.get("winner"),
-            }
-        ],
-        source="browser",
-        viewer=viewer_of(request),
-    )[0]
-    status = _result_status(result)
-    message = "Thanks: recorded. Here is the next pair." if status == 200 else _error_text(result)
-    if not _is_htmx(request):
-        (messages.success if status == 200 else messages.error)(request, message)
-        return redirect("feedback:compare", slug=slug)
-    context = _compare_context(
-        request, membership, compare_message=message, compare_failed=status != 200
+    result = _record_one(
+        request,
+        membership,
+        type="comparison",
+        answer=request.POST.get("answer_a", ""),
+        other_answer=request.POST.get("answer_b", ""),
+        winner=request.POST.get("winner"),
     )
-    response = render(request, "feedback/compare.html#comparison", context, status=status)
-    return _with_retry_after(response, result)
+    thanks = "Thanks: recorded. Here is the next pair."
+    return _feedback_response(
+        request,
+        result,
+        partial="feedback/compare.html#comparison",
+        context_for=lambda ok: _compare_context(
+            request,
+            membership,
+            compare_message=thanks if ok else _error_text(result),
+            compare_failed=not ok,
+        ),
+        redirect_to=reverse("feedback:compare", args=[slug]),
+        thanks=thanks,
+    )
