@@ -6,8 +6,9 @@ What is compared
       reaction drawn from love/like/dislike/laugh and a viewer (`user_ref`) taken round-robin
       from `--viewers` distinct ones, so no viewer comes near the project's limits (60 feedback
       events a minute, 200 reactions a day). A 2xx answer counts; anything else is an error.
-    * healthz: `GET /healthz` (a database query, the heartbeat row and a broker ping): the
-      cheapest request of the web process that still touches PostgreSQL and Redis. 200 counts.
+    * healthz: `GET /healthz` (`SELECT 1`, the newest heartbeat row, a broker connection and
+      ping): the baseline, a request through the same middleware that touches PostgreSQL and
+      Redis but writes nothing. 200 counts.
 
 Both run against the real web process: gunicorn with `platform/gunicorn.conf.py` and the
 production settings (DEBUG off, a SECRET_KEY, no SSL redirect; access log to /dev/null), started
@@ -25,6 +26,12 @@ Phases, each `--warmup` seconds (not counted) followed by `--seconds` measured s
        at a fixed rate spread over the clients (`--open-threads` per process), and the latency
        of each is measured from its scheduled send time, so a stalled server is charged for the
        requests that queued behind it (no coordinated omission).
+
+Under every phase a second line says where the CPU went, from /proc: CPU ms per request sent
+of the gunicorn workers and of their PostgreSQL backends, the cores the load generator used, and
+the cores everything else on the machine used (Redis, and other people's jobs: when that is high
+the throughputs are low and noisy). The CPU per request moves less with such noise than the
+throughput does; its healthz/reaction quotient is printed as a cross-check of the ratio.
 
 Afterwards the recorded feedback events are counted (one per 2xx reaction) and the most
 events any viewer got is printed. The target: ratio >= 0.4, and at half the maximal reaction
@@ -48,6 +55,7 @@ Run from the project root:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import math
 import multiprocessing
@@ -59,12 +67,20 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import orjson
 import psycopg
 
 # The sibling benchmark owns the setup both share: settings, database, gunicorn.
-from ingest import DEFAULT_DATABASE_URL, ensure_database, gunicorn, manage, server_env
+from ingest import (
+    DEFAULT_DATABASE_URL,
+    child_pids,
+    ensure_database,
+    gunicorn,
+    manage,
+    server_env,
+)
 
 PROJECT_SLUG = "bench-react"
 REACTIONS = ("love", "like", "dislike", "laugh")
@@ -144,6 +160,79 @@ def feedback_counts(database_url: str, project_id: int) -> tuple[int, int, int]:
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+# --- where the CPU went (Linux /proc; everything runs on this machine) -------------------------
+
+
+def process_ticks(pid: int) -> int | None:
+    """utime + stime of a process in clock ticks; None when it is gone or not readable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+
+
+def machine_busy_ticks() -> int:
+    """Ticks all CPUs spent on anything but idle and iowait since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(values) - values[3] - values[4]
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    machine: int
+    web: dict[int, int]  # gunicorn workers
+    postgres: dict[int, int]  # the backends of the bench database (the workers' connections)
+
+
+def cpu_snapshot(database_url: str) -> CpuSnapshot:
+    masters = [
+        pid
+        for pid in child_pids(os.getpid())
+        if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+        ]
+
+    def ticks(pids: list[int]) -> dict[int, int]:
+        return {pid: t for pid in pids if (t := process_ticks(pid)) is not None}
+
+    web = ticks([pid for master in masters for pid in child_pids(master)])
+    return CpuSnapshot(time.monotonic(), machine_busy_ticks(), web, ticks(backends))
+
+
+@dataclass
+class CpuSpent:
+    """CPU seconds spent between two snapshots. A process that ended in between (a gunicorn
+    worker recycled by max_requests) loses its last ticks: the figures are floors."""
+
+    seconds: float
+    machine: float
+    web: float
+    postgres: float
+
+    @classmethod
+    def between(cls, before: CpuSnapshot, after: CpuSnapshot) -> CpuSpent:
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def spent(start: dict[int, int], end: dict[int, int]) -> float:
+            return sum(t - start.get(pid, 0) for pid, t in end.items()) / tick
+
+        return cls(
+            after.at - before.at,
+            (after.machine - before.machine) / tick,
+            spent(before.web, after.web),
+            spent(before.postgres, after.postgres),
+        )
 
 
 # --- the HTTP client -------------------------------------------------------------------------
@@ -362,11 +451,11 @@ class Result:
     name: str
     seconds: float
     tally: Tally
-    elapsed: float  # warm-up, measured seconds and the last answers
+    cpu: CpuSpent  # over the whole phase, warm-up included
 
-    @property
-    def client_cores(self) -> float:
-        return self.tally.cpu_seconds / self.elapsed
+    def server_ms(self) -> float:
+        """CPU of the web workers and their PostgreSQL backends per request sent."""
+        return (self.cpu.web + self.cpu.postgres) / max(1, self.tally.sent) * 1000
 
     @property
     def rps(self) -> float:
@@ -380,15 +469,23 @@ class Result:
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000
 
     def line(self) -> str:
+        sent_ms = max(1, self.tally.sent) / 1000
+        # Redis (pinged by /healthz) counts as "everything else", as do other people's jobs.
+        others = max(
+            0.0, self.cpu.machine - self.cpu.web - self.cpu.postgres - self.tally.cpu_seconds
+        )
         return (
             f"  {self.name:<34} {self.rps:8.1f} req/s   p50 {self.percentile_ms(0.50):7.2f} ms"
             f"   p99 {self.percentile_ms(0.99):7.2f} ms   errors {self.tally.errors}"
-            f"   (measured {len(self.tally.latencies)}, sent {self.tally.sent}; "
-            f"client CPU {self.client_cores:.2f} cores)"
+            f"   (measured {len(self.tally.latencies)}, sent {self.tally.sent})\n"
+            f"  {'':<34} CPU per request: gunicorn {self.cpu.web / sent_ms:.2f} ms, "
+            f"postgres {self.cpu.postgres / sent_ms:.2f} ms; load generator "
+            f"{self.tally.cpu_seconds / self.cpu.seconds:.2f} cores, everything else on the "
+            f"machine {others / self.cpu.seconds:.2f} cores"
         )
 
 
-def run_phase(name: str, load: Load, *, warmup: float, seconds: float) -> Result:
+def run_phase(name: str, load: Load, *, warmup: float, seconds: float, database_url: str) -> Result:
     """Run `load` in its client processes from a common start; the merged tally."""
     start_at = time.monotonic() + START_DELAY_SECONDS
     load = replace(
@@ -398,12 +495,15 @@ def run_phase(name: str, load: Load, *, warmup: float, seconds: float) -> Result
         end_at=start_at + warmup + seconds,
     )
     with multiprocessing.get_context("fork").Pool(load.processes) as pool:
-        tallies = pool.starmap(run_load, [(load, p) for p in range(load.processes)])
-    elapsed = time.monotonic() - start_at
+        pending = pool.starmap_async(run_load, [(load, p) for p in range(load.processes)])
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        before = cpu_snapshot(database_url)
+        tallies = pending.get()
+        after = cpu_snapshot(database_url)
     total = Tally()
     for tally in tallies:
         total.merge(tally)
-    return Result(name, seconds, total, elapsed)
+    return Result(name, seconds, total, CpuSpent.between(before, after))
 
 
 def parse_args() -> argparse.Namespace:
@@ -467,14 +567,14 @@ def main() -> None:
             viewers=args.viewers,
             processes=args.processes,
         )
-        timing = {"warmup": args.warmup, "seconds": args.seconds}
+        phase = functools.partial(
+            run_phase, warmup=args.warmup, seconds=args.seconds, database_url=database_url
+        )
         print("closed loop (each client sends again as soon as it has its answer):", flush=True)
         closed = replace(base, threads=threads, run_tag=f"{run_tag}-closed")
-        reaction = run_phase(f"reaction POST {FEEDBACK_PATH}", closed, **timing)
+        reaction = phase(f"reaction POST {FEEDBACK_PATH}", closed)
         print(reaction.line(), flush=True)
-        health = run_phase(
-            f"healthz GET {HEALTHZ_PATH}", replace(closed, endpoint="healthz"), **timing
-        )
+        health = phase(f"healthz GET {HEALTHZ_PATH}", replace(closed, endpoint="healthz"))
         print(health.line(), flush=True)
 
         rate = reaction.rps / 2
@@ -490,7 +590,7 @@ def main() -> None:
             run_tag=f"{run_tag}-open",
             viewer_offset=reaction.tally.sent,
         )
-        open_loop = run_phase(f"reaction POST {FEEDBACK_PATH}", opened, **timing)
+        open_loop = phase(f"reaction POST {FEEDBACK_PATH}", opened)
         print(open_loop.line(), flush=True)
 
     events, reactions, most = feedback_counts(database_url, project_id)
@@ -503,6 +603,12 @@ def main() -> None:
         for sample in result.tally.samples:
             print(f"  error sample ({result.name}): {sample}")
 
+    print(
+        f"server CPU (gunicorn + postgres) per request: reaction {reaction.server_ms():.2f} ms, "
+        f"healthz {health.server_ms():.2f} ms; their inverse ratio "
+        f"{health.server_ms() / reaction.server_ms():.3f} is what the ratio tends to when the "
+        "server's CPU is the only limit"
+    )
     ratio = reaction.rps / health.rps
     p99 = open_loop.percentile_ms(0.99)
     errors = sum(r.tally.errors for r in (reaction, health, open_loop))

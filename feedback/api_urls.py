@@ -5,5 +5,6 @@ from feedback import apis
 urlpatterns = [
     path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
     path("feedback", apis.FeedbackApi.as_view(), name="api-feedback"),
+    path("datasets/<str:name>.jsonl", apis.DatasetExportApi.as_view(), name="api-dataset"),
     path("answers/<path:external_id>", apis.AnswerDetailApi.as_view(), name="api-answer-detail"),
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,11 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import events, schemas, selectors, services
+from feedback import datasets, events, schemas, selectors, services
 from feedback.api_support import InvalidInput
 from feedback.auth import project_for
 from feedback.ingest import parse_timestamp
-from feedback.models import Answer, FeedbackEvent, Scope, Source
+from feedback.models import Answer, ApiKey, FeedbackEvent, Scope, Source
 
 ERRORS = {
     400: OpenApiResponse(schemas.ErrorSerializer, description="Invalid input; fields named."),
@@ -121,7 +123,7 @@ def answer_as_dict(answer: Answer) -> dict[str, Any]:
             }
             for s in answer.stages.all()
         ],
-        "feedback_counts": {"exposures": answer.exposure_count},  # type: ignore[attr-defined]
+        "feedback_counts": selectors.answer_feedback_counts(answer=answer),
     }
 
 
@@ -154,7 +156,7 @@ def _encode_cursor(last_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("e") or not raw[1:].isdigit():
+        if not raw.startswith("e") or not raw[1:].isdigit() or int(raw[1:]) >= 2**63:
             raise ValueError(cursor)
         return int(raw[1:])
     except (ValueError, UnicodeDecodeError) as error:
@@ -203,7 +205,16 @@ class FeedbackApi(APIView):
         project = project_for(request, Scope.FEEDBACK)
         body: Any = request.data
         items = batch_items(body, "events")
-        results = services.feedback_record(project=project, items=items, source=Source.API)
+        if isinstance(request.auth, ApiKey):
+            results = services.feedback_record(project=project, items=items, source=Source.API)
+        else:
+            # A signed-in person speaks for themselves only, whatever user_ref says.
+            results = services.feedback_record(
+                project=project,
+                items=items,
+                source=Source.BROWSER,
+                viewer=f"user:{request.user.pk}",
+            )
         if all(r.limit == "rate_limited" for r in results):
             raise Throttled(
                 wait=services.feedback.RATE_WINDOW.total_seconds(),
@@ -234,15 +245,11 @@ class FeedbackApi(APIView):
         event_type = params.get("type")
         if event_type is not None and event_type not in events.EVENT_TYPES:
             fields["type"] = [f"Must be one of: {', '.join(events.EVENT_TYPES)}."]
-        since = None
-        if "since" in params:
-            since, error = parse_timestamp(params["since"], now=timezone.now())
-            if error:
-                fields["since"] = [error]
+        since = _time_param(params, "since", fields)
         limit = FEEDBACK_PAGE_DEFAULT
         if "limit" in params:
             raw = params["limit"]
-            if not raw.isdigit() or not 1 <= int(raw) <= FEEDBACK_PAGE_MAX:
+            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= FEEDBACK_PAGE_MAX:
                 fields["limit"] = [f"Must be an integer from 1 to {FEEDBACK_PAGE_MAX}."]
             else:
                 limit = int(raw)
@@ -259,3 +266,68 @@ class FeedbackApi(APIView):
         )
         next_cursor = _encode_cursor(page[-1].pk) if len(page) == limit else None
         return Response({"results": [event_as_dict(e) for e in page], "next": next_cursor})
+
+
+def _time_param(params: Any, name: str, fields: dict[str, list[str]]) -> datetime | None:
+    """An optional date-time query parameter; a problem is added to `fields`."""
+    if name not in params:
+        return None
+    value, error = parse_timestamp(params[name], now=None, allow_future=True)
+    if error:
+        fields[name] = [error]
+    return value
+
+
+class DatasetExportApi(APIView):
+    @extend_schema(
+        operation_id="datasets_stream",
+        summary="Stream a dataset as JSON Lines",
+        parameters=[
+            OpenApiParameter("name", str, OpenApiParameter.PATH, enum=sorted(datasets.DATASETS)),
+            OpenApiParameter(
+                "form",
+                str,
+                enum=list(datasets.FORMS),
+                description="Prompts as [{role, content}] (default) or plain text.",
+            ),
+            OpenApiParameter("model", str),
+            OpenApiParameter("model_version", str),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Feedback at ≥ since."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Feedback at < until."),
+        ],
+        responses={
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
+            404: OpenApiResponse(schemas.ErrorSerializer, description="No such dataset."),
+        },
+        description=(
+            "One JSON object per line, written as the database produces them (constant memory). "
+            + " ".join(f"`{d.name}`: {d.description}." for d in datasets.DATASETS.values())
+        ),
+    )
+    def get(self, request: Request, name: str) -> StreamingHttpResponse:
+        project = project_for(request, Scope.EXPORT)
+        dataset = datasets.DATASETS.get(name)
+        if dataset is None:
+            raise NotFound(
+                f"No dataset {name!r}; there are {', '.join(sorted(datasets.DATASETS))}."
+            )
+        params = request.query_params
+        fields: dict[str, list[str]] = {}
+        form = params.get("form", "conversational")
+        if form not in datasets.FORMS:
+            fields["form"] = [f"Must be one of: {', '.join(datasets.FORMS)}."]
+        filters = datasets.Filters(
+            model=params.get("model") or None,
+            model_version=params.get("model_version") or None,
+            since=_time_param(params, "since", fields),
+            until=_time_param(params, "until", fields),
+        )
+        if fields:
+            raise InvalidInput("Invalid query parameters.", fields)
+        rows = dataset.rows(project, filters, form, timezone.now())
+        response = StreamingHttpResponse(
+            datasets.jsonl_chunks(rows), content_type="application/x-ndjson"
+        )
+        response["Content-Disposition"] = f'inline; filename="{project.slug}-{name}.jsonl"'
+        return response

@@ -26,8 +26,11 @@ MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 STAGE_KINDS = ("decomposition", "retrieval", "rerank", "generation", "tool", "other")
 # Clocks drift: a timestamp this far in the future is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 Errors = dict[str, list[str]]
+UNSTORABLE = "Must not contain NUL characters or nest deeper than 250 levels."
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,12 @@ class ValidAnswer:
 
 
 def _json(value: Any) -> str | None:
-    """Serialise for a JSON column; None when PostgreSQL can't store it (a NUL character)."""
-    encoded = orjson.dumps(value)
+    """Serialise for a JSON column; None when it can't be stored (a NUL character, which
+    PostgreSQL refuses, or nesting deeper than the serialiser goes)."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return None
     if b"\\u0000" in encoded:
         return None
     return encoded.decode()
@@ -88,19 +95,33 @@ def _string(
     return value
 
 
-def parse_timestamp(value: Any, *, now: datetime) -> tuple[datetime | None, str | None]:
-    """An ISO 8601 time with a UTC offset, not in the future. Returns (time, error)."""
+def _identifier(errors: Errors, field: str, value: Any) -> str:
+    """An id that also appears in URLs: no control characters."""
+    text = _string(errors, field, value, max_length=MAX_ID_LENGTH, required=True)
+    if field not in errors and any(ord(c) < 32 or ord(c) == 127 for c in text):
+        errors[field] = ["Must not contain control characters (newlines, tabs, ...)."]
+    return text
+
+
+def parse_timestamp(
+    value: Any, *, now: datetime | None, allow_future: bool = False
+) -> tuple[datetime | None, str | None]:
+    """An ISO 8601 time with a UTC offset, from 1900 on and, unless `allow_future`, not in the
+    future. Returns (time, error)."""
     if not isinstance(value, str):
         return None, "Must be an ISO 8601 date-time string."
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return None, "Must include a UTC offset, e.g. Z or +02:00."
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None, "Must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z."
-    if parsed.tzinfo is None:
-        return None, "Must include a UTC offset, e.g. Z or +02:00."
-    if parsed > now + CLOCK_SKEW:
+    if not EARLIEST <= parsed <= LATEST:
+        return None, f"Must be between {EARLIEST.year} and {LATEST.year}."
+    if not allow_future and now is not None and parsed > now + CLOCK_SKEW:
         return None, "Must not be in the future."
-    return parsed.astimezone(UTC), None
+    return parsed, None
 
 
 def _prompt(errors: Errors, value: Any) -> str:
@@ -235,9 +256,9 @@ def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
             _stage_output_errors(errors, f"{path}.output", kind, output)
         input_json, output_json = _json(stage_input), _json(output)
         if input_json is None:
-            errors[f"{path}.input"] = ["Must not contain NUL characters."]
+            errors[f"{path}.input"] = [UNSTORABLE]
         if output_json is None:
-            errors[f"{path}.output"] = ["Must not contain NUL characters."]
+            errors[f"{path}.output"] = [UNSTORABLE]
         stages.append(
             ValidStage(position, kind, name, parent, input_json or "{}", output_json or "{}")
         )
@@ -253,9 +274,7 @@ def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:
     if not isinstance(item, dict):
         return {"non_field_errors": ["Each answer must be a JSON object."]}
     errors: Errors = {}
-    external_id = _string(
-        errors, "external_id", item.get("external_id"), max_length=MAX_ID_LENGTH, required=True
-    )
+    external_id = _identifier(errors, "external_id", item.get("external_id"))
     prompt_json = _prompt(errors, item.get("prompt"))
     response = _string(
         errors,
@@ -287,7 +306,7 @@ def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:
         else:
             metadata_json = _json(metadata)
             if metadata_json is None:
-                errors["metadata"] = ["Must not contain NUL characters."]
+                errors["metadata"] = [UNSTORABLE]
     created_at = None
     if item.get("created_at") is not None:
         created_at, error = parse_timestamp(item["created_at"], now=now)

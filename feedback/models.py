@@ -55,6 +55,8 @@ class Project(models.Model):
     exposure_window = models.DurationField(default=timedelta(minutes=30))
     feedback_rate_per_minute = models.PositiveIntegerField(default=60)
     reactions_per_day = models.PositiveIntegerField(default=200)
+    # P[Love]: an exposure is positive when a Love reaction follows within this window.
+    love_window = models.DurationField(default=timedelta(hours=24))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

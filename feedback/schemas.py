@@ -181,6 +181,16 @@ class StageOutputSerializer(serializers.Serializer[Any]):
     output = serializers.JSONField()
 
 
+class FeedbackCountsSerializer(serializers.Serializer[Any]):
+    exposures = serializers.IntegerField()
+    reactions = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Active, by kind."
+    )
+    critiques = serializers.IntegerField()
+    comparisons = serializers.IntegerField()
+    followups = serializers.DictField(child=serializers.IntegerField(), help_text="By outcome.")
+
+
 class AnswerOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
@@ -195,7 +205,7 @@ class AnswerOutputSerializer(serializers.Serializer[Any]):
     revision_of = serializers.CharField(allow_null=True)
     revisions = serializers.ListField(child=serializers.CharField())
     trace = StageOutputSerializer(many=True)
-    feedback_counts = serializers.DictField(child=serializers.IntegerField())
+    feedback_counts = FeedbackCountsSerializer()
 
 
 class ErrorDetailSerializer(serializers.Serializer[Any]):

@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from feedback.models import (
     Answer,
@@ -49,7 +49,6 @@ def answer_get_detailed(*, project: Project, external_id: str) -> Answer | None:
             Prefetch("stages", queryset=Stage.objects.order_by("position")),
             Prefetch("revisions", queryset=Answer.objects.only("id", "external_id", "revision_of")),
         )
-        .annotate(exposure_count=Count("exposures"))
         .first()
     )
 
@@ -212,3 +211,20 @@ def comparison_pair(
         )
     random.shuffle(pair)
     return pair[0], pair[1]
+
+
+def answer_feedback_counts(*, answer: Answer) -> dict[str, Any]:
+    """What people did with an answer: exposures, active reactions by kind, critiques,
+    comparisons it took part in, follow-up outcomes."""
+    return {
+        "exposures": Exposure.objects.filter(answer=answer).count(),
+        "reactions": reaction_counts(answers=[answer])[answer.pk],
+        "critiques": answer.critiques.count(),
+        "comparisons": Comparison.objects.filter(Q(answer_a=answer) | Q(answer_b=answer)).count(),
+        "followups": dict(
+            FollowUp.objects.filter(answer=answer)
+            .values_list("outcome")
+            .annotate(n=Count("id"))
+            .values_list("outcome", "n")
+        ),
+    }

@@ -4,22 +4,23 @@ from feedback.views import answers, site
 
 app_name = "feedback"
 
-# Actions on an answer come before its page: an external_id may contain slashes.
+# An external_id may contain slashes: actions on an answer sit behind "/-/", which no page
+# of an answer ends with, and come before the page itself.
 urlpatterns = [
     path("", site.project_list, name="project_list"),
     path("<slug:slug>/", answers.answer_list, name="project_detail"),
     path("<slug:slug>/compare/", answers.compare, name="compare"),
     path("<slug:slug>/compare/submit/", answers.compare_submit, name="compare_submit"),
     path(
-        "<slug:slug>/answers/<path:external_id>/react/", answers.answer_react, name="answer_react"
+        "<slug:slug>/answers/<path:external_id>/-/react/", answers.answer_react, name="answer_react"
     ),
     path(
-        "<slug:slug>/answers/<path:external_id>/critique/",
+        "<slug:slug>/answers/<path:external_id>/-/critique/",
         answers.answer_critique,
         name="answer_critique",
     ),
     path(
-        "<slug:slug>/answers/<path:external_id>/followup/",
+        "<slug:slug>/answers/<path:external_id>/-/followup/",
         answers.answer_followup,
         name="answer_followup",
     ),

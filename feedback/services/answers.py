@@ -101,7 +101,8 @@ def _insert_answers(
             a.metadata_json,
             a.created_at or now,
         )
-        for a in answers
+        # Sorted by external_id, so two batches sharing answers lock them in the same order.
+        for a in sorted(answers, key=lambda a: a.external_id)
     ]
     if connection.vendor == "postgresql":
         # One statement for the whole batch: arrays in, the inserted rows' ids out.

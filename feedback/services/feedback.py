@@ -166,12 +166,14 @@ def _apply_limits(
     )
     reactions_today: Counter[str] = Counter()
     if any(e.type == "reaction" for _, e in limited):
+        # By when the server received them: a client's backdated `at` can't dodge the cap.
         reactions_today.update(
             dict(
-                Reaction.objects.filter(
+                FeedbackEvent.objects.filter(
                     project=project,
                     viewer__in=viewers,
-                    created_at__gte=now - REACTION_CAP_WINDOW,
+                    type="reaction",
+                    received_at__gte=now - REACTION_CAP_WINDOW,
                 )
                 .values_list("viewer")
                 .annotate(n=Count("id"))
@@ -230,11 +232,12 @@ def _write(
     now: datetime,
 ) -> set[str]:
     """Insert the events and apply their effects; returns the event_ids that were new."""
+    # Sorted by event_id, so two batches sharing events lock them in the same order.
     inserted = dict(
         insert_ignoring_conflicts(
             "feedback_feedbackevent",
             _EVENT_COLUMNS,
-            [
+            sorted(
                 (
                     project.pk,
                     e.event_id,
@@ -247,7 +250,7 @@ def _write(
                     orjson.dumps(e.data).decode(),
                 )
                 for _, e in events
-            ],
+            ),
             conflict="project_id, event_id",
             returning="event_id, id",
         )

@@ -62,6 +62,20 @@ def _answer_or_404(membership: Membership, external_id: str) -> Answer:
     return answer
 
 
+def _posted_answer(
+    request: HttpRequest, membership: Membership, external_id: str, target_id: str
+) -> Answer | HttpResponse:
+    """The answer a form posts about. A stale page posting after the answer was deleted gets
+    a 404; with htmx, an inline message in place of the form it came from."""
+    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
+    if answer is not None:
+        return answer
+    if not _is_htmx(request):
+        raise Http404("This answer does not exist (any more).")
+    context = {"target_id": target_id, "slug": membership.project.slug}
+    return render(request, "feedback/answer_gone.html", context, status=404)
+
+
 def _result_status(result: FeedbackResult) -> int:
     if result.status != "error":
         return 200
@@ -217,10 +231,15 @@ def _answer_url(answer: Answer) -> str:
     return reverse("feedback:answer_detail", args=[answer.project.slug, answer.external_id])
 
 
+def _form_event_id(request: HttpRequest) -> str:
+    """The event_id of a submitted form (a double submit repeats it), in the viewer's own
+    namespace so one user can't claim another's event ids."""
+    return f"{viewer_of(request)}:{request.POST.get('event_id') or _new_event_id()}"[:255]
+
+
 def _record_one(request: HttpRequest, membership: Membership, **event: Any) -> FeedbackResult:
-    """One browser event for the signed-in viewer, with the form's event_id (double submits
-    are duplicates) or a new one."""
-    event["event_id"] = request.POST.get("event_id") or _new_event_id()
+    """One browser event for the signed-in viewer."""
+    event["event_id"] = _form_event_id(request)
     return services.feedback_record(
         project=membership.project, items=[event], source="browser", viewer=viewer_of(request)
     )[0]
@@ -254,7 +273,9 @@ def _feedback_response(
 @login_required
 def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    answer = _answer_or_404(membership, external_id)
+    answer = _posted_answer(request, membership, external_id, "reaction-bar")
+    if isinstance(answer, HttpResponse):
+        return answer
     viewer = viewer_of(request)
     kind = request.POST.get("reaction", "")
     if kind not in membership.project.reaction_set:
@@ -265,7 +286,7 @@ def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             answer=answer,
             viewer=viewer,
             kind=kind,
-            event_id=request.POST.get("event_id") or _new_event_id(),
+            event_id=_form_event_id(request),
         )
     return _feedback_response(
         request,
@@ -282,7 +303,9 @@ def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
 @login_required
 def answer_critique(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    answer = _answer_or_404(membership, external_id)
+    answer = _posted_answer(request, membership, external_id, "critique-form")
+    if isinstance(answer, HttpResponse):
+        return answer
     values = {key: request.POST.get(key, "") for key in ("text", "quote", "category")}
     result = _record_one(request, membership, type="critique", answer=answer.external_id, **values)
     thanks = "Thanks: your critique was sent."
@@ -304,7 +327,9 @@ def answer_critique(request: HttpRequest, slug: str, external_id: str) -> HttpRe
 @login_required
 def answer_followup(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    answer = _answer_or_404(membership, external_id)
+    answer = _posted_answer(request, membership, external_id, "followup")
+    if isinstance(answer, HttpResponse):
+        return answer
     viewer = viewer_of(request)
     outcome = request.POST.get("outcome", "")
     if not selectors.followup_due(

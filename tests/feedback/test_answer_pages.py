@@ -151,10 +151,10 @@ def test_reaction_click_toggles_and_swaps_only_the_bar(
     client: Client, rater: Any, answer: Any
 ) -> None:
     on = client.post(
-        "/projects/acme/answers/a-1/react/", {"reaction": "love", "event_id": "x1"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/react/", {"reaction": "love", "event_id": "x1"}, headers=HTMX
     )
     off = client.post(
-        "/projects/acme/answers/a-1/react/", {"reaction": "love", "event_id": "x2"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/react/", {"reaction": "love", "event_id": "x2"}, headers=HTMX
     )
 
     on_html = on.content.decode()
@@ -169,10 +169,14 @@ def test_reaction_click_toggles_and_swaps_only_the_bar(
 
 def test_double_submit_of_one_click_toggles_once(client: Client, rater: Any, answer: Any) -> None:
     client.post(
-        "/projects/acme/answers/a-1/react/", {"reaction": "love", "event_id": "same"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/react/",
+        {"reaction": "love", "event_id": "same"},
+        headers=HTMX,
     )
     client.post(
-        "/projects/acme/answers/a-1/react/", {"reaction": "love", "event_id": "same"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/react/",
+        {"reaction": "love", "event_id": "same"},
+        headers=HTMX,
     )
 
     assert Reaction.objects.filter(removed_at__isnull=True).count() == 1
@@ -181,7 +185,7 @@ def test_double_submit_of_one_click_toggles_once(client: Client, rater: Any, ans
 def test_reaction_without_javascript_redirects_back(
     client: Client, rater: Any, answer: Any
 ) -> None:
-    response = client.post("/projects/acme/answers/a-1/react/", {"reaction": "like"})
+    response = client.post("/projects/acme/answers/a-1/-/react/", {"reaction": "like"})
 
     assert response.status_code == 302
     assert response["Location"] == "/projects/acme/answers/a-1/"
@@ -189,7 +193,9 @@ def test_reaction_without_javascript_redirects_back(
 
 
 def test_unknown_reaction_is_an_inline_400(client: Client, rater: Any, answer: Any) -> None:
-    response = client.post("/projects/acme/answers/a-1/react/", {"reaction": "party"}, headers=HTMX)
+    response = client.post(
+        "/projects/acme/answers/a-1/-/react/", {"reaction": "party"}, headers=HTMX
+    )
 
     assert response.status_code == 400
     assert "Unknown reaction." in response.content.decode()
@@ -201,9 +207,11 @@ def test_rate_limited_click_is_429_with_retry_after(
 ) -> None:
     project.feedback_rate_per_minute = 1
     project.save()
-    client.post("/projects/acme/answers/a-1/react/", {"reaction": "love"}, headers=HTMX)
+    client.post("/projects/acme/answers/a-1/-/react/", {"reaction": "love"}, headers=HTMX)
 
-    response = client.post("/projects/acme/answers/a-1/react/", {"reaction": "like"}, headers=HTMX)
+    response = client.post(
+        "/projects/acme/answers/a-1/-/react/", {"reaction": "like"}, headers=HTMX
+    )
 
     assert response.status_code == 429
     assert response["Retry-After"] == "60"
@@ -215,9 +223,13 @@ def test_stale_page_posting_after_the_answer_was_deleted_is_404(
 ) -> None:
     answer.delete()
 
-    response = client.post("/projects/acme/answers/a-1/critique/", {"text": "late"}, headers=HTMX)
+    response = client.post("/projects/acme/answers/a-1/-/critique/", {"text": "late"}, headers=HTMX)
+    without_js = client.post("/projects/acme/answers/a-1/-/react/", {"reaction": "love"})
 
     assert response.status_code == 404
+    assert response.content.decode().lstrip().startswith('<div id="critique-form"')
+    assert "This answer no longer exists" in response.content.decode()
+    assert without_js.status_code == 404
     assert not Critique.objects.exists()
 
 
@@ -229,7 +241,7 @@ def test_another_projects_answer_pages_are_404(
     assert client.get("/projects/rival/answers/secret/").status_code == 404
     assert client.get("/projects/acme/answers/secret/").status_code == 404
     assert (
-        client.post("/projects/rival/answers/secret/react/", {"reaction": "love"}).status_code
+        client.post("/projects/rival/answers/secret/-/react/", {"reaction": "love"}).status_code
         == 404
     )
     assert not FeedbackEvent.objects.exists()
@@ -239,7 +251,7 @@ def test_critique_is_recorded_with_quote_and_category(
     client: Client, rater: Any, answer: Any
 ) -> None:
     response = client.post(
-        "/projects/acme/answers/a-1/critique/",
+        "/projects/acme/answers/a-1/-/critique/",
         {"text": "Which oil?", "quote": "one drop", "category": "incomplete", "event_id": "c1"},
         headers=HTMX,
     )
@@ -261,7 +273,7 @@ def test_bad_critique_is_an_inline_400_keeping_the_text(
     client: Client, rater: Any, answer: Any, text: str, message: str
 ) -> None:
     response = client.post(
-        "/projects/acme/answers/a-1/critique/", {"text": text, "quote": "keep me"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/critique/", {"text": text, "quote": "keep me"}, headers=HTMX
     )
 
     content = response.content.decode()
@@ -280,7 +292,7 @@ def test_followup_is_asked_after_the_projects_delay(
 
     asked = page(client)
     response = client.post(
-        "/projects/acme/answers/a-1/followup/",
+        "/projects/acme/answers/a-1/-/followup/",
         {"outcome": "solved", "text": "Quiet now."},
         headers=HTMX,
     )
@@ -293,7 +305,7 @@ def test_followup_is_asked_after_the_projects_delay(
 
 def test_followup_before_it_is_due_is_refused(client: Client, rater: Any, answer: Any) -> None:
     response = client.post(
-        "/projects/acme/answers/a-1/followup/", {"outcome": "solved"}, headers=HTMX
+        "/projects/acme/answers/a-1/-/followup/", {"outcome": "solved"}, headers=HTMX
     )
 
     assert response.status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 from typing import Any
@@ -243,7 +244,13 @@ def test_detail_returns_trace_revisions_and_counts(api: APIClient, project: Proj
     assert [s["kind"] for s in data["trace"]] == ["decomposition", "retrieval", "generation"]
     assert data["trace"][2]["parent"] == 1
     assert data["revisions"] == ["a-1-rev"]
-    assert data["feedback_counts"] == {"exposures": 0}
+    assert data["feedback_counts"] == {
+        "exposures": 0,
+        "reactions": {},
+        "critiques": 0,
+        "comparisons": 0,
+        "followups": {},
+    }
 
 
 def test_detail_accepts_export_scope_and_refuses_others(project: Project) -> None:
@@ -354,3 +361,80 @@ def test_unmatched_api_urls_answer_json_404(api: APIClient) -> None:
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"created_at": "0001-01-01T00:00:00+01:00"}, "created_at"),
+        ({"created_at": "1850-06-01T00:00:00Z"}, "created_at"),
+        (
+            {"metadata": {"deep": __import__("functools").reduce(lambda a, _: [a], range(300), 1)}},
+            "metadata",
+        ),
+        ({"external_id": "line\nbreak"}, "external_id"),
+        ({"external_id": "tab\there"}, "external_id"),
+    ],
+)
+def test_edge_values_in_a_batch_fail_alone(
+    api: APIClient, overrides: dict[str, Any], field: str
+) -> None:
+    body = {"answers": [{**answer_payload("bad"), **overrides}, answer_payload("good")]}
+
+    # The standard library's encoder, which nests deeper than orjson writes.
+    response = api.post(URL, data=json.dumps(body), content_type="application/json")
+
+    results = response.json()["results"]
+    assert response.status_code == 201
+    assert field in results[0]["errors"]
+    assert results[1]["status"] == "created"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/answers/a%00b", "/api/v1/feedback?answer=%00", "/api/v1/answers/x?project=%00"],
+)
+def test_nul_characters_in_urls_are_400_not_500(api: APIClient, path: str) -> None:
+    response = api.get(path)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_detail_counts_every_kind_of_feedback(api: APIClient, project: Project) -> None:
+    post(api, answer_payload("a-1"))
+    post(api, answer_payload("a-2"))
+    events = [
+        {"event_id": "1", "type": "exposure", "answer": "a-1", "user_ref": "u"},
+        {"event_id": "2", "type": "reaction", "answer": "a-1", "user_ref": "u", "reaction": "love"},
+        {"event_id": "3", "type": "reaction", "answer": "a-1", "user_ref": "v", "reaction": "love"},
+        {"event_id": "4", "type": "critique", "answer": "a-1", "user_ref": "u", "text": "Hm."},
+        {
+            "event_id": "5",
+            "type": "comparison",
+            "answer": "a-2",
+            "user_ref": "u",
+            "other_answer": "a-1",
+            "winner": "tie",
+        },
+        {
+            "event_id": "6",
+            "type": "followup",
+            "answer": "a-1",
+            "user_ref": "u",
+            "outcome": "solved",
+        },
+    ]
+    api.post(
+        "/api/v1/feedback", data=orjson.dumps({"events": events}), content_type="application/json"
+    )
+
+    counts = api.get(f"{URL}/a-1").json()["feedback_counts"]
+
+    assert counts == {
+        "exposures": 1,
+        "reactions": {"love": 2},
+        "critiques": 1,
+        "comparisons": 1,
+        "followups": {"solved": 1},
+    }

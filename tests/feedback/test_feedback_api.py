@@ -317,3 +317,51 @@ def test_concurrent_replays_of_one_event_write_it_once() -> None:
 
     assert sorted(statuses) == ["created", "duplicate"]
     assert Critique.objects.filter(project=project).count() == 1
+
+
+def test_a_signed_in_user_can_only_speak_for_themselves(project: Project, answer: Any) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role="rater")
+    client = APIClient()
+    client.force_login(user)
+
+    client.post(
+        f"{URL}?project=acme",
+        data=orjson.dumps(
+            {"events": [event("e1", "reaction", reaction="love", user_ref="someone-else")]}
+        ),
+        content_type="application/json",
+    )
+
+    assert list(FeedbackEvent.objects.values_list("viewer", "source")) == [
+        (f"user:{user.pk}", "browser")
+    ]
+
+
+def test_backdated_reactions_still_count_towards_the_daily_cap(
+    api: APIClient, project: Project, answer: Any
+) -> None:
+    project.reactions_per_day = 2
+    project.save()
+    old = "2026-01-01T00:00:00Z"
+
+    results = [
+        send(api, event(f"e{i}", "reaction", reaction=kind, at=old)).json()["results"][0]["status"]
+        for i, kind in enumerate(["love", "like", "wow"])
+    ]
+
+    assert results == ["created", "created", "error"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "²"},
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"cursor": "ZTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"},
+    ],
+)
+def test_odd_list_parameters_are_400(api: APIClient, params: dict[str, str]) -> None:
+    assert api.get(URL, params).status_code == 400

@@ -1,0 +1,243 @@
+"""The datasets researchers export, each defined once as a queryset of rows.
+
+Column names are the ones Hugging Face TRL reads (prompt, completion, label, chosen, rejected),
+then the lineage: the ids of the records a row came from. User references leave hashed with the
+project's salt. `form` is "conversational" (`[{role, content}]`, multi-turn kept; completions
+are assistant messages) or "text" (plain strings).
+
+Filters: `model` and `model_version` select answers (for comparisons, the first answer);
+`since` / `until` select by when the feedback happened (for p_love, when the answer was shown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    Expression,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+
+from feedback.datasets.sql import AssistantMessage, HashedRef, PromptText
+from feedback.models import Comparison, Critique, Exposure, Project, Reaction
+
+FORMS = ("conversational", "text")
+
+
+@dataclass(frozen=True)
+class Filters:
+    model: str | None = None
+    model_version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A dataset's records (filtered and ordered) and its columns, in order."""
+
+    records: QuerySet[Any]
+    columns: dict[str, Any]
+
+    def queryset(self) -> QuerySet[Any]:
+        # Prefixed names: Django refuses an annotation named like a model field (answer_id).
+        return self.records.values(**{f"c_{name}": value for name, value in self.columns.items()})
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    rows: Callable[[Project, Filters, str, datetime], Rows]
+
+
+def _prompt(path: str, form: str) -> Expression | F:
+    return F(path) if form == "conversational" else PromptText(F(path))
+
+
+def _reply(expression: Any, form: str) -> Expression:
+    """A response in the prompt's form: an assistant message, or the text."""
+    expression = F(expression) if isinstance(expression, str) else expression
+    return AssistantMessage(expression) if form == "conversational" else expression
+
+
+def _user_ref(project: Project, path: str = "viewer") -> HashedRef:
+    return HashedRef(Value(project.export_salt), F(path))
+
+
+def _answer_filters(filters: Filters, prefix: str) -> Q:
+    q = Q()
+    if filters.model:
+        q &= Q(**{f"{prefix}model": filters.model})
+    if filters.model_version:
+        q &= Q(**{f"{prefix}model_version": filters.model_version})
+    return q
+
+
+def _time_filters(filters: Filters, field: str) -> Q:
+    q = Q()
+    if filters.since:
+        q &= Q(**{f"{field}__gte": filters.since})
+    if filters.until:
+        q &= Q(**{f"{field}__lt": filters.until})
+    return q
+
+
+def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """Active reactions whose kind the project counts as positive or negative."""
+    positive, negative = project.positive_reactions, project.negative_reactions
+    return Rows(
+        Reaction.objects.filter(
+            _answer_filters(filters, "answer__"),
+            _time_filters(filters, "created_at"),
+            project=project,
+            removed_at__isnull=True,
+            kind__in=[*positive, *negative],
+        ).order_by("id"),
+        dict(
+            prompt=_prompt("answer__prompt", form),
+            completion=_reply("answer__response", form),
+            label=Case(
+                When(kind__in=positive, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+            answer_id=F("answer__external_id"),
+            reaction_id=F("id"),
+            reaction=F("kind"),
+            user_ref=_user_ref(project),
+            model=F("answer__model"),
+            model_version=F("answer__model_version"),
+            created_at=F("created_at"),
+        ),
+    )
+
+
+def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """Comparisons with a winner: chosen is the winner's response. Ties and both-bad are
+    not preferences, so they are left out."""
+    a_won = Q(winner="a")
+    return Rows(
+        Comparison.objects.filter(
+            _answer_filters(filters, "answer_a__"),
+            _time_filters(filters, "created_at"),
+            project=project,
+            winner__in=["a", "b"],
+        ).order_by("id"),
+        dict(
+            prompt=_prompt("answer_a__prompt", form),
+            chosen=_reply(
+                Case(When(a_won, then=F("answer_a__response")), default=F("answer_b__response")),
+                form,
+            ),
+            rejected=_reply(
+                Case(When(a_won, then=F("answer_b__response")), default=F("answer_a__response")),
+                form,
+            ),
+            comparison_id=F("id"),
+            chosen_answer_id=Case(
+                When(a_won, then=F("answer_a__external_id")),
+                default=F("answer_b__external_id"),
+            ),
+            rejected_answer_id=Case(
+                When(a_won, then=F("answer_b__external_id")),
+                default=F("answer_a__external_id"),
+            ),
+            user_ref=_user_ref(project),
+            created_at=F("created_at"),
+        ),
+    )
+
+
+def critiques_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """Critiques of answers, with the newest revision re-run from the answer where one exists."""
+    from feedback.models import Answer
+
+    newest_revision = Answer.objects.filter(revision_of=OuterRef("answer")).order_by(
+        "-created_at", "-id"
+    )
+    revision = Subquery(newest_revision.values("response")[:1])
+    return Rows(
+        Critique.objects.filter(
+            _answer_filters(filters, "answer__"),
+            _time_filters(filters, "created_at"),
+            project=project,
+        ).order_by("id"),
+        dict(
+            prompt=_prompt("answer__prompt", form),
+            response=_reply("answer__response", form),
+            critique=F("text"),
+            revision=Case(
+                When(Exists(newest_revision), then=_reply(revision, form)), default=Value(None)
+            ),
+            quote=F("quote"),
+            category=F("category"),
+            critique_id=F("id"),
+            answer_id=F("answer__external_id"),
+            revision_answer_id=Subquery(newest_revision.values("external_id")[:1]),
+            user_ref=_user_ref(project),
+            created_at=F("created_at"),
+        ),
+    )
+
+
+def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """One row per exposure old enough to be labelled: label is true when the same viewer's
+    Love reaction to the answer followed within the project's window and was not taken back.
+    Exposures younger than the window are left out: their label isn't known yet.
+
+    This is the one definition of a P[Love] example; training reads it from here too."""
+    window = project.love_window
+    loves = Reaction.objects.filter(
+        answer=OuterRef("answer"),
+        viewer=OuterRef("viewer"),
+        kind="love",
+        removed_at__isnull=True,
+        created_at__gte=OuterRef("shown_at"),
+        created_at__lte=OuterRef("shown_at") + window,
+    ).order_by("created_at", "id")
+    return Rows(
+        Exposure.objects.filter(
+            _answer_filters(filters, "answer__"),
+            _time_filters(filters, "shown_at"),
+            project=project,
+            shown_at__lte=now - window,
+        ).order_by("id"),
+        dict(
+            answer_id=F("answer__external_id"),
+            prompt=_prompt("answer__prompt", form),
+            response=_reply("answer__response", form),
+            model=F("answer__model"),
+            model_version=F("answer__model_version"),
+            user_ref=_user_ref(project),
+            shown_at=F("shown_at"),
+            label=Exists(loves),
+            label_window=Value(int(window.total_seconds())),
+            exposure_id=F("id"),
+            reaction_id=Subquery(loves.values("id")[:1]),
+            source=F("source"),
+        ),
+    )
+
+
+DATASETS = {
+    d.name: d
+    for d in (
+        Dataset("kto", "prompt, completion, label: reactions by the project's polarity", kto_rows),
+        Dataset("dpo", "prompt, chosen, rejected: comparisons with a winner", dpo_rows),
+        Dataset("critiques", "prompt, response, critique, revision", critiques_rows),
+        Dataset("p_love", "labelled exposures for P[Love]", p_love_rows),
+    )
+}

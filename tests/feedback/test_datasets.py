@@ -1,0 +1,268 @@
+"""GET /api/v1/datasets/{name}.jsonl: each dataset from hand-built records, exact rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from feedback.datasets.sql import hashed_ref
+from feedback.models import Answer, Exposure, Project, Reaction
+from feedback.services import feedback_record
+from tests.conftest import bearer_client
+from tests.factories import AnswerFactory, api_key_for
+
+MULTI_TURN = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Oil?"},
+    {"role": "assistant", "content": "Which kind?"},
+    {"role": "user", "content": "Chain oil."},
+]
+ONE_TURN = [{"role": "user", "content": "Oil?"}]
+
+
+def rows(client: APIClient, name: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(f"/api/v1/datasets/{name}.jsonl", params)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/x-ndjson"
+    body = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    data = [orjson.loads(line) for line in body.splitlines()]
+    for row in data:  # PostgreSQL trims trailing zeros of fractions: compare instants
+        for key in ("created_at", "shown_at"):
+            if key in row:
+                row[key] = datetime.fromisoformat(row[key])
+    return data
+
+
+def record(project: Project, *events: dict[str, Any]) -> None:
+    results = feedback_record(project=project, items=list(events), source="api")
+    assert all(r.status == "created" for r in results), results
+
+
+@pytest.fixture
+def answers(project: Project) -> dict[str, Answer]:
+    return {
+        "multi": AnswerFactory.create(
+            project=project, external_id="multi", prompt=MULTI_TURN, response="Use chain oil."
+        ),
+        "one": AnswerFactory.create(
+            project=project, external_id="one", prompt=ONE_TURN, response="Any oil.", model="m2"
+        ),
+        "other": AnswerFactory.create(
+            project=project, external_id="other", prompt=ONE_TURN, response="Olive oil!"
+        ),
+    }
+
+
+def event(
+    event_id: str, type_: str, answer: str, user: str = "u-1", **fields: Any
+) -> dict[str, Any]:
+    return {"event_id": event_id, "type": type_, "answer": answer, "user_ref": user, **fields}
+
+
+def test_kto_maps_reactions_by_polarity_and_skips_removed_and_neutral(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    record(
+        project,
+        event("e1", "reaction", "multi", reaction="love"),
+        event("e2", "reaction", "one", reaction="dislike"),
+        event("e3", "reaction", "one", reaction="laugh"),  # neither positive nor negative
+        event("e4", "reaction", "other", reaction="like"),
+        event("e5", "unreaction", "other", reaction="like"),  # taken back
+    )
+    love = Reaction.objects.get(kind="love")
+    dislike = Reaction.objects.get(kind="dislike")
+
+    data = rows(api, "kto")
+
+    assert data == [
+        {
+            "prompt": MULTI_TURN,
+            "completion": [{"role": "assistant", "content": "Use chain oil."}],
+            "label": True,
+            "answer_id": "multi",
+            "reaction_id": love.pk,
+            "reaction": "love",
+            "user_ref": hashed_ref(project.export_salt, "u-1"),
+            "model": "demo-small",
+            "model_version": "1",
+            "created_at": love.created_at,
+        },
+        {
+            "prompt": ONE_TURN,
+            "completion": [{"role": "assistant", "content": "Any oil."}],
+            "label": False,
+            "answer_id": "one",
+            "reaction_id": dislike.pk,
+            "reaction": "dislike",
+            "user_ref": hashed_ref(project.export_salt, "u-1"),
+            "model": "m2",
+            "model_version": "1",
+            "created_at": dislike.created_at,
+        },
+    ]
+
+
+def test_text_form_flattens_prompts_and_completions(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    record(
+        project,
+        event("e1", "reaction", "multi", reaction="love"),
+        event("e2", "reaction", "one", reaction="love"),
+    )
+
+    data = rows(api, "kto", form="text")
+
+    assert [(r["prompt"], r["completion"]) for r in data] == [
+        (
+            "system: Be brief.\n\nuser: Oil?\n\nassistant: Which kind?\n\nuser: Chain oil.",
+            "Use chain oil.",
+        ),
+        ("Oil?", "Any oil."),
+    ]
+
+
+def test_dpo_orders_by_winner_and_leaves_out_ties_and_both_bad(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    record(
+        project,
+        event("c1", "comparison", "one", other_answer="other", winner="b"),
+        event("c2", "comparison", "one", other_answer="other", winner="a"),
+        event("c3", "comparison", "one", other_answer="other", winner="tie"),
+        event("c4", "comparison", "one", other_answer="other", winner="both_bad"),
+    )
+
+    data = rows(api, "dpo", form="text")
+
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in data] == [
+        ("Oil?", "Olive oil!", "Any oil."),
+        ("Oil?", "Any oil.", "Olive oil!"),
+    ]
+    assert [(r["chosen_answer_id"], r["rejected_answer_id"]) for r in data] == [
+        ("other", "one"),
+        ("one", "other"),
+    ]
+
+
+def test_critiques_carry_the_newest_revision(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    record(
+        project,
+        event("k1", "critique", "one", text="Which oil?", quote="Any", category="incomplete"),
+        event("k2", "critique", "other", text="Never olive oil."),
+    )
+    AnswerFactory.create(
+        project=project, external_id="one-rev", response="Chain oil.", revision_of=answers["one"]
+    )
+
+    data = rows(api, "critiques")
+
+    assert [
+        (r["answer_id"], r["critique"], r["quote"], r["revision"], r["revision_answer_id"])
+        for r in data
+    ] == [
+        ("one", "Which oil?", "Any", [{"role": "assistant", "content": "Chain oil."}], "one-rev"),
+        ("other", "Never olive oil.", "", None, None),
+    ]
+
+
+def test_p_love_labels_exposures_by_love_within_the_window(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    now = timezone.now()
+    day = timedelta(hours=24)
+
+    def at(delta: timedelta) -> str:
+        return (now - delta).isoformat()
+
+    record(
+        project,
+        # loved an hour after seeing it: positive
+        event("x1", "exposure", "one", "u-1", at=at(3 * day)),
+        event("r1", "reaction", "one", "u-1", reaction="love", at=at(3 * day - timedelta(hours=1))),
+        # loved two days after seeing it: outside the window, negative
+        event("x2", "exposure", "other", "u-1", at=at(5 * day)),
+        event("r2", "reaction", "other", "u-1", reaction="love", at=at(3 * day)),
+        # someone else's love doesn't count; a like isn't love
+        event("x3", "exposure", "multi", "u-2", at=at(2 * day)),
+        event("r3", "reaction", "multi", "u-3", reaction="love", at=at(2 * day)),
+        event("r4", "reaction", "multi", "u-2", reaction="like", at=at(2 * day)),
+        # loved, then taken back: negative
+        event("x4", "exposure", "multi", "u-4", at=at(2 * day)),
+        event("r5", "reaction", "multi", "u-4", reaction="love", at=at(2 * day)),
+        event("r6", "unreaction", "multi", "u-4", reaction="love", at=at(day + timedelta(hours=1))),
+        # too recent to be labelled: left out
+        event("x5", "exposure", "one", "u-5", at=at(timedelta(hours=2))),
+    )
+    positive = Reaction.objects.get(viewer="u-1", answer__external_id="one")
+
+    data = rows(api, "p_love", form="text")
+
+    assert [(r["answer_id"], r["label"], r["reaction_id"]) for r in data] == [
+        ("one", True, positive.pk),
+        ("other", False, None),
+        ("multi", False, None),
+        ("multi", False, None),
+    ]
+    first = data[0]
+    assert first["exposure_id"] == Exposure.objects.get(event__event_id="x1").pk
+    assert first["label_window"] == 86400
+    assert first["user_ref"] == hashed_ref(project.export_salt, "u-1")
+    assert first["prompt"] == "Oil?"
+    assert first["response"] == "Any oil."
+    assert "u-1" not in orjson.dumps(data).decode()
+
+
+def test_filters_select_by_model_and_time(
+    api: APIClient, project: Project, answers: dict[str, Answer]
+) -> None:
+    record(
+        project,
+        event("e1", "reaction", "multi", reaction="love", at="2026-01-01T00:00:00Z"),
+        event("e2", "reaction", "one", reaction="love", at="2026-02-01T00:00:00Z"),
+    )
+
+    assert [r["answer_id"] for r in rows(api, "kto", model="m2")] == ["one"]
+    assert [r["answer_id"] for r in rows(api, "kto", until="2026-01-15T00:00:00Z")] == ["multi"]
+    assert [r["answer_id"] for r in rows(api, "kto", since="2026-01-15T00:00:00+00:00")] == ["one"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"form": "yaml"}, "form"), ({"since": "soon"}, "since"), ({"until": "2026-01-01"}, "until")],
+)
+def test_bad_filters_are_400(api: APIClient, params: dict[str, str], field: str) -> None:
+    response = api.get("/api/v1/datasets/kto.jsonl", params)
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_unknown_dataset_is_404(api: APIClient) -> None:
+    response = api.get("/api/v1/datasets/everything.jsonl")
+
+    assert response.status_code == 404
+    assert "kto" in response.json()["error"]["message"]
+
+
+def test_export_needs_its_scope(project: Project) -> None:
+    response = bearer_client(api_key_for(project, "ingest")).get("/api/v1/datasets/kto.jsonl")
+
+    assert response.status_code == 403
+
+
+def test_another_projects_rows_never_appear(
+    api: APIClient, project: Project, other_project: Project
+) -> None:
+    AnswerFactory.create(project=other_project, external_id="theirs")
+    record(other_project, event("e1", "reaction", "theirs", reaction="love"))
+
+    assert rows(api, "kto") == []
