@@ -21,5 +21,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Every task is routed to one queue here; workers declare the queues they consume.
 app.conf.task_routes = {
     "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
+    "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
 }
 app.autodiscover_tasks()

@@ -158,6 +158,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "feedback.api_support.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Content type is chosen by the Accept header only, never by a ?format= parameter.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -173,6 +175,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ResultStatusEnum": ["created", "duplicate", "error"],
+        "ExportStatusEnum": ["queued", "running", "succeeded", "failed"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "feedback.schemas.require_request_bodies",

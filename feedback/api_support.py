@@ -84,6 +84,21 @@ class OrjsonRenderer(BaseRenderer):
         return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
 
 
+class NdjsonRenderer(OrjsonRenderer):
+    """Lets a client that accepts only JSON Lines reach the streaming endpoints; errors still
+    render as one JSON object."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+
+
+class FileRenderer(OrjsonRenderer):
+    """The same for file downloads."""
+
+    media_type = "application/octet-stream"
+    format = "bin"
+
+
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:

@@ -6,5 +6,12 @@ urlpatterns = [
     path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
     path("feedback", apis.FeedbackApi.as_view(), name="api-feedback"),
     path("datasets/<str:name>.jsonl", apis.DatasetExportApi.as_view(), name="api-dataset"),
+    path("exports", apis.ExportCreateApi.as_view(), name="api-exports"),
+    path("exports/<int:export_id>", apis.ExportDetailApi.as_view(), name="api-export"),
+    path(
+        "exports/<int:export_id>/download",
+        apis.ExportDownloadApi.as_view(),
+        name="api-export-download",
+    ),
     path("answers/<path:external_id>", apis.AnswerDetailApi.as_view(), name="api-answer-detail"),
 ]

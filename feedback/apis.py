@@ -6,24 +6,26 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, Throttled
+from rest_framework.exceptions import APIException, NotFound, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import datasets, events, schemas, selectors, services
-from feedback.api_support import InvalidInput
+from feedback.api_support import FileRenderer, InvalidInput, NdjsonRenderer, OrjsonRenderer
 from feedback.auth import project_for
 from feedback.ingest import parse_timestamp
-from feedback.models import Answer, ApiKey, FeedbackEvent, Scope, Source
+from feedback.models import Answer, ApiKey, Export, ExportStatus, FeedbackEvent, Scope, Source
 
 ERRORS = {
     400: OpenApiResponse(schemas.ErrorSerializer, description="Invalid input; fields named."),
@@ -279,6 +281,8 @@ def _time_param(params: Any, name: str, fields: dict[str, list[str]]) -> datetim
 
 
 class DatasetExportApi(APIView):
+    renderer_classes = [OrjsonRenderer, NdjsonRenderer]
+
     @extend_schema(
         operation_id="datasets_stream",
         summary="Stream a dataset as JSON Lines",
@@ -331,3 +335,106 @@ class DatasetExportApi(APIView):
         )
         response["Content-Disposition"] = f'inline; filename="{project.slug}-{name}.jsonl"'
         return response
+
+
+def export_as_dict(export: Export) -> dict[str, Any]:
+    return {
+        "id": export.pk,
+        "dataset": export.dataset,
+        "format": export.format,
+        "form": export.form,
+        "filters": export.filters,
+        "status": export.status,
+        "progress": export.progress,
+        "rows": export.rows,
+        "total_rows": export.total_rows,
+        "sha256": export.sha256,
+        "error": export.error,
+        "created_at": export.created_at.isoformat(),
+        "finished_at": export.finished_at.isoformat() if export.finished_at else None,
+        "download": (
+            reverse("api-export-download", args=[export.pk])
+            if export.status == ExportStatus.SUCCEEDED
+            else None
+        ),
+    }
+
+
+def _export_or_404(project: Any, export_id: int) -> Export:
+    export = selectors.export_get(project=project, export_id=export_id)
+    if export is None:
+        raise NotFound("No export with that id in this project.")
+    return export
+
+
+class ExportCreateApi(APIView):
+    @extend_schema(
+        operation_id="exports_create",
+        summary="Snapshot a dataset to a file (JSON Lines, Parquet or CSV)",
+        request=schemas.ExportInputSerializer,
+        responses={202: schemas.ExportOutputSerializer, **ERRORS},
+        description="A worker writes the file; poll the export for status and progress.",
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.EXPORT)
+        body: Any = request.data
+        if not isinstance(body, dict):
+            raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
+        try:
+            export = services.exports.export_request(
+                project=project,
+                dataset=body.get("dataset"),
+                fmt=body.get("format"),
+                form=body.get("form"),
+                filters=body.get("filters"),
+                requested_by=str(request.user),
+            )
+        except services.exports.ExportInvalid as error:
+            raise InvalidInput(error.message, error.errors) from error
+        return Response(export_as_dict(export), status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailApi(APIView):
+    @extend_schema(
+        operation_id="exports_retrieve",
+        summary="An export's status, progress, row count and sha256",
+        responses={
+            200: schemas.ExportOutputSerializer,
+            404: OpenApiResponse(schemas.ErrorSerializer, description="No such export here."),
+            **{code: ERRORS[code] for code in (401, 403, 503)},
+        },
+    )
+    def get(self, request: Request, export_id: int) -> Response:
+        project = project_for(request, Scope.EXPORT)
+        return Response(export_as_dict(_export_or_404(project, export_id)))
+
+
+class ExportDownloadApi(APIView):
+    renderer_classes = [OrjsonRenderer, FileRenderer]
+
+    @extend_schema(
+        operation_id="exports_download",
+        summary="The export's file, once it has succeeded",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(schemas.ErrorSerializer, description="No such export here."),
+            409: OpenApiResponse(schemas.ErrorSerializer, description="Not ready (or failed)."),
+            **{code: ERRORS[code] for code in (401, 403, 503)},
+        },
+    )
+    def get(self, request: Request, export_id: int) -> FileResponse:
+        project = project_for(request, Scope.EXPORT)
+        export = _export_or_404(project, export_id)
+        if export.status != ExportStatus.SUCCEEDED:
+            raise NotReady(f"The export is {export.status}; download it once it has succeeded.")
+        return FileResponse(
+            export.file.open("rb"),
+            as_attachment=True,
+            filename=Path(export.file.name or "export").name,
+            content_type="application/octet-stream",
+        )
+
+
+class NotReady(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_ready"

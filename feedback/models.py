@@ -420,3 +420,57 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class ExportFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines"
+    PARQUET = "parquet", "Parquet"
+    CSV = "csv", "CSV"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _export_path(export: "Export", filename: str) -> str:
+    return f"exports/{export.project_id}/{filename}"
+
+
+class Export(models.Model):
+    """An immutable snapshot of a dataset, written by a worker. The file is attached only once
+    it is complete, so nothing half-written is ever served."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    dataset = models.CharField(max_length=32)
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    form = models.CharField(max_length=16, default="conversational")
+    filters = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    rows = models.PositiveBigIntegerField(default=0)
+    total_rows = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    file = models.FileField(upload_to=_export_path, blank=True)
+    error = models.TextField(blank=True, default="")
+    requested_by = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            _choices_check("format", ExportFormat, "export_format_valid"),
+            _choices_check("status", ExportStatus, "export_status_valid"),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="export_progress_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"], name="export_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset}.{self.format} #{self.pk}"

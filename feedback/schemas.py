@@ -314,3 +314,39 @@ class FeedbackEventOutputSerializer(serializers.Serializer[Any]):
 class FeedbackPageSerializer(serializers.Serializer[Any]):
     results = FeedbackEventOutputSerializer(many=True)
     next = serializers.CharField(allow_null=True, help_text="Cursor of the next page, or null.")
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+class ExportFiltersSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    model_version = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    since = serializers.DateTimeField(required=False, allow_null=True)
+    until = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ExportInputSerializer(serializers.Serializer[Any]):
+    dataset = serializers.ChoiceField(choices=["kto", "dpo", "critiques", "p_love"])
+    format = serializers.ChoiceField(choices=["jsonl", "parquet", "csv"])
+    form = serializers.ChoiceField(
+        choices=["conversational", "text"], required=False, allow_null=True
+    )
+    filters = ExportFiltersSerializer(required=False, allow_null=True)
+
+
+class ExportOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    dataset = serializers.CharField()
+    format = serializers.CharField()
+    form = serializers.CharField()
+    filters = serializers.DictField()
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    progress = serializers.FloatField()
+    rows = serializers.IntegerField()
+    total_rows = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField()
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    download = serializers.CharField(allow_null=True, help_text="URL once succeeded.")

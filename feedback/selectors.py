@@ -12,6 +12,7 @@ from feedback.models import (
     Answer,
     ApiKey,
     Comparison,
+    Export,
     Exposure,
     FeedbackEvent,
     FollowUp,
@@ -228,3 +229,11 @@ def answer_feedback_counts(*, answer: Answer) -> dict[str, Any]:
             .values_list("outcome", "n")
         ),
     }
+
+
+def export_get(*, project: Project, export_id: int) -> Export | None:
+    return Export.objects.filter(project=project, pk=export_id).first()
+
+
+def exports_for_project(*, project: Project) -> QuerySet[Export]:
+    return Export.objects.filter(project=project).order_by("-created_at", "-id")

@@ -7,6 +7,7 @@ import socket
 from celery import shared_task
 
 from feedback import services
+from feedback.services.exports import EXPORT_TIME_LIMIT
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py.
@@ -20,3 +21,16 @@ from feedback import services
 def worker_heartbeat() -> None:
     """Scheduled by beat; /healthz shows how long ago a worker last ran it."""
     services.worker_heartbeat_record(hostname=socket.gethostname())
+
+
+# Routed to Queue.EXPORTS in config/celery_app.py.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=int(EXPORT_TIME_LIMIT.total_seconds()) - 60,
+    time_limit=int(EXPORT_TIME_LIMIT.total_seconds()),
+    ignore_result=True,
+)
+def export_build(export_id: int) -> None:
+    """Write a dataset snapshot; the service guards on the export's status."""
+    services.exports.export_build(export_id=export_id)

@@ -5,10 +5,11 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Sync workers: requests are short and the database does the waiting. Two per core keeps both
-# cores busy while one worker waits on PostgreSQL.
+# Two processes per core keep both cores busy while one waits on PostgreSQL. Threaded workers
+# because a sync worker streaming a long export stops heartbeating and is killed at `timeout`.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5

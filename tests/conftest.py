@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from rest_framework.test import APIClient
 
+from config.celery_app import Queue
+from config.celery_app import app as celery_app
 from feedback.models import Project
 from tests.factories import ProjectFactory, api_key_for
 
@@ -35,3 +39,16 @@ def bearer_client(raw_key: str) -> APIClient:
 def api(project: Project) -> APIClient:
     """An API client holding a key with every scope for `project`."""
     return bearer_client(api_key_for(project))
+
+
+@pytest.fixture
+def celery_worker() -> Iterator[None]:
+    """A real Celery worker, in a thread, consuming every queue from the test broker (Redis)."""
+    with start_worker(
+        celery_app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        queues=[q.value for q in Queue],
+    ):
+        yield

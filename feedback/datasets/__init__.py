@@ -40,9 +40,16 @@ def _copy_chunks(rows: Rows) -> Iterator[bytes]:
         f"COPY (SELECT row_to_json(r) FROM (SELECT {renamed} FROM ({sql}) q) r) "  # noqa: S608
         f"TO STDOUT {_COPY_OPTIONS}"
     )
+    buffer = bytearray()
     with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        # COPY hands out a row at a time; writing 64 KiB at a time costs far fewer syscalls.
         for block in copy:
-            yield bytes(block)
+            buffer += block
+            if len(buffer) >= _CHUNK_BYTES:
+                yield bytes(buffer)
+                buffer.clear()
+    if buffer:
+        yield bytes(buffer)
 
 
 def _orm_chunks(rows: Rows) -> Iterator[bytes]:

@@ -1,6 +1,7 @@
 """Writes and business rules of the feedback app. Views, APIs, commands and tasks call these;
 each module covers one area and is re-exported here."""
 
+from feedback.services import exports
 from feedback.services.accounts import (
     API_KEY_PREFIX,
     api_key_authenticate,
@@ -31,6 +32,7 @@ __all__ = [
     "api_key_create",
     "api_key_hash",
     "api_key_revoke",
+    "exports",
     "exposures_record_views",
     "feedback_record",
     "member_set",

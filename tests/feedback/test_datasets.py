@@ -266,3 +266,9 @@ def test_another_projects_rows_never_appear(
     record(other_project, event("e1", "reaction", "theirs", reaction="love"))
 
     assert rows(api, "kto") == []
+
+
+def test_a_client_accepting_only_json_lines_is_served(api: APIClient) -> None:
+    response = api.get("/api/v1/datasets/kto.jsonl", HTTP_ACCEPT="application/x-ndjson")
+
+    assert response.status_code == 200

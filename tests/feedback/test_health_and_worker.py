@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.test import Client
 
 from config.celery_app import app as celery_app
@@ -39,12 +38,13 @@ def test_healthz_is_503_when_the_broker_is_down(client: Client, monkeypatch: Any
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_runs_the_heartbeat_task_from_the_broker(client: Client) -> None:
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        worker_heartbeat.delay()
-        deadline = time.monotonic() + 30
-        while not WorkerHeartbeat.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+def test_a_real_worker_runs_the_heartbeat_task_from_the_broker(
+    client: Client, celery_worker: None
+) -> None:
+    worker_heartbeat.delay()
+    deadline = time.monotonic() + 30
+    while not WorkerHeartbeat.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
     assert WorkerHeartbeat.objects.count() == 1
     assert client.get("/healthz").json()["worker_last_seen_seconds"] is not None

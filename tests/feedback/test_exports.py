@@ -1,0 +1,221 @@
+"""Dataset snapshots: POST /api/v1/exports, status, download; files in three formats."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from rest_framework.test import APIClient
+
+from feedback.models import Export, Project
+from feedback.services import exports, feedback_record
+from tests.conftest import bearer_client
+from tests.factories import AnswerFactory, api_key_for
+
+MULTI_TURN = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Oil?"},
+]
+
+
+def request_export(client: APIClient, **body: Any) -> Any:
+    return client.post("/api/v1/exports", data=orjson.dumps(body), content_type="application/json")
+
+
+def content(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+@pytest.fixture
+def reactions(project: Project) -> None:
+    AnswerFactory.create(project=project, external_id="a-1", prompt=MULTI_TURN, response="=SUM(A1)")
+    AnswerFactory.create(project=project, external_id="a-2", response="+1 and @you")
+    events = [
+        {
+            "event_id": f"e{i}",
+            "type": "reaction",
+            "answer": answer,
+            "user_ref": f"u-{i}",
+            "reaction": kind,
+        }
+        for i, (answer, kind) in enumerate([("a-1", "love"), ("a-2", "dislike"), ("a-1", "like")])
+    ]
+    assert all(
+        r.status == "created" for r in feedback_record(project=project, items=events, source="api")
+    )
+
+
+def build(client: APIClient, **body: Any) -> dict[str, Any]:
+    """Request a snapshot and run the worker's service for it, as the worker would."""
+    response = request_export(client, **body)
+    assert response.status_code == 202, response.content
+    exports.export_build(export_id=response.json()["id"])
+    return client.get(f"/api/v1/exports/{response.json()['id']}").json()
+
+
+def test_jsonl_snapshot_matches_the_stream_and_its_sha256(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+
+    export = build(api, dataset="kto", format="jsonl")
+    download = api.get(export["download"])
+    streamed = content(api.get("/api/v1/datasets/kto.jsonl"))
+
+    assert export["status"] == "succeeded"
+    assert (export["rows"], export["total_rows"], export["progress"]) == (3, 3, 1.0)
+    body = content(download)
+    assert body == streamed
+    assert export["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_parquet_holds_the_same_rows_as_jsonl(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+
+    jsonl = build(api, dataset="kto", format="jsonl", form="conversational")
+    parquet = build(api, dataset="kto", format="parquet", form="conversational")
+
+    lines = [orjson.loads(line) for line in content(api.get(jsonl["download"])).splitlines()]
+    table = pq.read_table(io.BytesIO(content(api.get(parquet["download"]))))
+    for row in lines:
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+    assert table.to_pylist() == lines
+    assert (
+        str(table.schema.field("prompt").type)
+        == "list<element: struct<role: string, content: string>>"
+    )
+    assert lines[0]["prompt"] == MULTI_TURN
+
+
+def test_csv_neutralises_formulas(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+
+    export = build(api, dataset="kto", format="csv", form="text")
+    rows = list(csv.DictReader(io.StringIO(content(api.get(export["download"])).decode())))
+
+    completions = sorted(r["completion"] for r in rows)
+    assert completions == ["'+1 and @you", "'=SUM(A1)", "'=SUM(A1)"]
+    assert {r["label"] for r in rows} == {"true", "false"}
+
+
+def test_download_before_it_is_ready_is_409(api: APIClient, reactions: None) -> None:
+    export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
+
+    response = api.get(f"/api/v1/exports/{export_id}/download")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_ready"
+
+
+def test_a_snapshot_that_fails_is_marked_failed_with_no_file(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "media"
+    not_a_folder.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = not_a_folder
+
+    export = build(api, dataset="kto", format="parquet")
+
+    assert export["status"] == "failed"
+    assert export["error"]
+    assert export["download"] is None
+    assert api.get(f"/api/v1/exports/{export['id']}/download").status_code == 409
+
+
+def test_a_second_delivery_does_nothing(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    export = build(api, dataset="kto", format="jsonl")
+
+    exports.export_build(export_id=export["id"])
+
+    assert Export.objects.get().finished_at.isoformat() == export["finished_at"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dataset": "everything", "format": "jsonl"}, "dataset"),
+        ({"dataset": "kto", "format": "xlsx"}, "format"),
+        ({"dataset": "kto", "format": "csv", "form": "yaml"}, "form"),
+        ({"dataset": "kto", "format": "csv", "filters": {"since": "later"}}, "filters.since"),
+        ({"dataset": "kto", "format": "csv", "filters": {"colour": "red"}}, "filters"),
+        ({"dataset": "kto", "format": "csv", "filters": []}, "filters"),
+    ],
+)
+def test_bad_requests_are_400_and_create_nothing(
+    api: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = request_export(api, **body)
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert not Export.objects.exists()
+
+
+def test_another_projects_export_is_404(api: APIClient, other_project: Project) -> None:
+    theirs = Export.objects.create(project=other_project, dataset="kto", format="jsonl")
+
+    assert api.get(f"/api/v1/exports/{theirs.pk}").status_code == 404
+    assert api.get(f"/api/v1/exports/{theirs.pk}/download").status_code == 404
+
+
+def test_exports_need_the_export_scope(project: Project) -> None:
+    response = request_export(
+        bearer_client(api_key_for(project, "ingest")), dataset="kto", format="csv"
+    )
+
+    assert response.status_code == 403
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_on_the_exports_queue_writes_the_snapshot(
+    settings: Any, tmp_path: Path, celery_worker: None
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    project = Project.objects.create(slug="acme", name="Acme")
+    AnswerFactory.create(project=project, external_id="a-1")
+    feedback_record(
+        project=project,
+        items=[
+            {
+                "event_id": "e1",
+                "type": "reaction",
+                "answer": "a-1",
+                "user_ref": "u",
+                "reaction": "love",
+            }
+        ],
+        source="api",
+    )
+    client = bearer_client(api_key_for(project, "export"))
+
+    export_id = request_export(client, dataset="kto", format="parquet").json()["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/v1/exports/{export_id}").json()["status"]
+        if status in ("succeeded", "failed"):
+            break
+        time.sleep(0.2)
+
+    assert status == "succeeded"
+    assert (
+        pq.read_table(
+            io.BytesIO(content(client.get(f"/api/v1/exports/{export_id}/download")))
+        ).num_rows
+        == 1
+    )
