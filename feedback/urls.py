@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, site
+from feedback.views import answers, exports, site
 
 app_name = "feedback"
 
@@ -26,6 +26,13 @@ urlpatterns = [
     ),
     path("<slug:slug>/answers/<path:external_id>/", answers.answer_detail, name="answer_detail"),
     path("<slug:slug>/settings/", site.project_settings, name="project_settings"),
+    path("<slug:slug>/exports/", exports.export_list, name="export_list"),
+    path("<slug:slug>/exports/create/", exports.export_create, name="export_create"),
+    path(
+        "<slug:slug>/exports/<int:export_id>/download/",
+        exports.export_download,
+        name="export_download",
+    ),
     path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
     path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),

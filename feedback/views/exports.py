@@ -1,0 +1,85 @@
+"""Researchers' page of dataset snapshots: request one, follow its progress, download it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback import datasets, selectors, services
+from feedback.models import ExportFormat, ExportStatus, Membership, Role
+from feedback.views.access import membership_or_404
+
+SHOWN_EXPORTS = 50
+
+
+def _context(
+    membership: Membership, *, errors: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    exports = list(selectors.exports_for_project(project=membership.project)[:SHOWN_EXPORTS])
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "exports": exports,
+        "working": any(e.status in (ExportStatus.QUEUED, ExportStatus.RUNNING) for e in exports),
+        "datasets": [(d.name, d.description) for d in datasets.DATASETS.values()],
+        "formats": ExportFormat.choices,
+        "forms": datasets.FORMS,
+        "errors": errors or {},
+    }
+
+
+@require_GET
+@login_required
+def export_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    template = "feedback/exports.html"
+    if getattr(request, "htmx", False):
+        template += "#export-list"  # the poll while snapshots are being written
+    return render(request, template, _context(membership))
+
+
+@require_POST
+@login_required
+def export_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    filters = {
+        name: request.POST[name]
+        for name in ("model", "model_version", "since", "until")
+        if request.POST.get(name)
+    }
+    try:
+        services.exports.export_request(
+            project=membership.project,
+            dataset=request.POST.get("dataset"),
+            fmt=request.POST.get("format"),
+            form=request.POST.get("form"),
+            filters=filters,
+            requested_by=request.user.get_username(),
+        )
+    except services.exports.ExportInvalid as error:
+        return render(
+            request, "feedback/exports.html", _context(membership, errors=error.errors), status=400
+        )
+    messages.success(request, "Snapshot requested: a worker is writing it.")
+    return redirect("feedback:export_list", slug=slug)
+
+
+@require_GET
+@login_required
+def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResponseBase:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    export = selectors.export_get(project=membership.project, export_id=export_id)
+    if export is None:
+        raise Http404("No such export.")
+    if export.status != ExportStatus.SUCCEEDED:
+        return HttpResponse(f"The export is {export.status}.", status=409)
+    return FileResponse(
+        export.file.open("rb"), as_attachment=True, filename=Path(export.file.name or "x").name
+    )
