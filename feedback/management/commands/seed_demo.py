@@ -52,6 +52,32 @@ def demo_feedback() -> list[dict[str, Any]]:
                         "reaction": "dislike",
                     }
                 )
+    # Each question's two larger answers compared by one viewer, and a critique of the
+    # small model's answer to every third question.
+    for q in range(1, 13):
+        viewer = f"demo-viewer-{q % VIEWERS + 1}"
+        newer, older = f"demo-{q:02d}-demo-large-v2", f"demo-{q:02d}-demo-large"
+        events.append(
+            {
+                "event_id": f"demo:{viewer}:compare:{q}",
+                "type": "comparison",
+                "answer": newer,
+                "other_answer": older,
+                "user_ref": viewer,
+                "winner": ("a", "a", "b", "tie")[q % 4],
+            }
+        )
+        if q % 3 == 0:
+            events.append(
+                {
+                    "event_id": f"demo:{viewer}:critique:{q}",
+                    "type": "critique",
+                    "answer": f"demo-{q:02d}-demo-small",
+                    "user_ref": viewer,
+                    "text": "Too vague: name the exact steps and cite the guide.",
+                    "category": "incomplete",
+                }
+            )
     return events
 
 
