@@ -22,5 +22,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = {
     "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
     "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
+    "feedback.tasks.exports_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

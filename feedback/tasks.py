@@ -34,3 +34,10 @@ def worker_heartbeat() -> None:
 def export_build(export_id: int) -> None:
     """Write a dataset snapshot; the service guards on the export's status."""
     services.exports.export_build(export_id=export_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def exports_sweep() -> None:
+    """Re-queue or fail exports whose worker died, so none stays "running" for ever."""
+    services.exports.exports_sweep()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from feedback import datasets
@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 EXPORT_TIME_LIMIT = timedelta(hours=2)
 PROGRESS_EVERY_ROWS = 10_000
+HEARTBEAT_EVERY = timedelta(seconds=30)
+# A running export whose heartbeat is older than this lost its worker.
+HEARTBEAT_STALE = timedelta(minutes=5)
+MAX_ATTEMPTS = 2
 
 
 def export_filters(raw: Any) -> tuple[datasets.Filters, dict[str, list[str]]]:
@@ -97,15 +101,22 @@ class ExportInvalid(ServiceError):
 
 
 def export_build(*, export_id: int) -> None:
-    """Write the snapshot's file. Does nothing for an export that is done or being written."""
+    """Write the snapshot's file. Does nothing for an export that is done or being written
+    (its heartbeat is fresh): a second delivery of the task is harmless."""
     now = timezone.now()
     claimed = (
         Export.objects.filter(pk=export_id)
         .filter(
             Q(status=ExportStatus.QUEUED)
-            | Q(status=ExportStatus.RUNNING, started_at__lt=now - EXPORT_TIME_LIMIT)
+            | Q(status=ExportStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
         )
-        .update(status=ExportStatus.RUNNING, started_at=now, error="")
+        .update(
+            status=ExportStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+        )
     )
     if not claimed:
         return
@@ -129,14 +140,15 @@ def _write_file(export: Export) -> None:
     )
     total = rows.records.count()
     Export.objects.filter(pk=export.pk).update(total_rows=total)
-    reported = 0
+    reported, beat = 0, timezone.now()
 
     def progress(count: int) -> None:
-        nonlocal reported
-        if count - reported >= PROGRESS_EVERY_ROWS:
-            reported = count
+        nonlocal reported, beat
+        now = timezone.now()
+        if count - reported >= PROGRESS_EVERY_ROWS or now - beat >= HEARTBEAT_EVERY:
+            reported, beat = count, now
             Export.objects.filter(pk=export.pk).update(
-                rows=count, progress=min(1.0, count / total) if total else 0.0
+                rows=count, progress=min(1.0, count / total) if total else 0.0, heartbeat_at=now
             )
 
     with tempfile.TemporaryDirectory() as folder:
@@ -157,3 +169,24 @@ def _write_file(export: Export) -> None:
         sha256=digest,
         finished_at=timezone.now(),
     )
+
+
+def exports_sweep(*, now: datetime | None = None) -> tuple[int, int]:
+    """Find exports whose worker died (running, heartbeat stale): queue them again once, then
+    mark them failed. Returns (requeued, failed). Beat runs this every few minutes."""
+    now = now or timezone.now()
+    stale = Export.objects.filter(
+        status=ExportStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE
+    )
+    failed = stale.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=ExportStatus.FAILED,
+        error="The worker writing this export stopped (it was retried once).",
+        finished_at=now,
+    )
+    requeued = list(stale.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
+    from feedback.tasks import export_build
+
+    for export_id in requeued:
+        # The task claims it again, since its heartbeat is stale.
+        export_build.delay(export_id)
+    return len(requeued), failed

@@ -271,3 +271,45 @@ def test_bad_snapshot_request_from_the_page_is_an_inline_400(client: Any, projec
 
     assert response.status_code == 400
     assert "format: Must be one of" in response.content.decode()
+
+
+def test_an_export_whose_worker_died_is_retried_once_then_failed(
+    api: APIClient, reactions: None
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stale = timezone.now() - timedelta(minutes=10)
+    export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
+    Export.objects.filter(pk=export_id).update(status="running", heartbeat_at=stale, attempts=1)
+
+    requeued, failed = exports.exports_sweep()
+    Export.objects.filter(pk=export_id).update(heartbeat_at=stale, attempts=2)
+    requeued_again, failed_again = exports.exports_sweep()
+
+    assert (requeued, failed) == (1, 0)
+    assert (requeued_again, failed_again) == (0, 1)
+    export = Export.objects.get()
+    assert export.status == "failed"
+    assert "stopped" in export.error
+
+
+def test_a_redelivery_takes_over_only_a_stale_export(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.MEDIA_ROOT = tmp_path
+    export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
+    Export.objects.filter(pk=export_id).update(status="running", heartbeat_at=timezone.now())
+
+    exports.export_build(export_id=export_id)  # a live worker has it: nothing happens
+    assert Export.objects.get().status == "running"
+
+    Export.objects.filter(pk=export_id).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    exports.export_build(export_id=export_id)
+
+    assert Export.objects.get().status == "succeeded"
