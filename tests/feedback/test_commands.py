@@ -127,3 +127,15 @@ def test_import_answers_needs_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(CommandError, match="No such file"):
         run("import_answers", str(tmp_path / "missing.jsonl"), "--project", "acme")
+
+
+@pytest.mark.django_db
+def test_import_answers_uses_the_only_project_when_none_is_named(tmp_path: Path) -> None:
+    run("create_project", "acme")
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(orjson.dumps(answer_payload("a-1")) + b"\n")
+
+    assert "created 1" in run("import_answers", str(path))
+    run("create_project", "rival")
+    with pytest.raises(CommandError, match="Name the project"):
+        run("import_answers", str(path))

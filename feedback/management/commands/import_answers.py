@@ -43,9 +43,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
-        parser.add_argument("--project", required=True)
+        parser.add_argument(
+            "--project", default=None, help="the project's slug; optional when there is one"
+        )
 
-    def handle(self, *args: Any, file: Path, project: str, **options: Any) -> None:
+    def handle(self, *args: Any, file: Path, project: str | None, **options: Any) -> None:
+        if project is None:
+            slugs = list(Project.objects.order_by("slug").values_list("slug", flat=True)[:2])
+            if len(slugs) != 1:
+                raise CommandError("Name the project with --project SLUG.")
+            project = slugs[0]
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"No project {project!r}; run create_project first.")
