@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from feedback.events import ValidEvent, validate_event
@@ -153,33 +153,24 @@ def _apply_limits(
     if not limited:
         return events
     viewers = {e.viewer for _, e in limited}
-    recent = Counter(
-        dict(
-            FeedbackEvent.objects.filter(
-                project=project, viewer__in=viewers, received_at__gte=now - RATE_WINDOW
-            )
-            .exclude(type="exposure")
-            .values_list("viewer")
-            .annotate(n=Count("id"))
-            .values_list("viewer", "n")
+    # One pass over the viewers' last day of events counts both: feedback in the last minute
+    # (exposures aside) and reactions received in the day. Receipt time, not the client's
+    # `at`, so backdating can't dodge either limit.
+    counts = (
+        FeedbackEvent.objects.filter(
+            project=project, viewer__in=viewers, received_at__gte=now - REACTION_CAP_WINDOW
+        )
+        .values("viewer")
+        .annotate(
+            recent=Count("id", filter=Q(received_at__gte=now - RATE_WINDOW) & ~Q(type="exposure")),
+            reactions=Count("id", filter=Q(type="reaction")),
         )
     )
+    recent: Counter[str] = Counter()
     reactions_today: Counter[str] = Counter()
-    if any(e.type == "reaction" for _, e in limited):
-        # By when the server received them: a client's backdated `at` can't dodge the cap.
-        reactions_today.update(
-            dict(
-                FeedbackEvent.objects.filter(
-                    project=project,
-                    viewer__in=viewers,
-                    type="reaction",
-                    received_at__gte=now - REACTION_CAP_WINDOW,
-                )
-                .values_list("viewer")
-                .annotate(n=Count("id"))
-                .values_list("viewer", "n")
-            )
-        )
+    for row in counts:
+        recent[row["viewer"]] = row["recent"]
+        reactions_today[row["viewer"]] = row["reactions"]
     kept: list[tuple[int, ValidEvent]] = []
     for index, event in events:
         if event.type != "exposure":
