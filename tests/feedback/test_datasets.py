@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from feedback.datasets.sql import hashed_ref
-from feedback.models import Answer, Exposure, Project, Reaction
+from feedback.models import Answer, Exposure, FeedbackEvent, Project, Reaction
 from feedback.services import feedback_record
 from tests.conftest import bearer_client
 from tests.factories import AnswerFactory, api_key_for
@@ -272,3 +272,59 @@ def test_a_client_accepting_only_json_lines_is_served(api: APIClient) -> None:
     response = api.get("/api/v1/datasets/kto.jsonl", HTTP_ACCEPT="application/x-ndjson")
 
     assert response.status_code == 200
+
+
+def _fill_loved_exposures(project: Project, answer: Answer, count: int) -> None:
+    """`count` old exposures written in bulk."""
+    shown = timezone.now() - timedelta(days=3)
+    events = FeedbackEvent.objects.bulk_create(
+        FeedbackEvent(
+            project=project,
+            event_id=f"bulk-{i}",
+            type="exposure",
+            answer=answer,
+            viewer=f"v{i}",
+            source="api",
+            occurred_at=shown,
+            received_at=shown,
+        )
+        for i in range(count)
+    )
+    Exposure.objects.bulk_create(
+        Exposure(
+            project=project,
+            answer=answer,
+            viewer=e.viewer,
+            source="api",
+            event=e,
+            shown_at=shown,
+            window_start=shown,
+        )
+        for e in events
+    )
+
+
+def _peak_bytes_streaming(project: Project) -> tuple[int, int]:
+    import tracemalloc
+
+    from feedback.datasets import DATASETS, Filters, jsonl_chunks
+
+    rows = DATASETS["p_love"].rows(project, Filters(), "conversational", timezone.now())
+    tracemalloc.start()
+    lines = sum(chunk.count(b"\n") for chunk in jsonl_chunks(rows))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return lines, peak
+
+
+def test_streaming_memory_does_not_grow_with_the_row_count(project: Project) -> None:
+    answer = AnswerFactory.create(project=project, external_id="a", response="x" * 2000)
+    _fill_loved_exposures(project, answer, 2_000)
+    small_lines, small_peak = _peak_bytes_streaming(project)
+    FeedbackEvent.objects.filter(project=project).delete()
+    _fill_loved_exposures(project, answer, 20_000)
+    large_lines, large_peak = _peak_bytes_streaming(project)
+
+    # Ten times the rows (about 40 MB of JSON) in about the same memory: nothing is held.
+    assert (small_lines, large_lines) == (2_000, 20_000)
+    assert large_peak < 2 * small_peak + 256 * 1024
