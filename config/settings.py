@@ -5,10 +5,10 @@ server), the tests (PostgreSQL and Redis on localhost) and production (docker-co
 only the environment differs.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -18,13 +18,16 @@ VAR_DIR = env.path("VAR_DIR", default=BASE_DIR / "var")
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Production has no default secret: booting without one fails loudly. Development (DEBUG=true)
-# gets a fixed, obviously insecure key so `make run` needs no setup.
+# Production has no default secret: the web server refuses to start without one (config/wsgi.py,
+# config/asgi.py) and `check --deploy` fails. Management commands that sign nothing
+# (makemigrations, check) still run, on a throwaway key. Development (DEBUG=true) gets a fixed,
+# obviously insecure key so `make run` needs no setup.
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
+if DEBUG and not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
+elif SECRET_KEY_MISSING:
+    SECRET_KEY = "django-insecure-unset-" + secrets.token_urlsafe(32)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

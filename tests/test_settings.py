@@ -37,8 +37,22 @@ def test_check_deploy_is_clean_with_production_values() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_production_refuses_to_boot_without_a_secret_key() -> None:
-    done = run_manage({}, "check")
+def test_production_refuses_to_serve_without_a_secret_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    web = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    deploy_check = run_manage({}, "check", "--deploy", "--fail-level", "WARNING")
+    makemigrations = run_manage({}, "makemigrations", "--check", "--dry-run")
 
-    assert done.returncode != 0
-    assert "SECRET_KEY must be set" in done.stderr
+    assert web.returncode != 0
+    assert "SECRET_KEY must be set" in web.stderr
+    assert deploy_check.returncode != 0
+    assert "SECRET_KEY" in deploy_check.stderr
+    assert makemigrations.returncode == 0, makemigrations.stderr
