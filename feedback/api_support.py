@@ -92,6 +92,13 @@ class NdjsonRenderer(OrjsonRenderer):
     format = "jsonl"
 
 
+class TextRenderer(OrjsonRenderer):
+    """For plain-text endpoints (TREC qrels); errors still render as JSON."""
+
+    media_type = "text/plain"
+    format = "txt"
+
+
 class FileRenderer(OrjsonRenderer):
     """The same for file downloads."""
 

@@ -5,6 +5,7 @@ from feedback import apis
 urlpatterns = [
     path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
     path("feedback", apis.FeedbackApi.as_view(), name="api-feedback"),
+    path("datasets/qrels.txt", apis.DatasetQrelsApi.as_view(), name="api-qrels"),
     path("datasets/<str:name>.jsonl", apis.DatasetExportApi.as_view(), name="api-dataset"),
     path("exports", apis.ExportCreateApi.as_view(), name="api-exports"),
     path("exports/<int:export_id>", apis.ExportDetailApi.as_view(), name="api-export"),

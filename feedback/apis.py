@@ -22,7 +22,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import datasets, events, schemas, selectors, services
-from feedback.api_support import FileRenderer, InvalidInput, NdjsonRenderer, OrjsonRenderer
+from feedback.api_support import (
+    FileRenderer,
+    InvalidInput,
+    NdjsonRenderer,
+    OrjsonRenderer,
+    TextRenderer,
+)
 from feedback.auth import project_for
 from feedback.ingest import parse_timestamp
 from feedback.models import Answer, ApiKey, Export, ExportStatus, FeedbackEvent, Scope, Source
@@ -280,6 +286,58 @@ def _time_param(params: Any, name: str, fields: dict[str, list[str]]) -> datetim
     return value
 
 
+def _dataset_params(params: Any, *, with_form: bool = True) -> tuple[str, datasets.Filters]:
+    """`form` and the filters of a dataset request, or a 400 naming the bad ones."""
+    fields: dict[str, list[str]] = {}
+    form = params.get("form", "conversational")
+    if with_form and form not in datasets.FORMS:
+        fields["form"] = [f"Must be one of: {', '.join(datasets.FORMS)}."]
+    filters = datasets.Filters(
+        model=params.get("model") or None,
+        model_version=params.get("model_version") or None,
+        since=_time_param(params, "since", fields),
+        until=_time_param(params, "until", fields),
+    )
+    if fields:
+        raise InvalidInput("Invalid query parameters.", fields)
+    return form, filters
+
+
+_FILTER_PARAMETERS = [
+    OpenApiParameter("model", str),
+    OpenApiParameter("model_version", str),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Feedback at ≥ since."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Feedback at < until."),
+]
+
+
+class DatasetQrelsApi(APIView):
+    renderer_classes = [OrjsonRenderer, TextRenderer]
+
+    @extend_schema(
+        operation_id="datasets_qrels",
+        summary="TREC qrels from document relevance judgments",
+        parameters=_FILTER_PARAMETERS,
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
+        },
+        description=(
+            "`qid iter docno rel` lines: qid is the answer's external_id, docno the document "
+            "id (both percent-encoded), rel 2 relevant, 1 partly, 0 irrelevant (the newest "
+            "judgment of each document)."
+        ),
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        project = project_for(request, Scope.EXPORT)
+        _, filters = _dataset_params(request.query_params, with_form=False)
+        response = StreamingHttpResponse(
+            datasets.qrels_lines(project, filters), content_type="text/plain; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'inline; filename="{project.slug}-qrels.txt"'
+        return response
+
+
 class DatasetExportApi(APIView):
     renderer_classes = [OrjsonRenderer, NdjsonRenderer]
 
@@ -294,10 +352,7 @@ class DatasetExportApi(APIView):
                 enum=list(datasets.FORMS),
                 description="Prompts as [{role, content}] (default) or plain text.",
             ),
-            OpenApiParameter("model", str),
-            OpenApiParameter("model_version", str),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Feedback at ≥ since."),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Feedback at < until."),
+            *_FILTER_PARAMETERS,
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
@@ -316,19 +371,7 @@ class DatasetExportApi(APIView):
             raise NotFound(
                 f"No dataset {name!r}; there are {', '.join(sorted(datasets.DATASETS))}."
             )
-        params = request.query_params
-        fields: dict[str, list[str]] = {}
-        form = params.get("form", "conversational")
-        if form not in datasets.FORMS:
-            fields["form"] = [f"Must be one of: {', '.join(datasets.FORMS)}."]
-        filters = datasets.Filters(
-            model=params.get("model") or None,
-            model_version=params.get("model_version") or None,
-            since=_time_param(params, "since", fields),
-            until=_time_param(params, "until", fields),
-        )
-        if fields:
-            raise InvalidInput("Invalid query parameters.", fields)
+        form, filters = _dataset_params(request.query_params)
         rows = dataset.rows(project, filters, form, timezone.now())
         response = StreamingHttpResponse(
             datasets.jsonl_chunks(rows), content_type="application/x-ndjson"

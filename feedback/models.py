@@ -477,3 +477,47 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset}.{self.format} #{self.pk}"
+
+
+class InterventionAction(models.TextChoices):
+    SUBQUERY_ADD = "subquery_add"
+    SUBQUERY_REMOVE = "subquery_remove"
+    SUBQUERY_EDIT = "subquery_edit"
+    SUBQUERY_REORDER = "subquery_reorder"
+    DOC_RELEVANCE = "doc_relevance"
+    DOC_RERANK = "doc_rerank"
+    DOC_ADD = "doc_add"
+    ANSWER_EDIT = "answer_edit"
+    CLAIM_FLAG = "claim_flag"
+
+
+class Intervention(models.Model):
+    """One debug-mode correction of one stage of an answer's pipeline, by an annotator.
+    `before` and `after` are validated per action (feedback.interventions)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="interventions")
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="interventions")
+    stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.CASCADE, related_name="interventions"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=24, choices=InterventionAction.choices)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    rationale = models.TextField(blank=True, default="")
+    event_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            _choices_check("action", InterventionAction, "intervention_action_valid"),
+            models.UniqueConstraint(
+                fields=["project", "event_id"], name="intervention_event_id_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "action", "id"], name="intervention_action")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.answer_id}"

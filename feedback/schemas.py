@@ -13,6 +13,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from feedback import events, ingest
+from feedback.datasets.definitions import DATASETS
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -327,7 +328,7 @@ class ExportFiltersSerializer(serializers.Serializer[Any]):
 
 
 class ExportInputSerializer(serializers.Serializer[Any]):
-    dataset = serializers.ChoiceField(choices=["kto", "dpo", "critiques", "p_love"])
+    dataset = serializers.ChoiceField(choices=sorted(DATASETS))
     format = serializers.ChoiceField(choices=["jsonl", "parquet", "csv"])
     form = serializers.ChoiceField(
         choices=["conversational", "text"], required=False, allow_null=True

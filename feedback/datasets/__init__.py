@@ -9,13 +9,24 @@ databases (the embedded SQLite default) iterate the same queryset in chunks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import orjson
 from django.db import connection
 
-from feedback.datasets.definitions import DATASETS, FORMS, Dataset, Filters, Rows
+from feedback.datasets.definitions import (
+    DATASETS,
+    FORMS,
+    Dataset,
+    Filters,
+    Rows,
+    answer_filters,
+    time_filters,
+)
+from feedback.models import Intervention
 
-__all__ = ["DATASETS", "FORMS", "Dataset", "Filters", "Rows", "jsonl_chunks"]
+__all__ = ["DATASETS", "FORMS", "Dataset", "Filters", "Rows", "jsonl_chunks", "qrels_lines"]
 
 # CSV with a quote and a delimiter that never occur in JSON text (JSON escapes control
 # characters), so COPY passes each JSON line through untouched.
@@ -24,11 +35,12 @@ _CHUNK_BYTES = 64 * 1024
 
 
 def jsonl_chunks(rows: Rows) -> Iterator[bytes]:
-    """The rows as JSON Lines, in chunks of bytes."""
-    if connection.vendor == "postgresql":
-        yield from _copy_chunks(rows)
-    else:
-        yield from _orm_chunks(rows)
+    """The rows as JSON Lines, in chunks of bytes (each chained source in turn)."""
+    for part in rows.parts():
+        if connection.vendor == "postgresql":
+            yield from _copy_chunks(part)
+        else:
+            yield from _orm_chunks(part)
 
 
 def _copy_chunks(rows: Rows) -> Iterator[bytes]:
@@ -58,6 +70,42 @@ def _orm_chunks(rows: Rows) -> Iterator[bytes]:
     for row in rows.queryset().iterator(chunk_size=2000):
         buffer += orjson.dumps({name: row[f"c_{name}"] for name in names})
         buffer += b"\n"
+        if len(buffer) >= _CHUNK_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+RELEVANCE_GRADES = {"relevant": 2, "partial": 1, "irrelevant": 0}
+
+
+def qrels_lines(project: Any, filters: Filters) -> Iterator[bytes]:
+    """TREC qrels, `qid iter docno rel`: one line per answer and document, from the newest
+    relevance judgment (relevant 2, partial 1, irrelevant 0). The qid is the answer's
+    external_id and the docno the document id, percent-encoded so neither holds a space."""
+    judgments = (
+        Intervention.objects.filter(
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "created_at"),
+            project=project,
+            action="doc_relevance",
+        )
+        .order_by("answer_id", "-created_at", "-id")
+        .values_list("answer_id", "answer__external_id", "after")
+    )
+    seen: set[tuple[int, str]] = set()
+    current_answer = None
+    buffer = bytearray()
+    for answer_id, external_id, after in judgments.iterator(chunk_size=2000):
+        if answer_id != current_answer:
+            current_answer, seen = answer_id, set()  # memory bounded by one answer's docs
+        doc = str(after.get("doc_id"))
+        if (answer_id, doc) in seen:
+            continue
+        seen.add((answer_id, doc))
+        grade = RELEVANCE_GRADES.get(after.get("relevance"), 0)
+        buffer += f"{quote(external_id, safe='')} 0 {quote(doc, safe='')} {grade}\n".encode()
         if len(buffer) >= _CHUNK_BYTES:
             yield bytes(buffer)
             buffer.clear()

@@ -11,12 +11,13 @@ Filters: `model` and `model_version` select answers (for comparisons, the first 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Case,
     Exists,
@@ -26,12 +27,15 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    TextField,
     Value,
     When,
 )
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Concat
 
 from feedback.datasets.sql import AssistantMessage, HashedRef, PromptText
-from feedback.models import Comparison, Critique, Exposure, Project, Reaction
+from feedback.models import Comparison, Critique, Exposure, Intervention, Project, Reaction
 
 FORMS = ("conversational", "text")
 
@@ -46,14 +50,25 @@ class Filters:
 
 @dataclass(frozen=True)
 class Rows:
-    """A dataset's records (filtered and ordered) and its columns, in order."""
+    """A dataset's records (filtered and ordered) and its columns, in order. `then` chains
+    another source with the same columns (dpo: comparisons, then corrected answers)."""
 
     records: QuerySet[Any]
     columns: dict[str, Any]
+    then: Rows | None = None
 
     def queryset(self) -> QuerySet[Any]:
         # Prefixed names: Django refuses an annotation named like a model field (answer_id).
         return self.records.values(**{f"c_{name}": value for name, value in self.columns.items()})
+
+    def parts(self) -> Iterator[Rows]:
+        part: Rows | None = self
+        while part is not None:
+            yield part
+            part = part.then
+
+    def count(self) -> int:
+        return sum(part.records.count() for part in self.parts())
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,13 @@ def _user_ref(project: Project, path: str = "viewer") -> HashedRef:
     return HashedRef(Value(project.export_salt), F(path))
 
 
-def _answer_filters(filters: Filters, prefix: str) -> Q:
+def _annotator_ref(project: Project) -> HashedRef:
+    """Annotators leave hashed like viewers: the same "user:<id>" the site records."""
+    annotator = Concat(Value("user:"), Cast("annotator_id", TextField()), output_field=TextField())
+    return HashedRef(Value(project.export_salt), annotator)
+
+
+def answer_filters(filters: Filters, prefix: str) -> Q:
     q = Q()
     if filters.model:
         q &= Q(**{f"{prefix}model": filters.model})
@@ -86,7 +107,7 @@ def _answer_filters(filters: Filters, prefix: str) -> Q:
     return q
 
 
-def _time_filters(filters: Filters, field: str) -> Q:
+def time_filters(filters: Filters, field: str) -> Q:
     q = Q()
     if filters.since:
         q &= Q(**{f"{field}__gte": filters.since})
@@ -100,8 +121,8 @@ def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
     positive, negative = project.positive_reactions, project.negative_reactions
     return Rows(
         Reaction.objects.filter(
-            _answer_filters(filters, "answer__"),
-            _time_filters(filters, "created_at"),
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "created_at"),
             project=project,
             removed_at__isnull=True,
             kind__in=[*positive, *negative],
@@ -126,13 +147,14 @@ def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
 
 
 def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
-    """Comparisons with a winner: chosen is the winner's response. Ties and both-bad are
-    not preferences, so they are left out."""
+    """Comparisons with a winner (chosen is the winner's response; ties and both-bad are not
+    preferences, so they are left out), then answers an annotator corrected (chosen is the
+    correction, rejected the original)."""
     a_won = Q(winner="a")
     return Rows(
         Comparison.objects.filter(
-            _answer_filters(filters, "answer_a__"),
-            _time_filters(filters, "created_at"),
+            answer_filters(filters, "answer_a__"),
+            time_filters(filters, "created_at"),
             project=project,
             winner__in=["a", "b"],
         ).order_by("id"),
@@ -146,7 +168,6 @@ def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
                 Case(When(a_won, then=F("answer_b__response")), default=F("answer_a__response")),
                 form,
             ),
-            comparison_id=F("id"),
             chosen_answer_id=Case(
                 When(a_won, then=F("answer_a__external_id")),
                 default=F("answer_b__external_id"),
@@ -155,8 +176,31 @@ def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
                 When(a_won, then=F("answer_b__external_id")),
                 default=F("answer_a__external_id"),
             ),
+            source=Value("comparison"),
+            comparison_id=F("id"),
+            intervention_id=Value(None, output_field=BigIntegerField()),
             user_ref=_user_ref(project),
             created_at=F("created_at"),
+        ),
+        then=Rows(
+            Intervention.objects.filter(
+                answer_filters(filters, "answer__"),
+                time_filters(filters, "created_at"),
+                project=project,
+                action="answer_edit",
+            ).order_by("id"),
+            dict(
+                prompt=_prompt("answer__prompt", form),
+                chosen=_reply(KeyTextTransform("text", "after"), form),
+                rejected=_reply("answer__response", form),
+                chosen_answer_id=F("answer__external_id"),
+                rejected_answer_id=F("answer__external_id"),
+                source=Value("edit"),
+                comparison_id=Value(None, output_field=BigIntegerField()),
+                intervention_id=F("id"),
+                user_ref=_annotator_ref(project),
+                created_at=F("created_at"),
+            ),
         ),
     )
 
@@ -171,8 +215,8 @@ def critiques_rows(project: Project, filters: Filters, form: str, now: datetime)
     revision = Subquery(newest_revision.values("response")[:1])
     return Rows(
         Critique.objects.filter(
-            _answer_filters(filters, "answer__"),
-            _time_filters(filters, "created_at"),
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "created_at"),
             project=project,
         ).order_by("id"),
         dict(
@@ -210,8 +254,8 @@ def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) ->
     ).order_by("created_at", "id")
     return Rows(
         Exposure.objects.filter(
-            _answer_filters(filters, "answer__"),
-            _time_filters(filters, "shown_at"),
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "shown_at"),
             project=project,
             shown_at__lte=now - window,
         ).order_by("id"),
@@ -232,12 +276,63 @@ def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) ->
     )
 
 
+def sft_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """Answers an annotator corrected: the correction is the completion."""
+    return Rows(
+        Intervention.objects.filter(
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "created_at"),
+            project=project,
+            action="answer_edit",
+        ).order_by("id"),
+        dict(
+            prompt=_prompt("answer__prompt", form),
+            completion=_reply(KeyTextTransform("text", "after"), form),
+            answer_id=F("answer__external_id"),
+            intervention_id=F("id"),
+            annotator=_annotator_ref(project),
+            rationale=F("rationale"),
+            created_at=F("created_at"),
+        ),
+    )
+
+
+def stages_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """Every debug-mode correction with the stage it corrects: what the system produced and
+    what the annotator changed (training data for the decomposer, ranker and generator)."""
+    return Rows(
+        Intervention.objects.filter(
+            answer_filters(filters, "answer__"),
+            time_filters(filters, "created_at"),
+            project=project,
+        ).order_by("id"),
+        dict(
+            answer_id=F("answer__external_id"),
+            stage_kind=Cast(F("stage__kind"), TextField()),
+            stage_position=F("stage__position"),
+            input=F("stage__input"),
+            system_output=F("stage__output"),
+            action=F("action"),
+            before=F("before"),
+            corrected_output=F("after"),
+            rationale=F("rationale"),
+            intervention_id=F("id"),
+            annotator=_annotator_ref(project),
+            created_at=F("created_at"),
+        ),
+    )
+
+
 DATASETS = {
     d.name: d
     for d in (
         Dataset("kto", "prompt, completion, label: reactions by the project's polarity", kto_rows),
-        Dataset("dpo", "prompt, chosen, rejected: comparisons with a winner", dpo_rows),
+        Dataset(
+            "dpo", "prompt, chosen, rejected: comparisons with a winner, corrections", dpo_rows
+        ),
         Dataset("critiques", "prompt, response, critique, revision", critiques_rows),
         Dataset("p_love", "labelled exposures for P[Love]", p_love_rows),
+        Dataset("sft", "prompt, completion: answers corrected in debug mode", sft_rows),
+        Dataset("stages", "per-stage corrections with the system's output", stages_rows),
     )
 }

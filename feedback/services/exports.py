@@ -138,7 +138,7 @@ def _write_file(export: Export) -> None:
     rows = datasets.DATASETS[export.dataset].rows(
         export.project, filters, export.form, export.created_at
     )
-    total = rows.records.count()
+    total = rows.count()
     Export.objects.filter(pk=export.pk).update(total_rows=total)
     reported, beat = 0, timezone.now()
 

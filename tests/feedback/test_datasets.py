@@ -328,3 +328,136 @@ def test_streaming_memory_does_not_grow_with_the_row_count(project: Project) -> 
     # Ten times the rows (about 40 MB of JSON) in about the same memory: nothing is held.
     assert (small_lines, large_lines) == (2_000, 20_000)
     assert large_peak < 2 * small_peak + 256 * 1024
+
+
+@pytest.fixture
+def corrected(project: Project, answers: dict[str, Answer]) -> Any:
+    from feedback.services.interventions import interventions_save
+    from tests.factories import StageFactory, UserFactory
+
+    answer = answers["one"]
+    StageFactory.create(
+        answer=answer,
+        position=0,
+        kind="retrieval",
+        input={"queries": ["oil"]},
+        output={"documents": [{"id": "d1", "text": "Chain oil."}, {"id": "d 2", "text": "Olive."}]},
+    )
+    StageFactory.create(answer=answer, position=1, kind="generation", output={"text": "Any oil."})
+    annotator = UserFactory.create()
+    saved = interventions_save(
+        answer=answer,
+        annotator=annotator,
+        rationale="Olive oil gums up chains.",
+        changes=[
+            {
+                "stage": 0,
+                "action": "doc_relevance",
+                "after": {"doc_id": "d 2", "relevance": "relevant"},
+            },
+            {
+                "stage": 0,
+                "action": "doc_relevance",
+                "after": {"doc_id": "d1", "relevance": "relevant"},
+            },
+            {"stage": 1, "action": "answer_edit", "after": {"text": "Chain oil, never olive oil."}},
+        ],
+    )
+    # A later, second opinion on d 2 wins in the qrels.
+    interventions_save(
+        answer=answer,
+        annotator=annotator,
+        changes=[
+            {
+                "stage": 0,
+                "action": "doc_relevance",
+                "after": {"doc_id": "d 2", "relevance": "irrelevant"},
+            }
+        ],
+    )
+    return annotator, saved
+
+
+def test_sft_takes_corrected_answers(api: APIClient, project: Project, corrected: Any) -> None:
+    annotator, saved = corrected
+
+    data = rows(api, "sft", form="text")
+
+    assert [(r["prompt"], r["completion"], r["intervention_id"]) for r in data] == [
+        ("Oil?", "Chain oil, never olive oil.", saved[2].pk)
+    ]
+    assert data[0]["annotator"] == hashed_ref(project.export_salt, f"user:{annotator.pk}")
+
+
+def test_dpo_adds_corrections_over_originals_after_comparisons(
+    api: APIClient, project: Project, answers: dict[str, Answer], corrected: Any
+) -> None:
+    record(project, event("c1", "comparison", "one", other_answer="other", winner="a"))
+
+    data = rows(api, "dpo")
+
+    assert [(r["source"], r["chosen"], r["rejected"]) for r in data] == [
+        (
+            "comparison",
+            [{"role": "assistant", "content": "Any oil."}],
+            [{"role": "assistant", "content": "Olive oil!"}],
+        ),
+        (
+            "edit",
+            [{"role": "assistant", "content": "Chain oil, never olive oil."}],
+            [{"role": "assistant", "content": "Any oil."}],
+        ),
+    ]
+    assert data[1]["intervention_id"] == corrected[1][2].pk
+    assert data[1]["comparison_id"] is None
+
+
+def test_stages_pair_the_system_output_with_the_correction(api: APIClient, corrected: Any) -> None:
+    data = rows(api, "stages")
+
+    edit = next(r for r in data if r["action"] == "answer_edit")
+    assert len(data) == 4
+    assert (edit["stage_kind"], edit["stage_position"]) == ("generation", 1)
+    assert edit["system_output"] == {"text": "Any oil."}
+    assert edit["corrected_output"] == {"text": "Chain oil, never olive oil."}
+    assert edit["rationale"] == "Olive oil gums up chains."
+
+
+def test_qrels_are_trec_lines_from_the_newest_judgment(api: APIClient, corrected: Any) -> None:
+    response = api.get("/api/v1/datasets/qrels.txt")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert sorted(b"".join(response.streaming_content).decode().splitlines()) == [  # type: ignore[attr-defined]
+        "one 0 d%202 0",
+        "one 0 d1 2",
+    ]
+
+
+def test_parquet_of_a_chained_dataset_holds_both_parts(
+    api: APIClient,
+    project: Project,
+    answers: dict[str, Answer],
+    corrected: Any,
+    settings: Any,
+    tmp_path: Any,
+) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from feedback.services import exports
+
+    settings.MEDIA_ROOT = tmp_path
+    record(project, event("c1", "comparison", "one", other_answer="other", winner="b"))
+    export_id = api.post(
+        "/api/v1/exports",
+        data=orjson.dumps({"dataset": "dpo", "format": "parquet"}),
+        content_type="application/json",
+    ).json()["id"]
+    exports.export_build(export_id=export_id)
+
+    download = api.get(f"/api/v1/exports/{export_id}/download")
+    table = pq.read_table(io.BytesIO(b"".join(download.streaming_content)))  # type: ignore[attr-defined]
+
+    assert table.column("source").to_pylist() == ["comparison", "edit"]
