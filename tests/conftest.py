@@ -48,7 +48,7 @@ def celery_worker() -> Iterator[None]:
     test's."""
     with celery_app.connection_for_write() as connection:
         for queue in Queue:
-            connection.default_channel.queue_purge(queue.value)
+            connection.default_channel.queue_purge(queue.value)  # type: ignore[attr-defined]
     with start_worker(
         celery_app,
         pool="solo",
