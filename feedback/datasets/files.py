@@ -27,6 +27,9 @@ BATCH_ROWS = 10_000
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+# JSON columns that hold chat messages in the conversational form; other JSON columns (a
+# stage's input and outputs) have no fixed shape and go to Parquet as JSON text.
+MESSAGE_COLUMNS = {"prompt", "completion", "chosen", "rejected", "response", "revision"}
 
 Progress = Callable[[int], None]
 
@@ -74,7 +77,7 @@ def arrow_schema(rows: Rows) -> pa.Schema:
     for name in rows.columns:
         field = annotations[f"c_{name}"].output_field
         if isinstance(field, models.JSONField):
-            arrow_type = MESSAGES
+            arrow_type = MESSAGES if name in MESSAGE_COLUMNS else pa.string()
         elif isinstance(field, models.BooleanField):
             arrow_type = pa.bool_()
         elif isinstance(field, models.IntegerField | models.AutoField):
@@ -90,6 +93,13 @@ def arrow_schema(rows: Rows) -> pa.Schema:
 def _write_parquet(rows: Rows, out: BinaryIO, progress: Progress) -> int:
     schema = arrow_schema(rows)
     times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    annotations = rows.queryset().query.annotations
+    json_text = [
+        name
+        for name in rows.columns
+        if isinstance(annotations[f"c_{name}"].output_field, models.JSONField)
+        and name not in MESSAGE_COLUMNS
+    ]
     count = 0
     with pq.ParquetWriter(out, schema) as writer:
         for batch in _batches(rows):
@@ -97,6 +107,9 @@ def _write_parquet(rows: Rows, out: BinaryIO, progress: Progress) -> int:
                 for name in times:
                     if row[name] is not None:
                         row[name] = datetime.fromisoformat(row[name])
+                for name in json_text:
+                    if row[name] is not None:
+                        row[name] = orjson.dumps(row[name]).decode()
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             count += len(batch)
             progress(count)

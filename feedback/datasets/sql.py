@@ -56,9 +56,10 @@ class PromptText(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         template = (
-            "(SELECT CASE WHEN count(*) = 1 AND min(m->>'role') = 'user' "
+            "(SELECT COALESCE(CASE WHEN count(*) = 1 AND min(m->>'role') = 'user' "
             "THEN min(m->>'content') "
-            "ELSE string_agg((m->>'role') || ': ' || (m->>'content'), E'\\n\\n' ORDER BY n) END "
+            "ELSE string_agg((m->>'role') || ': ' || (m->>'content'), E'\\n\\n' ORDER BY n) "
+            "END, '') "
             "FROM jsonb_array_elements(%(expressions)s) WITH ORDINALITY AS t(m, n))"
         )
         return self.as_sql(compiler, connection, template=template, **extra)

@@ -1,8 +1,9 @@
 """Dataset snapshots: requested here, written by a worker on the `exports` queue.
 
 The Export row is the truth; the broker only carries its id. Building guards on the status, so a
-second delivery does nothing, and a redelivery after a worker died takes over only once the
-first attempt is past the task's hard time limit.
+second delivery does nothing, and a redelivery (or the sweeper) takes over only an export whose
+heartbeat is stale. Each claim is an attempt; an attempt's final write only lands while it is
+still the current one, so a worker presumed dead can't overwrite a retry or a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from feedback import datasets
@@ -121,25 +122,29 @@ def export_build(*, export_id: int) -> None:
     if not claimed:
         return
     export = Export.objects.select_related("project").get(pk=export_id)
+    mine = Export.objects.filter(
+        pk=export_id, status=ExportStatus.RUNNING, attempts=export.attempts
+    )
     try:
-        _write_file(export)
+        _write_file(export, mine)
     except Exception as error:  # recorded on the row; the task itself must not retry
         logger.exception("export %s failed", export_id)
-        Export.objects.filter(pk=export_id).update(
+        mine.update(
             status=ExportStatus.FAILED,
             error=f"{type(error).__name__}: {error}"[:2000],
             finished_at=timezone.now(),
         )
 
 
-def _write_file(export: Export) -> None:
+def _write_file(export: Export, mine: QuerySet[Export]) -> None:
+    """Write and store the file; `mine` selects the row only while this attempt is current."""
     filters, _ = export_filters(export.filters)
     # The snapshot's "now" is when it was requested, so p_love's label cut-off is fixed.
     rows = datasets.DATASETS[export.dataset].rows(
         export.project, filters, export.form, export.created_at
     )
     total = rows.count()
-    Export.objects.filter(pk=export.pk).update(total_rows=total)
+    mine.update(total_rows=total, heartbeat_at=timezone.now())
     reported, beat = 0, timezone.now()
 
     def progress(count: int) -> None:
@@ -147,7 +152,7 @@ def _write_file(export: Export) -> None:
         now = timezone.now()
         if count - reported >= PROGRESS_EVERY_ROWS or now - beat >= HEARTBEAT_EVERY:
             reported, beat = count, now
-            Export.objects.filter(pk=export.pk).update(
+            mine.update(
                 rows=count, progress=min(1.0, count / total) if total else 0.0, heartbeat_at=now
             )
 
@@ -160,7 +165,7 @@ def _write_file(export: Export) -> None:
         with path.open("rb") as data:
             export.file.save(name, File(data), save=False)
     # Only now, with the whole file stored, does the export become downloadable.
-    Export.objects.filter(pk=export.pk).update(
+    landed = mine.update(
         status=ExportStatus.SUCCEEDED,
         file=export.file.name,
         rows=count,
@@ -169,6 +174,8 @@ def _write_file(export: Export) -> None:
         sha256=digest,
         finished_at=timezone.now(),
     )
+    if not landed:  # another attempt took over meanwhile: its result stands, not ours
+        export.file.delete(save=False)
 
 
 def exports_sweep(*, now: datetime | None = None) -> tuple[int, int]:

@@ -35,6 +35,15 @@ def interventions_save(
         if position is not None and stage is None:
             errors[f"changes[{i}].stage"] = ["No stage at that position."]
             continue
+        event_id = change.get("event_id") if isinstance(change, dict) else None
+        if event_id is not None and (
+            not isinstance(event_id, str)
+            or not event_id
+            or len(event_id) > 255
+            or "\x00" in event_id
+        ):
+            errors[f"changes[{i}].event_id"] = ["Must be a string of 1 to 255 characters."]
+            continue
         checked = validate_change(
             change,
             stage=StageView(stage.kind, stage.output) if stage else None,
@@ -53,7 +62,7 @@ def interventions_save(
                 before=checked.before,
                 after=checked.after,
                 rationale=rationale,
-                event_id=str(change.get("event_id") or f"debug:{uuid.uuid4()}")[:255],
+                event_id=event_id or f"debug:{uuid.uuid4()}",
                 created_at=now,
             )
         )
@@ -64,6 +73,6 @@ def interventions_save(
         Intervention.objects.bulk_create(rows, ignore_conflicts=True)
     return list(
         Intervention.objects.filter(
-            project_id=answer.project_id, event_id__in=[r.event_id for r in rows]
+            project_id=answer.project_id, answer=answer, event_id__in=[r.event_id for r in rows]
         ).order_by("id")
     )

@@ -313,3 +313,51 @@ def test_a_redelivery_takes_over_only_a_stale_export(
     exports.export_build(export_id=export_id)
 
     assert Export.objects.get().status == "succeeded"
+
+
+def test_a_presumed_dead_attempt_cannot_overwrite_a_failed_export(
+    api: APIClient, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    from feedback.services.exports import _write_file
+
+    settings.MEDIA_ROOT = tmp_path
+    export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
+    Export.objects.filter(pk=export_id).update(status="running", attempts=1)
+    export = Export.objects.select_related("project").get()
+    mine = Export.objects.filter(pk=export_id, status="running", attempts=1)
+    Export.objects.filter(pk=export_id).update(status="failed", error="worker lost")  # the sweep
+
+    _write_file(export, mine)  # the slow first worker finishes after all
+
+    export.refresh_from_db()
+    assert (export.status, export.error) == ("failed", "worker lost")
+    assert not export.file
+    assert not any(tmp_path.rglob("*.jsonl"))
+
+
+def test_stages_export_to_parquet_with_json_text_columns(
+    api: APIClient, project: Project, settings: Any, tmp_path: Path
+) -> None:
+    from feedback.services.interventions import interventions_save
+    from tests.factories import StageFactory, UserFactory
+
+    settings.MEDIA_ROOT = tmp_path
+    answer = AnswerFactory.create(project=project, external_id="a-1")
+    StageFactory.create(
+        answer=answer, position=0, kind="decomposition", output={"subqueries": ["oil"]}
+    )
+    interventions_save(
+        answer=answer,
+        annotator=UserFactory.create(),
+        changes=[
+            {"stage": 0, "action": "subquery_edit", "index": 0, "after": {"text": "chain oil"}}
+        ],
+    )
+
+    export = build(api, dataset="stages", format="parquet")
+    table = pq.read_table(io.BytesIO(content(api.get(export["download"]))))
+
+    assert export["status"] == "succeeded", export["error"]
+    row = table.to_pylist()[0]
+    assert orjson.loads(row["corrected_output"]) == {"text": "chain oil"}
+    assert orjson.loads(row["system_output"]) == {"subqueries": ["oil"]}
