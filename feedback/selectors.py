@@ -178,6 +178,15 @@ def followup_due(*, answer: Answer, viewer: str, delay: timedelta, now: datetime
     )
 
 
+def has_same_prompt_answer(*, answer: Answer) -> bool:
+    """Is there another answer to this prompt in the project (something to compare with)?"""
+    return (
+        Answer.objects.filter(project_id=answer.project_id, prompt_hash=answer.prompt_hash)
+        .exclude(pk=answer.pk)
+        .exists()
+    )
+
+
 def comparison_pair(
     *, project: Project, viewer: str, answer: Answer | None = None
 ) -> tuple[Answer, Answer] | None:

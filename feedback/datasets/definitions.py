@@ -146,6 +146,16 @@ def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
     )
 
 
+def _corrected_answers(project: Project, filters: Filters) -> QuerySet[Intervention]:
+    """Answer edits from debug mode: the source of sft and of dpo's corrected-over-original."""
+    return Intervention.objects.filter(
+        answer_filters(filters, "answer__"),
+        time_filters(filters, "created_at"),
+        project=project,
+        action="answer_edit",
+    ).order_by("id")
+
+
 def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
     """Comparisons with a winner (chosen is the winner's response; ties and both-bad are not
     preferences, so they are left out), then answers an annotator corrected (chosen is the
@@ -183,12 +193,7 @@ def dpo_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
             created_at=F("created_at"),
         ),
         then=Rows(
-            Intervention.objects.filter(
-                answer_filters(filters, "answer__"),
-                time_filters(filters, "created_at"),
-                project=project,
-                action="answer_edit",
-            ).order_by("id"),
+            _corrected_answers(project, filters),
             dict(
                 prompt=_prompt("answer__prompt", form),
                 chosen=_reply(KeyTextTransform("text", "after"), form),
@@ -279,12 +284,7 @@ def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) ->
 def sft_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
     """Answers an annotator corrected: the correction is the completion."""
     return Rows(
-        Intervention.objects.filter(
-            answer_filters(filters, "answer__"),
-            time_filters(filters, "created_at"),
-            project=project,
-            action="answer_edit",
-        ).order_by("id"),
+        _corrected_answers(project, filters),
         dict(
             prompt=_prompt("answer__prompt", form),
             completion=_reply(KeyTextTransform("text", "after"), form),

@@ -216,10 +216,7 @@ def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResp
         "rendered_response": render_markdown(
             answer.response, allow_images=membership.project.allow_images
         ),
-        "can_compare": selectors.comparison_pair(
-            project=membership.project, viewer=viewer, answer=answer
-        )
-        is not None,
+        "can_compare": selectors.has_same_prompt_answer(answer=answer),
     }
     services.exposures_record_views(
         project=membership.project, viewer=viewer, answers=[answer], surface="answer"
