@@ -23,5 +23,7 @@ app.conf.task_routes = {
     "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
     "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
     "feedback.tasks.exports_sweep": {"queue": Queue.DEFAULT},
+    "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
+    "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

@@ -215,6 +215,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "exports-sweep": {"task": "feedback.tasks.exports_sweep", "schedule": 120.0},
+    "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -96,3 +96,33 @@ class ProjectSettingsForm(forms.Form):
             "feedback_rate_per_minute": data["feedback_rate_per_minute"],
             "reactions_per_day": data["reactions_per_day"],
         }
+
+
+class ConnectorForm(forms.Form):
+    """The project's own pipeline. The secret is never shown again: left blank, the stored
+    one is kept; "remove" takes the connector away (the demo pipeline answers again)."""
+
+    url = forms.URLField(
+        label="Pipeline URL",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text="Base URL; the platform POSTs to <url>/ask and <url>/rerun.",
+    )
+    secret = forms.CharField(
+        label="Secret (sent as a Bearer token)",
+        max_length=500,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        strip=True,
+    )
+    timeout_seconds = forms.IntegerField(
+        label="Timeout per attempt (seconds)", min_value=1, max_value=120, initial=10
+    )
+    remove = forms.BooleanField(label="Remove the connector", required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("remove") and not data.get("url"):
+            self.add_error("url", "Give the pipeline's URL, or tick “Remove the connector”.")
+        return data

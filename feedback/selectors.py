@@ -6,9 +6,13 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 
+from feedback.agreement import krippendorff_alpha, pairwise_kappa
 from feedback.models import (
+    AnnotationQueue,
     Answer,
     ApiKey,
     Comparison,
@@ -16,8 +20,11 @@ from feedback.models import (
     Exposure,
     FeedbackEvent,
     FollowUp,
+    Intervention,
     Membership,
     Project,
+    QueueAssignment,
+    QueueItem,
     Reaction,
     Stage,
 )
@@ -246,3 +253,101 @@ def export_get(*, project: Project, export_id: int) -> Export | None:
 
 def exports_for_project(*, project: Project) -> QuerySet[Export]:
     return Export.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+# --- annotation queues -------------------------------------------------------------------------
+
+
+def model_names(*, project: Project) -> list[str]:
+    return list(
+        Answer.objects.filter(project=project)
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+
+
+def queues_with_progress(*, project: Project) -> list[AnnotationQueue]:
+    """The project's queues, each with `total` items and `complete` ones (done by as many
+    annotators as the queue's overlap asks), in one query whatever their number."""
+    sql = f"""
+        SELECT q.id,
+               COUNT(i.id) AS total,
+               COALESCE(SUM(CASE WHEN COALESCE(d.n, 0) >= q.overlap THEN 1 ELSE 0 END), 0)
+        FROM {AnnotationQueue._meta.db_table} q
+        LEFT JOIN {QueueItem._meta.db_table} i ON i.queue_id = q.id
+        LEFT JOIN (
+            SELECT item_id, COUNT(*) AS n FROM {QueueAssignment._meta.db_table}
+            WHERE status = 'done' GROUP BY item_id
+        ) d ON d.item_id = i.id
+        WHERE q.project_id = %s
+        GROUP BY q.id
+    """  # noqa: S608 - table names come from our models, the value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk])
+        counts = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    queues = list(AnnotationQueue.objects.filter(project=project).order_by("-created_at", "-id"))
+    for queue in queues:
+        queue.total, queue.complete = counts.get(queue.pk, (0, 0))  # type: ignore[attr-defined]
+    return queues
+
+
+def queue_progress(*, queue: AnnotationQueue) -> dict[str, Any]:
+    """Items done and per-annotator counts (done, skipped, holding one now)."""
+    now = timezone.now()
+    [with_counts] = [q for q in queues_with_progress(project=queue.project) if q.pk == queue.pk]
+    per_annotator = list(
+        QueueAssignment.objects.filter(item__queue=queue)
+        .values("annotator__username")
+        .annotate(
+            done=Count("id", filter=Q(status="done")),
+            skipped=Count("id", filter=Q(status="skipped")),
+            holding=Count("id", filter=Q(status="assigned", locked_until__gt=now)),
+        )
+        .order_by("annotator__username")
+    )
+    total = with_counts.total  # type: ignore[attr-defined]
+    complete = with_counts.complete  # type: ignore[attr-defined]
+    return {
+        "total": total,
+        "complete": complete,
+        "fraction": complete / total if total else 0.0,
+        "per_annotator": per_annotator,
+    }
+
+
+def queue_progress_for(*, queue: AnnotationQueue, annotator: Any) -> dict[str, int]:
+    counts = QueueAssignment.objects.filter(item__queue=queue, annotator=annotator).aggregate(
+        done=Count("id", filter=Q(status="done")),
+        skipped=Count("id", filter=Q(status="skipped")),
+    )
+    return {"done": counts["done"], "skipped": counts["skipped"]}
+
+
+RELEVANCE_ORDER = ("irrelevant", "partial", "relevant")
+
+
+def queue_agreement(*, queue: AnnotationQueue) -> dict[str, Any]:
+    """Agreement on document relevance among the annotators who finished the queue's items:
+    each annotator's newest judgment per (answer, document) is one value of one unit."""
+    finished = QueueAssignment.objects.filter(
+        item__queue=queue,
+        item__answer=OuterRef("answer"),
+        annotator=OuterRef("annotator"),
+        status="done",
+    )
+    judgments = (
+        Intervention.objects.filter(project_id=queue.project_id, action="doc_relevance")
+        .filter(Exists(finished))
+        .order_by("id")
+        .values_list("answer_id", "after", "annotator__username")
+    )
+    units: dict[tuple[int, str], dict[str, str]] = {}
+    for answer_id, after, username in judgments.iterator(chunk_size=2000):
+        units.setdefault((answer_id, str(after.get("doc_id"))), {})[username] = after["relevance"]
+    return {
+        "units": sum(1 for values in units.values() if len(values) >= 2),
+        "alpha_nominal": krippendorff_alpha(units),
+        "alpha_ordinal": krippendorff_alpha(units, metric="ordinal", order=RELEVANCE_ORDER),
+        "pairs": pairwise_kappa(units),
+    }

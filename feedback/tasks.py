@@ -41,3 +41,23 @@ def export_build(export_id: int) -> None:
 def exports_sweep() -> None:
     """Re-queue or fail exports whose worker died, so none stays "running" for ever."""
     services.exports.exports_sweep()
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=120,
+    time_limit=150,
+    ignore_result=True,
+)
+def rerun_execute(rerun_id: int) -> None:
+    """Re-run an answer's stages after a correction; the service claims only a queued run."""
+    services.reruns.rerun_execute(rerun_id=rerun_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def reruns_sweep() -> None:
+    """Fail re-runs whose worker died, so none stays "running" for ever."""
+    services.reruns.reruns_sweep()

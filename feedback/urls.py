@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, exports, site
+from feedback.views import answers, debug, exports, queues, site
 
 app_name = "feedback"
 
@@ -24,8 +24,35 @@ urlpatterns = [
         answers.answer_followup,
         name="answer_followup",
     ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/debug/save/",
+        debug.answer_debug_save,
+        name="answer_debug_save",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/debug/diff/",
+        debug.answer_debug_diff,
+        name="answer_debug_diff",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/debug/rerun/",
+        debug.answer_rerun,
+        name="answer_rerun",
+    ),
+    # The design fixes this path. It must precede the answer page, so the page of an answer
+    # whose external_id itself ends in "/debug" is shadowed (its API and debug mode are not).
+    path("<slug:slug>/answers/<path:external_id>/debug/", debug.answer_debug, name="answer_debug"),
     path("<slug:slug>/answers/<path:external_id>/", answers.answer_detail, name="answer_detail"),
+    path("<slug:slug>/reruns/<int:rerun_id>/", debug.rerun_status, name="rerun_status"),
+    path("<slug:slug>/ask/", debug.ask, name="ask"),
+    path("<slug:slug>/queues/", queues.queue_list, name="queue_list"),
+    path("<slug:slug>/queues/create/", queues.queue_create, name="queue_create"),
+    path("<slug:slug>/queues/<int:queue_id>/", queues.queue_detail, name="queue_detail"),
+    path("<slug:slug>/queues/<int:queue_id>/next/", queues.queue_next, name="queue_next"),
+    path("<slug:slug>/queues/<int:queue_id>/skip/", queues.queue_skip, name="queue_skip"),
+    path("<slug:slug>/queues/<int:queue_id>/submit/", queues.queue_submit, name="queue_submit"),
     path("<slug:slug>/settings/", site.project_settings, name="project_settings"),
+    path("<slug:slug>/settings/connector/", site.connector_save, name="connector_save"),
     path("<slug:slug>/exports/", exports.export_list, name="export_list"),
     path("<slug:slug>/exports/create/", exports.export_create, name="export_create"),
     path(

@@ -1,13 +1,15 @@
 """Writes and business rules of the feedback app. Views, APIs, commands and tasks call these;
 each module covers one area and is re-exported here."""
 
-from feedback.services import exports
+from feedback.services import exports, queues, reruns
 from feedback.services.accounts import (
     API_KEY_PREFIX,
     api_key_authenticate,
     api_key_create,
     api_key_hash,
     api_key_revoke,
+    connector_remove,
+    connector_save,
     member_set,
     project_create,
     project_settings_update,
@@ -32,12 +34,16 @@ __all__ = [
     "api_key_create",
     "api_key_hash",
     "api_key_revoke",
+    "connector_remove",
+    "connector_save",
     "exports",
     "exposures_record_views",
     "feedback_record",
     "member_set",
     "project_create",
     "project_settings_update",
+    "queues",
     "reaction_toggle",
+    "reruns",
     "worker_heartbeat_record",
 ]

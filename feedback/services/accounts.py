@@ -14,7 +14,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from feedback.models import ApiKey, Membership, Project, Role, Scope, WorkerHeartbeat
+from feedback.models import (
+    ApiKey,
+    Membership,
+    PipelineConnector,
+    Project,
+    Role,
+    Scope,
+    WorkerHeartbeat,
+)
 from feedback.services.errors import ServiceError
 
 API_KEY_PREFIX = "fbk_"
@@ -149,3 +157,18 @@ def project_settings_update(*, project: Project, **values: Any) -> Project:
         setattr(project, field, value)
     project.save(update_fields=list(values))
     return project
+
+
+def connector_save(
+    *, project: Project, url: str, secret: str | None, timeout_seconds: int
+) -> PipelineConnector:
+    """Register or change the project's pipeline. `secret=None` keeps the stored secret."""
+    defaults: dict[str, Any] = {"url": url, "timeout_seconds": timeout_seconds}
+    if secret is not None:
+        defaults["secret"] = secret
+    connector, _ = PipelineConnector.objects.update_or_create(project=project, defaults=defaults)
+    return connector
+
+
+def connector_remove(*, project: Project) -> None:
+    PipelineConnector.objects.filter(project=project).delete()

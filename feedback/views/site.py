@@ -18,8 +18,8 @@ from django.views.defaults import server_error as django_server_error
 from config.celery_app import app as celery_app
 from feedback import selectors, services
 from feedback.api_support import error_body
-from feedback.forms import ProjectSettingsForm
-from feedback.models import ApiKey, Membership, Role, Scope, WorkerHeartbeat
+from feedback.forms import ConnectorForm, ProjectSettingsForm
+from feedback.models import ApiKey, Membership, PipelineConnector, Role, Scope, WorkerHeartbeat
 from feedback.views.access import membership_or_404
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,55 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
         status = 400
     else:
         form = ProjectSettingsForm.for_project(project)
-    context = {"membership": membership, "project": project, "form": form}
+    return _render_settings(request, membership, form=form, status=status)
+
+
+def _render_settings(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    form: ProjectSettingsForm | None = None,
+    connector_form: ConnectorForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    project = membership.project
+    connector = PipelineConnector.objects.filter(project=project).first()
+    if connector_form is None:
+        initial = (
+            {"url": connector.url, "timeout_seconds": connector.timeout_seconds}
+            if connector
+            else {}
+        )
+        connector_form = ConnectorForm(initial=initial)
+    context = {
+        "membership": membership,
+        "project": project,
+        "form": form or ProjectSettingsForm.for_project(project),
+        "connector": connector,
+        "connector_form": connector_form,
+    }
     return render(request, "feedback/project_settings.html", context, status=status)
+
+
+@require_POST
+@login_required
+def connector_save(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.OWNER)
+    form = ConnectorForm(request.POST)
+    if not form.is_valid():
+        return _render_settings(request, membership, connector_form=form, status=400)
+    if form.cleaned_data["remove"]:
+        services.connector_remove(project=membership.project)
+        messages.success(request, "Connector removed: the demo pipeline answers questions again.")
+    else:
+        services.connector_save(
+            project=membership.project,
+            url=form.cleaned_data["url"],
+            secret=form.cleaned_data["secret"] or None,
+            timeout_seconds=form.cleaned_data["timeout_seconds"],
+        )
+        messages.success(request, "Connector saved.")
+    return redirect("feedback:project_settings", slug=slug)
 
 
 @require_GET

@@ -1,0 +1,1 @@
+"""Answer pipelines the platform can run itself, and the connectors that call external ones."""

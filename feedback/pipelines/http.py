@@ -1,0 +1,65 @@
+"""A project's own pipeline over HTTP (the protocol is in feedback/pipelines/protocol.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from feedback.pipelines.protocol import PipelineError
+
+RETRIES = 2  # after the first attempt, on timeouts, connection errors and 5xx
+BACKOFF_SECONDS = 0.5  # doubled after each retry
+
+
+class HttpPipeline:
+    name = "connector"
+
+    def __init__(self, url: str, *, secret: str = "", timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if secret:
+            self.headers["Authorization"] = f"Bearer {secret}"
+        self.timeout = timeout
+
+    def ask(self, question: str) -> Any:
+        return self._post("ask", {"question": question})
+
+    def rerun(self, question: str, trace: list[dict[str, Any]], *, from_position: int) -> Any:
+        return self._post(
+            "rerun", {"question": question, "trace": trace, "from_position": from_position}
+        )
+
+    def _post(self, operation: str, body: dict[str, Any]) -> Any:
+        delay = BACKOFF_SECONDS
+        problem = ""
+        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            for attempt in range(RETRIES + 1):
+                if attempt:
+                    time.sleep(delay)
+                    delay *= 2
+                try:
+                    reply = client.post(
+                        f"{self.url}/{operation}", content=orjson.dumps(body), headers=self.headers
+                    )
+                except httpx.TimeoutException:
+                    problem = f"did not answer within {self.timeout:g} s"
+                    continue
+                except httpx.TransportError as error:
+                    problem = f"could not be reached ({type(error).__name__})"
+                    continue
+                if reply.status_code >= 500:
+                    problem = f"failed with HTTP {reply.status_code}"
+                    continue
+                if reply.status_code != 200:
+                    raise PipelineError(
+                        f"The pipeline refused the {operation} request with HTTP "
+                        f"{reply.status_code}."
+                    )
+                try:
+                    return orjson.loads(reply.content)
+                except orjson.JSONDecodeError:
+                    raise PipelineError("The pipeline returned malformed JSON.") from None
+        raise PipelineError(f"The pipeline {problem} ({RETRIES + 1} attempts).")

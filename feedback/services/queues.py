@@ -1,0 +1,234 @@
+"""Annotation queues: creating one from a filter, handing out items, skipping and submitting.
+
+Handing out work is the concurrent part. An item may be held by at most `overlap` annotators
+(done, or assigned with a lock that has not expired) and never twice by one annotator. The
+unique constraint on (item, annotator) enforces the second rule; the first is kept by locking
+the item row (`select_for_update(skip_locked=True)`: annotators pulling at the same moment get
+different items instead of waiting) and counting its holders again *after* the lock is held, in
+a statement that sees every assignment committed before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from feedback.models import (
+    AnnotationQueue,
+    Answer,
+    AssignmentStatus,
+    Project,
+    QueueAssignment,
+    QueueItem,
+    Reaction,
+    Stage,
+)
+from feedback.services.errors import ServiceError
+
+REACTION_STATES = {
+    "any": "Any",
+    "loved": "Loved",
+    "positive": "Has a positive reaction",
+    "negative": "Has a negative reaction",
+    "none": "No reaction",
+}
+
+
+class QueueInvalid(ServiceError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The queue could not be created.")
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    model: str = ""
+    model_version: str = ""
+    created_from: date | None = None
+    created_to: date | None = None  # inclusive
+    reaction_state: str = "any"
+    has_trace: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "created_from": self.created_from.isoformat() if self.created_from else None,
+            "created_to": self.created_to.isoformat() if self.created_to else None,
+            "reaction_state": self.reaction_state,
+            "has_trace": self.has_trace,
+        }
+
+
+def answers_matching(*, project: Project, spec: QueueFilter) -> QuerySet[Answer]:
+    answers = Answer.objects.filter(project=project)
+    if spec.model:
+        answers = answers.filter(model=spec.model)
+    if spec.model_version:
+        answers = answers.filter(model_version=spec.model_version)
+    tz = timezone.get_current_timezone()
+    if spec.created_from:
+        answers = answers.filter(
+            created_at__gte=datetime.combine(spec.created_from, time.min, tzinfo=tz)
+        )
+    if spec.created_to:
+        day_after = datetime.combine(spec.created_to + timedelta(days=1), time.min, tzinfo=tz)
+        answers = answers.filter(created_at__lt=day_after)
+    active = Reaction.objects.filter(answer=OuterRef("pk"), removed_at__isnull=True)
+    if spec.reaction_state == "loved":
+        answers = answers.filter(Exists(active.filter(kind="love")))
+    elif spec.reaction_state == "positive":
+        answers = answers.filter(Exists(active.filter(kind__in=project.positive_reactions)))
+    elif spec.reaction_state == "negative":
+        answers = answers.filter(Exists(active.filter(kind__in=project.negative_reactions)))
+    elif spec.reaction_state == "none":
+        answers = answers.exclude(Exists(active))
+    if spec.has_trace:
+        answers = answers.filter(Exists(Stage.objects.filter(answer=OuterRef("pk"))))
+    return answers
+
+
+def queue_create(
+    *,
+    project: Project,
+    created_by: User,
+    name: str,
+    guidelines: str,
+    overlap: int,
+    spec: QueueFilter,
+) -> AnnotationQueue:
+    """A queue holding every answer that matches `spec` now, oldest first."""
+    errors: dict[str, list[str]] = {}
+    if not name.strip():
+        errors["name"] = ["Give the queue a name."]
+    elif AnnotationQueue.objects.filter(project=project, name=name.strip()).exists():
+        errors["name"] = ["The project already has a queue with this name."]
+    if not 1 <= overlap <= 10:
+        errors["overlap"] = ["Must be between 1 and 10 annotators per item."]
+    if spec.reaction_state not in REACTION_STATES:
+        errors["reaction_state"] = [f"Must be one of: {', '.join(REACTION_STATES)}."]
+    if spec.created_from and spec.created_to and spec.created_from > spec.created_to:
+        errors["created_to"] = ["Must not be before the start date."]
+    if errors:
+        raise QueueInvalid(errors)
+    try:
+        with transaction.atomic():
+            queue = AnnotationQueue.objects.create(
+                project=project,
+                name=name.strip(),
+                guidelines=guidelines.strip(),
+                overlap=overlap,
+                filters=spec.as_json(),
+                created_by=created_by,
+            )
+            ids = answers_matching(project=project, spec=spec).order_by("created_at", "id")
+            batch: list[QueueItem] = []
+            for answer_id in ids.values_list("id", flat=True).iterator(chunk_size=5000):
+                batch.append(QueueItem(queue=queue, answer_id=answer_id))
+                if len(batch) == 5000:
+                    QueueItem.objects.bulk_create(batch)
+                    batch = []
+            QueueItem.objects.bulk_create(batch)
+    except IntegrityError:  # a concurrent create with the same name won
+        raise QueueInvalid({"name": ["The project already has a queue with this name."]}) from None
+    return queue
+
+
+def _holders(now: datetime) -> Q:
+    """Assignments that take up one of an item's `overlap` places."""
+    return Q(status=AssignmentStatus.DONE) | Q(
+        status=AssignmentStatus.ASSIGNED, locked_until__gt=now
+    )
+
+
+def queue_item_next_for(
+    *, queue: AnnotationQueue, annotator: User, attempts: int = 20
+) -> QueueAssignment | None:
+    """The annotator's current item if they hold one, else a new one, else None (the queue
+    has nothing left for them)."""
+    now = timezone.now()
+    current = (
+        QueueAssignment.objects.filter(
+            item__queue=queue,
+            annotator=annotator,
+            status=AssignmentStatus.ASSIGNED,
+            locked_until__gt=now,
+        )
+        .select_related("item__answer")
+        .order_by("assigned_at")
+        .first()
+    )
+    if current is not None:
+        return current
+    lock = timedelta(minutes=queue.lock_minutes)
+    mine = QueueAssignment.objects.filter(
+        item=OuterRef("pk"), annotator=annotator, status__in=["done", "skipped"]
+    )
+    for _ in range(attempts):
+        with transaction.atomic():
+            now = timezone.now()
+            holders = QueueAssignment.objects.filter(_holders(now), item=OuterRef("pk"))
+            held_by_others = (
+                holders.exclude(annotator=annotator)
+                .values("item")
+                .annotate(n=Count("id"))
+                .values("n")
+            )
+            candidates = (
+                QueueItem.objects.filter(queue=queue)
+                .exclude(Exists(mine))
+                .annotate(held=Coalesce(Subquery(held_by_others), 0))
+                .filter(held__lt=queue.overlap)
+            )
+            item = candidates.order_by("id").select_for_update(skip_locked=True).first()
+            if item is None:
+                return None
+            # Counted again under the item's lock: the candidate query's snapshot may predate
+            # an assignment another annotator committed just before we got the lock.
+            others = (
+                QueueAssignment.objects.filter(_holders(now), item=item)
+                .exclude(annotator=annotator)
+                .count()
+            )
+            if others >= queue.overlap:
+                continue
+            assignment, _ = QueueAssignment.objects.update_or_create(
+                item=item,
+                annotator=annotator,
+                defaults={
+                    "status": AssignmentStatus.ASSIGNED,
+                    "locked_until": now + lock,
+                    "assigned_at": now,
+                    "finished_at": None,
+                },
+            )
+            assignment.item = item
+            return assignment
+    return None
+
+
+def _finish(*, assignment: QueueAssignment, status: str) -> QueueAssignment:
+    with transaction.atomic():
+        locked = QueueAssignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.status == AssignmentStatus.ASSIGNED:
+            locked.status = status
+            locked.finished_at = timezone.now()
+            locked.save(update_fields=["status", "finished_at"])
+    return locked
+
+
+def queue_item_skip(*, assignment: QueueAssignment) -> QueueAssignment:
+    """The annotator passes on the item: it leaves their queue and frees its place."""
+    return _finish(assignment=assignment, status=AssignmentStatus.SKIPPED)
+
+
+def queue_item_submit(*, assignment: QueueAssignment) -> QueueAssignment:
+    """The annotator is done with the item (with or without corrections)."""
+    return _finish(assignment=assignment, status=AssignmentStatus.DONE)

@@ -1,0 +1,437 @@
+"""Debug mode: an annotator sees the pipeline behind an answer, corrects each stage, and can
+re-run the later stages from a corrected one; and the ask page, where anyone in the project
+asks the project's pipeline a question.
+
+The debug form posts every stage's editor at once. `feedback.debug_mode` turns what was
+submitted into typed changes (only those that differ from what the page showed), and
+`interventions_save` validates them all and stores all or none. The form carries a version of
+what it showed; if the annotator's corrections changed since (another tab), the save is refused
+with a prompt to reload instead of silently mixing two states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from feedback import selectors, services
+from feedback.debug_mode import (
+    RELEVANCE_LABELS,
+    AnswerState,
+    Correction,
+    DocumentRow,
+    SubqueryRow,
+    answer_changes,
+    corrected_answer,
+    corrected_documents,
+    corrected_subqueries,
+    document_changes,
+    subquery_changes,
+    word_diff,
+)
+from feedback.models import (
+    Answer,
+    AssignmentStatus,
+    Intervention,
+    Membership,
+    QueueAssignment,
+    Rerun,
+    Role,
+    Stage,
+)
+from feedback.pipelines.protocol import PipelineError
+from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
+from feedback.services.interventions import InterventionsInvalid, interventions_save
+from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
+from feedback.views.access import membership_or_404
+from feedback.views.answers import _is_htmx, viewer_of
+from feedback.views.queues import to_next_item
+
+ANSWER_PREFIX = "answer-"  # the editor of an answer without a trace
+
+
+def _answer_or_404(membership: Membership, external_id: str) -> Answer:
+    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
+    if answer is None:
+        raise Http404("This answer does not exist (any more).")
+    return answer
+
+
+def _assignment(request: HttpRequest, membership: Membership) -> QueueAssignment | None:
+    """The queue item this page is being worked on as, when it came from a queue."""
+    raw = request.POST.get("assignment") or request.GET.get("assignment") or ""
+    if not raw.isdigit():
+        return None
+    return (
+        QueueAssignment.objects.filter(
+            pk=int(raw),
+            annotator=membership.user,
+            item__queue__project=membership.project,
+        )
+        .select_related("item__queue")
+        .first()
+    )
+
+
+def _version(stages: list[Stage], mine: list[Intervention]) -> str:
+    """What the page showed: the stages and the newest of the annotator's corrections."""
+    digest = hashlib.sha256(orjson.dumps([[s.position, s.kind, s.output] for s in stages]))
+    digest.update(str(mine[-1].pk if mine else 0).encode())
+    return digest.hexdigest()[:20]
+
+
+def _corrections(rows: list[Intervention]) -> list[Correction]:
+    return [Correction(i.action, i.before, i.after, i.created_at) for i in rows]
+
+
+def _form_lists(request: HttpRequest) -> dict[str, list[str]]:
+    return {key: request.POST.getlist(key) for key in request.POST}
+
+
+def _editor_state(
+    kind: str,
+    output: dict[str, Any],
+    corrections: list[Correction],
+    *,
+    fallback_text: str = "",
+) -> dict[str, Any]:
+    """What one stage's editor shows: the annotator's corrected state of the stage."""
+    if kind == "decomposition":
+        subqueries = [q for q in output.get("subqueries", []) if isinstance(q, str)]
+        return {"subqueries": corrected_subqueries(subqueries, corrections)}
+    if kind in ("retrieval", "rerank"):
+        documents = [d for d in output.get("documents", []) if isinstance(d, dict)]
+        return {"documents": corrected_documents(documents, corrections)}
+    if kind == "generation":
+        original = str(output.get("text", fallback_text))
+        state = corrected_answer(original, corrections)
+        return {"answer": state, "original_text": original}
+    return {}
+
+
+def _state_from_form(view: dict[str, Any], form: dict[str, list[str]]) -> None:
+    """After a refused save, show what the annotator submitted rather than losing it."""
+    prefix = view["prefix"]
+    if "subqueries" in view:
+        texts, origins = form.get(f"{prefix}subquery", []), form.get(f"{prefix}origin", [])
+        view["subqueries"] = [
+            SubqueryRow(int(o) if o.isdigit() else None, t)
+            for t, o in zip(texts, origins + ["new"] * len(texts), strict=False)
+        ]
+    if "documents" in view:
+        rows: dict[str, DocumentRow] = {d.id: d for d in view["documents"]}
+        order = [i for i in form.get(f"{prefix}doc-order", []) if i in rows]
+        rest = [d for d in view["documents"] if d.id not in order]
+        view["documents"] = [rows[i] for i in order] + rest
+        for d in view["documents"]:
+            values = form.get(f"{prefix}rel-{d.id}")
+            if values:
+                d.relevance = values[-1]
+        view["add"] = {
+            field: (form.get(f"{prefix}add-{field}") or [""])[0]
+            for field in ("title", "text", "url")
+        }
+    if "answer" in view:
+        texts = form.get(f"{prefix}answer", [])
+        state = AnswerState(texts[-1] if texts else view["answer"].text, list(view["answer"].flags))
+        view["answer"] = state
+        view["new_flags"] = [
+            {"span": s, "reason": r}
+            for s, r in zip(
+                form.get(f"{prefix}flag-span", []),
+                form.get(f"{prefix}flag-reason", []),
+                strict=False,
+            )
+            if s or r
+        ]
+
+
+def _debug_context(
+    request: HttpRequest,
+    membership: Membership,
+    answer: Answer,
+    *,
+    form: dict[str, list[str]] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    assignment: QueueAssignment | None = None,
+) -> dict[str, Any]:
+    stages = list(answer.stages.order_by("position"))
+    mine = list(
+        Intervention.objects.filter(answer=answer, annotator=membership.user).order_by("id")
+    )
+    by_stage: dict[int | None, list[Intervention]] = defaultdict(list)
+    for intervention in mine:
+        by_stage[intervention.stage_id].append(intervention)
+    pipeline = pipeline_for(membership.project)
+    rerun_reason = rerun_unavailable_reason(answer, pipeline)
+    reruns = {
+        r.stage_id: r
+        for r in Rerun.objects.filter(answer=answer, requested_by=membership.user)
+        .select_related("revision")
+        .order_by("created_at", "id")
+    }
+    errors = errors or {}
+    views: list[dict[str, Any]] = []
+    editable: list[Stage | None] = [*stages] or [
+        None
+    ]  # an answer without a trace: its text is the one stage
+    for stage in editable:
+        prefix = f"s{stage.position}-" if stage else ANSWER_PREFIX
+        kind = stage.kind if stage else "generation"
+        rows = by_stage[stage.pk if stage else None]
+        view: dict[str, Any] = {
+            "stage": stage,
+            "kind": kind,
+            "prefix": prefix,
+            "saved": rows,
+            "errors": {k: v for k, v in errors.items() if k.startswith(prefix)},
+            "rerunnable": stage is not None and kind in RERUNNABLE_KINDS,
+            "rerun": reruns.get(stage.pk) if stage else None,
+            "add": {"title": "", "text": "", "url": ""},
+            "new_flags": [],
+            **_editor_state(
+                kind,
+                stage.output if stage else {},
+                _corrections(rows),
+                fallback_text=answer.response,
+            ),
+        }
+        if form is not None:
+            _state_from_form(view, form)
+        if "answer" in view:
+            view["diff"] = word_diff(view["original_text"], view["answer"].text)
+        views.append(view)
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "answer": answer,
+        "stages": views,
+        "has_trace": bool(stages),
+        "version": _version(stages, mine),
+        "errors": errors,
+        "general_errors": {k: v for k, v in errors.items() if not k.startswith(("s", "answer-"))},
+        "rationale": (form or {}).get("rationale", [""])[0],
+        "relevance_labels": RELEVANCE_LABELS.items(),
+        "rerun_reason": rerun_reason,
+        "pipeline_name": pipeline.name,
+        "assignment": assignment,
+        "saved_count": len(mine),
+    }
+
+
+def _debug_url(answer: Answer, assignment: QueueAssignment | None = None) -> str:
+    url = reverse("feedback:answer_debug", args=[answer.project.slug, answer.external_id])
+    return f"{url}?{urlencode({'assignment': assignment.pk})}" if assignment else url
+
+
+@require_GET
+@login_required
+def answer_debug(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    answer = _answer_or_404(membership, external_id)
+    context = _debug_context(
+        request, membership, answer, assignment=_assignment(request, membership)
+    )
+    return render(request, "feedback/answer_debug.html", context)
+
+
+def _changes_from_form(
+    answer: Answer, annotator: Any, form: dict[str, list[str]]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Every stage's submitted editor → typed changes, and errors the form alone reveals."""
+    stages = list(answer.stages.order_by("position"))
+    mine = Intervention.objects.filter(answer=answer, annotator=annotator).order_by("id")
+    by_stage: dict[int | None, list[Correction]] = defaultdict(list)
+    for i in mine:
+        by_stage[i.stage_id].append(Correction(i.action, i.before, i.after, i.created_at))
+    changes: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    for stage in stages or [None]:  # type: ignore[list-item]
+        kind = stage.kind if stage else "generation"
+        prefix = f"s{stage.position}-" if stage else ANSWER_PREFIX
+        position = stage.position if stage else None
+        output = stage.output if stage else {}
+        state = _editor_state(
+            kind, output, by_stage[stage.pk if stage else None], fallback_text=answer.response
+        )
+        if kind == "decomposition":
+            subqueries = [q for q in output.get("subqueries", []) if isinstance(q, str)]
+            changes += subquery_changes(
+                position or 0, subqueries, state["subqueries"], form, prefix
+            )
+        elif kind in ("retrieval", "rerank"):
+            found, problems = document_changes(position or 0, state["documents"], form, prefix)
+            changes += found
+            errors.update(problems)
+        elif kind == "generation":
+            changes += answer_changes(position, state["answer"], form, prefix)
+    return changes, errors
+
+
+@require_POST
+@login_required
+def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    answer = _answer_or_404(membership, external_id)
+    assignment = _assignment(request, membership)
+    form = _form_lists(request)
+    stages = list(answer.stages.order_by("position"))
+    mine = list(
+        Intervention.objects.filter(answer=answer, annotator=membership.user).order_by("id")
+    )
+    if request.POST.get("version") != _version(stages, mine):
+        context = _debug_context(
+            request,
+            membership,
+            answer,
+            form=form,
+            assignment=assignment,
+            errors={
+                "version": [
+                    "Your corrections of this answer changed since this page was loaded "
+                    "(in another tab?). Reload the page to see them; nothing was saved."
+                ]
+            },
+        )
+        context["version"] = request.POST.get("version", "")
+        return render(request, "feedback/answer_debug.html", context, status=409)
+    changes, errors = _changes_from_form(answer, membership.user, form)
+    rationale = request.POST.get("rationale", "").strip()
+    if not errors:
+        try:
+            saved = interventions_save(
+                answer=answer, annotator=membership.user, changes=changes, rationale=rationale
+            )
+        except InterventionsInvalid as invalid:
+            errors = _stage_errors(invalid.errors, changes, stages)
+    if errors:
+        context = _debug_context(
+            request, membership, answer, form=form, errors=errors, assignment=assignment
+        )
+        return render(request, "feedback/answer_debug.html", context, status=400)
+    if assignment is not None and assignment.status == AssignmentStatus.ASSIGNED:
+        services.queues.queue_item_submit(assignment=assignment)
+        messages.success(request, f"Saved {len(saved)} correction(s).")
+        return to_next_item(request, membership, assignment.item.queue)
+    messages.success(
+        request,
+        f"Saved {len(saved)} correction(s)." if saved else "Nothing changed, nothing to save.",
+    )
+    return redirect(_debug_url(answer))
+
+
+def _stage_errors(
+    errors: dict[str, list[str]], changes: list[dict[str, Any]], stages: list[Stage]
+) -> dict[str, list[str]]:
+    """`changes[3].after.text` → the stage prefix of change 3, so the message sits by its
+    editor: `s0-subquery_add: Must be a non-empty sub-query.`"""
+    by_prefix: dict[str, list[str]] = defaultdict(list)
+    for key, messages_ in errors.items():
+        index = key.split("]")[0].removeprefix("changes[")
+        change = changes[int(index)] if index.isdigit() and int(index) < len(changes) else {}
+        position = change.get("stage")
+        prefix = f"s{position}-" if position is not None and stages else ANSWER_PREFIX
+        label = str(change.get("action", "change")).replace("_", " ")
+        by_prefix[f"{prefix}{change.get('action', 'change')}"] += [
+            f"{label.capitalize()}: {m}" for m in messages_
+        ]
+    return dict(by_prefix)
+
+
+@require_POST
+@login_required
+def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    """The live diff under the "Corrected answer" field."""
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    answer = _answer_or_404(membership, external_id)
+    prefix = request.POST.get("prefix", ANSWER_PREFIX)
+    stage = None
+    if prefix != ANSWER_PREFIX:
+        position = prefix.removeprefix("s").removesuffix("-")
+        stage = answer.stages.filter(position=int(position)).first() if position.isdigit() else None
+    original = str(stage.output.get("text", "")) if stage else answer.response
+    corrected = request.POST.get(f"{prefix}answer", original)
+    view = {"prefix": prefix, "diff": word_diff(original, corrected.replace("\r\n", "\n"))}
+    return render(request, "feedback/answer_debug.html#answer-diff", {"view": view})
+
+
+@require_POST
+@login_required
+def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    answer = _answer_or_404(membership, external_id)
+    raw = request.POST.get("stage", "")
+    stage = answer.stages.filter(position=int(raw)).first() if raw.isdigit() else None
+    if stage is None:
+        raise Http404("No stage at that position.")
+    try:
+        rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)
+    except RerunUnavailable as unavailable:
+        if _is_htmx(request):
+            context: dict[str, Any] = {
+                "view": {"stage": stage, "rerun": None},
+                "rerun_error": str(unavailable),
+                "project": membership.project,
+            }
+            return render(request, "feedback/answer_debug.html#rerun-status", context, status=409)
+        messages.error(request, str(unavailable))
+        return redirect(_debug_url(answer))
+    if _is_htmx(request):
+        context = {"view": {"stage": stage, "rerun": rerun}, "project": membership.project}
+        return render(request, "feedback/answer_debug.html#rerun-status", context)
+    messages.success(request, "Re-run started; this page shows its progress.")
+    return redirect(_debug_url(answer))
+
+
+@require_GET
+@login_required
+def rerun_status(request: HttpRequest, slug: str, rerun_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    rerun = get_object_or_404(
+        Rerun.objects.select_related("stage", "answer", "revision"),
+        pk=rerun_id,
+        project=membership.project,
+    )
+    context = {"view": {"stage": rerun.stage, "rerun": rerun}, "project": membership.project}
+    if not _is_htmx(request):
+        return redirect(_debug_url(rerun.answer))
+    return render(request, "feedback/answer_debug.html#rerun-status", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def ask(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask the project's pipeline (the demo pipeline unless the project registered its own);
+    the answer is stored with its trace and opens ready to be rated."""
+    membership = membership_or_404(request, slug)
+    context: dict[str, Any] = {
+        "membership": membership,
+        "project": membership.project,
+        "pipeline_name": pipeline_for(membership.project).name,
+        "question": "",
+    }
+    if request.method == "POST":
+        question = request.POST.get("question", "")
+        if not question.strip():
+            context["error"] = "Type a question first."
+            return render(request, "feedback/ask.html", context, status=400)
+        try:
+            answer = services.reruns.answer_ask(
+                project=membership.project, question=question, user_ref=viewer_of(request)
+            )
+        except PipelineError as error:
+            # The pipeline failed, not the asker: a gateway error, with the question kept.
+            context |= {"question": question, "error": str(error)}
+            return render(request, "feedback/ask.html", context, status=502)
+        return redirect("feedback:answer_detail", slug, answer.external_id)
+    return render(request, "feedback/ask.html", context)

@@ -1,0 +1,162 @@
+"""Annotation queues: researchers create them from a filter and watch progress and agreement;
+annotators press "Next", work on the answer in debug mode, skip, or finish it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback import selectors, services
+from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
+from feedback.services.queues import REACTION_STATES, QueueFilter, QueueInvalid
+from feedback.views.access import membership_or_404
+
+
+def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
+    return get_object_or_404(AnnotationQueue, pk=queue_id, project=membership.project)
+
+
+def _date(value: str, field: str, errors: dict[str, list[str]]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors[field] = ["Must be a date like 2026-01-31."]
+        return None
+
+
+def _list_context(membership: Membership, **extra: object) -> dict[str, object]:
+    project = membership.project
+    return {
+        "membership": membership,
+        "project": project,
+        "queues": selectors.queues_with_progress(project=project),
+        "can_create": role_includes(membership.role, Role.RESEARCHER),
+        "reaction_states": REACTION_STATES.items(),
+        "models": selectors.model_names(project=project),
+        "form": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def queue_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    return render(request, "feedback/queues.html", _list_context(membership))
+
+
+@require_POST
+@login_required
+def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    post = request.POST
+    errors: dict[str, list[str]] = {}
+    overlap_raw = post.get("overlap", "1")
+    overlap = int(overlap_raw) if overlap_raw.isdigit() else 0
+    spec = QueueFilter(
+        model=post.get("model", "").strip(),
+        model_version=post.get("model_version", "").strip(),
+        created_from=_date(post.get("created_from", ""), "created_from", errors),
+        created_to=_date(post.get("created_to", ""), "created_to", errors),
+        reaction_state=post.get("reaction_state", "any"),
+        has_trace=post.get("has_trace") == "on",
+    )
+    if not errors:
+        try:
+            queue = services.queues.queue_create(
+                project=membership.project,
+                created_by=membership.user,
+                name=post.get("name", ""),
+                guidelines=post.get("guidelines", ""),
+                overlap=overlap,
+                spec=spec,
+            )
+        except QueueInvalid as invalid:
+            errors = invalid.errors
+    if errors:
+        context = _list_context(membership, form=post, errors=errors)
+        return render(request, "feedback/queues.html", context, status=400)
+    messages.success(request, f"Queue “{queue.name}” created with {queue.items.count()} answers.")
+    return redirect("feedback:queue_detail", slug, queue.pk)
+
+
+@require_GET
+@login_required
+def queue_detail(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    queue = _queue_or_404(membership, queue_id)
+    researcher = role_includes(membership.role, Role.RESEARCHER)
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "queue": queue,
+        "progress": selectors.queue_progress(queue=queue),
+        "mine": selectors.queue_progress_for(queue=queue, annotator=membership.user),
+        "researcher": researcher,
+        "agreement": selectors.queue_agreement(queue=queue) if researcher else None,
+    }
+    return render(request, "feedback/queue_detail.html", context)
+
+
+def to_next_item(
+    request: HttpRequest, membership: Membership, queue: AnnotationQueue
+) -> HttpResponse:
+    """Hand the annotator their next item (in debug mode), or tell them the queue is done."""
+    assignment = services.queues.queue_item_next_for(queue=queue, annotator=membership.user)
+    if assignment is None:
+        messages.info(request, "Nothing left for you in this queue. Thank you!")
+        return redirect("feedback:queue_detail", membership.project.slug, queue.pk)
+    answer = assignment.item.answer
+    url = reverse("feedback:answer_debug", args=[membership.project.slug, answer.external_id])
+    return redirect(f"{url}?{urlencode({'assignment': assignment.pk})}")
+
+
+@require_POST
+@login_required
+def queue_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    return to_next_item(request, membership, _queue_or_404(membership, queue_id))
+
+
+def _posted_assignment(
+    request: HttpRequest, membership: Membership, queue: AnnotationQueue
+) -> QueueAssignment:
+    raw = request.POST.get("assignment", "")
+    assignment = (
+        QueueAssignment.objects.filter(pk=int(raw), item__queue=queue, annotator=membership.user)
+        .select_related("item__answer")
+        .first()
+        if raw.isdigit()
+        else None
+    )
+    if assignment is None:
+        raise Http404("No such item of yours in this queue.")
+    return assignment
+
+
+@require_POST
+@login_required
+def queue_skip(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    queue = _queue_or_404(membership, queue_id)
+    services.queues.queue_item_skip(assignment=_posted_assignment(request, membership, queue))
+    return to_next_item(request, membership, queue)
+
+
+@require_POST
+@login_required
+def queue_submit(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    queue = _queue_or_404(membership, queue_id)
+    services.queues.queue_item_submit(assignment=_posted_assignment(request, membership, queue))
+    return to_next_item(request, membership, queue)
