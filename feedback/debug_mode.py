@@ -4,7 +4,8 @@ Pure functions over plain data, used by the debug page, the re-run service and t
 
 How corrections add up, per stage kind (an annotator's own corrections only):
 - decomposition: each save is a snapshot of the whole corrected list, expressed against the
-  system's sub-queries (reorder, edits and removals by original position, additions appended).
+  system's sub-queries (reorder, edits and removals by original position, additions at their
+  place in the corrected list).
   The annotator's newest save on the stage is the corrected list.
 - retrieval / rerank: the newest relevance per document and the newest order win; documents the
   annotator added are appended; documents judged irrelevant are dropped from what a re-run sees.
@@ -97,7 +98,9 @@ def corrected_subqueries(
     rows = [
         SubqueryRow(r.origin, edits.get(r.origin, r.text)) for r in rows if r.origin not in removed
     ]
-    rows += [SubqueryRow(None, c.after["text"]) for c in save if c.action == "subquery_add"]
+    additions = [c.after for c in save if c.action == "subquery_add"]
+    for added in sorted(additions, key=lambda a: a.get("position", len(subqueries) + len(rows))):
+        rows.insert(added.get("position", len(rows)), SubqueryRow(None, added["text"]))
     return rows
 
 
@@ -212,9 +215,15 @@ def subquery_changes(
     for i in range(len(subqueries)):
         if i not in kept_origins:
             changes.append({"stage": position, "action": "subquery_remove", "index": i})
-    for r in submitted:
+    for place, r in enumerate(submitted):
         if r.origin is None:
-            changes.append({"stage": position, "action": "subquery_add", "after": {"text": r.text}})
+            changes.append(
+                {
+                    "stage": position,
+                    "action": "subquery_add",
+                    "after": {"text": r.text, "position": place},
+                }
+            )
     return changes
 
 

@@ -2,7 +2,8 @@
 its kind and output, so these functions run on plain data.
 
 Shapes (`before` is what the stage showed, `after` the correction):
-- subquery_add: after {"text"}; subquery_remove: before {"index", "text"};
+- subquery_add: after {"text", "position"?} (its place in the corrected list; else appended);
+  subquery_remove: before {"index", "text"};
   subquery_edit: before {"index", "text"}, after {"text"};
   subquery_reorder: after {"order": [sub-queries]}, the same sub-queries in a new order
 - doc_relevance: after {"doc_id", "relevance": relevant | partial | irrelevant}
@@ -75,7 +76,12 @@ def validate_change(
         text = _text(after.get("text"))
         if text is None:
             return {"after.text": ["Must be a non-empty sub-query."]}
-        return ValidChange(action, {}, {"text": text})
+        position = after.get("position")
+        if position is None:
+            return ValidChange(action, {}, {"text": text})
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            return {"after.position": ["Must be the new sub-query's place, counted from 0."]}
+        return ValidChange(action, {}, {"text": text, "position": position})
     if action in ("subquery_remove", "subquery_edit"):
         index = change.get("index")
         if (

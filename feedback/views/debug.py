@@ -261,6 +261,8 @@ def _changes_from_form(
         prefix = f"s{stage.position}-" if stage else ANSWER_PREFIX
         position = stage.position if stage else None
         output = stage.output if stage else {}
+        if f"{prefix}editor" not in form:
+            continue  # this stage's editor was not on the submitted form: leave it alone
         state = _editor_state(
             kind, output, by_stage[stage.pk if stage else None], fallback_text=answer.response
         )
