@@ -42,13 +42,34 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def rater_page(page: Page, live_server: Any, project: Project) -> Page:
-    """A page logged in, through the login form, as a rater of `project`."""
-    user = UserFactory.create(username="rita")
-    MembershipFactory.create(user=user, project=project, role="rater")
+def second_page(browser: Browser) -> Iterator[Page]:
+    """Another browser (its own cookies) for a second person. Closed at the end, so the live
+    server's request threads let go of their database connections."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def log_in(page: Page, live_server: Any, project: Project, username: str, role: str) -> Page:
+    """Make a member of `project` and log them in through the login form."""
+    user = UserFactory.create(username=username)
+    MembershipFactory.create(user=user, project=project, role=role)
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("rita")
+    page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/projects/")
     return page
+
+
+@pytest.fixture
+def rater_page(page: Page, live_server: Any, project: Project) -> Page:
+    """A page logged in, through the login form, as a rater of `project`."""
+    return log_in(page, live_server, project, "rita", "rater")
+
+
+@pytest.fixture
+def annotator_page(page: Page, live_server: Any, project: Project) -> Page:
+    return log_in(page, live_server, project, "anna", "annotator")
