@@ -189,7 +189,13 @@ def queue_item_next_for(
             )
             item = candidates.order_by("id").select_for_update(skip_locked=True).first()
             if item is None:
-                return None
+                if not candidates.exists():
+                    return None
+                # Every candidate is being handed to someone else this instant: wait for the
+                # oldest rather than tell this annotator the queue is finished.
+                item = candidates.order_by("id").select_for_update().first()
+                if item is None:
+                    continue
             # Counted again under the item's lock: the candidate query's snapshot may predate
             # an assignment another annotator committed just before we got the lock.
             others = (
@@ -214,13 +220,35 @@ def queue_item_next_for(
     return None
 
 
+class AssignmentExpired(ServiceError):
+    pass
+
+
 def _finish(*, assignment: QueueAssignment, status: str) -> QueueAssignment:
     with transaction.atomic():
+        # The item's lock first (the order queue_item_next_for takes them in), then the row.
+        item = (
+            QueueItem.objects.select_for_update().select_related("queue").get(pk=assignment.item_id)
+        )
         locked = QueueAssignment.objects.select_for_update().get(pk=assignment.pk)
-        if locked.status == AssignmentStatus.ASSIGNED:
-            locked.status = status
-            locked.finished_at = timezone.now()
-            locked.save(update_fields=["status", "finished_at"])
+        if locked.status != AssignmentStatus.ASSIGNED:
+            return locked
+        now = timezone.now()
+        if status == AssignmentStatus.DONE and locked.locked_until <= now:
+            # The hold expired, so the place may have gone to someone else meanwhile.
+            others = (
+                QueueAssignment.objects.filter(_holders(now), item=item)
+                .exclude(pk=locked.pk)
+                .count()
+            )
+            if others >= item.queue.overlap:
+                raise AssignmentExpired(
+                    "Your hold on this item expired and other annotators have finished it; "
+                    "your corrections are saved, but the item no longer counts for you."
+                )
+        locked.status = status
+        locked.finished_at = now
+        locked.save(update_fields=["status", "finished_at"])
     return locked
 
 
@@ -230,5 +258,6 @@ def queue_item_skip(*, assignment: QueueAssignment) -> QueueAssignment:
 
 
 def queue_item_submit(*, assignment: QueueAssignment) -> QueueAssignment:
-    """The annotator is done with the item (with or without corrections)."""
+    """The annotator is done with the item (with or without corrections). After the hold
+    expired it still counts if a place is free; if the item is full: AssignmentExpired."""
     return _finish(assignment=assignment, status=AssignmentStatus.DONE)

@@ -52,6 +52,7 @@ from feedback.models import (
 from feedback.pipelines.protocol import PipelineError
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.interventions import InterventionsInvalid, interventions_save
+from feedback.services.queues import AssignmentExpired
 from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
 from feedback.views.access import membership_or_404
 from feedback.views.answers import _is_htmx, viewer_of
@@ -67,8 +68,11 @@ def _answer_or_404(membership: Membership, external_id: str) -> Answer:
     return answer
 
 
-def _assignment(request: HttpRequest, membership: Membership) -> QueueAssignment | None:
-    """The queue item this page is being worked on as, when it came from a queue."""
+def _assignment(
+    request: HttpRequest, membership: Membership, answer: Answer
+) -> QueueAssignment | None:
+    """The queue item this page is being worked on as, when it came from a queue: only the
+    annotator's own assignment of this very answer."""
     raw = request.POST.get("assignment") or request.GET.get("assignment") or ""
     if not raw.isdigit():
         return None
@@ -76,6 +80,7 @@ def _assignment(request: HttpRequest, membership: Membership) -> QueueAssignment
         QueueAssignment.objects.filter(
             pk=int(raw),
             annotator=membership.user,
+            item__answer=answer,
             item__queue__project=membership.project,
         )
         .select_related("item__queue")
@@ -240,7 +245,7 @@ def answer_debug(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     answer = _answer_or_404(membership, external_id)
     context = _debug_context(
-        request, membership, answer, assignment=_assignment(request, membership)
+        request, membership, answer, assignment=_assignment(request, membership, answer)
     )
     return render(request, "feedback/answer_debug.html", context)
 
@@ -285,7 +290,7 @@ def _changes_from_form(
 def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     answer = _answer_or_404(membership, external_id)
-    assignment = _assignment(request, membership)
+    assignment = _assignment(request, membership, answer)
     form = _form_lists(request)
     stages = list(answer.stages.order_by("position"))
     mine = list(
@@ -322,7 +327,10 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         )
         return render(request, "feedback/answer_debug.html", context, status=400)
     if assignment is not None and assignment.status == AssignmentStatus.ASSIGNED:
-        services.queues.queue_item_submit(assignment=assignment)
+        try:
+            services.queues.queue_item_submit(assignment=assignment)
+        except AssignmentExpired as expired:
+            messages.warning(request, str(expired))
         messages.success(request, f"Saved {len(saved)} correction(s).")
         return to_next_item(request, membership, assignment.item.queue)
     messages.success(

@@ -15,7 +15,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
-from feedback.services.queues import REACTION_STATES, QueueFilter, QueueInvalid
+from feedback.services.queues import (
+    REACTION_STATES,
+    AssignmentExpired,
+    QueueFilter,
+    QueueInvalid,
+)
 from feedback.views.access import membership_or_404
 
 
@@ -158,5 +163,8 @@ def queue_skip(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
 def queue_submit(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     queue = _queue_or_404(membership, queue_id)
-    services.queues.queue_item_submit(assignment=_posted_assignment(request, membership, queue))
+    try:
+        services.queues.queue_item_submit(assignment=_posted_assignment(request, membership, queue))
+    except AssignmentExpired as expired:
+        messages.warning(request, str(expired))
     return to_next_item(request, membership, queue)

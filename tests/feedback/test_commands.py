@@ -10,7 +10,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from feedback.models import Answer, Exposure, Membership, Project, Reaction, Stage
+from feedback.models import (
+    AnnotationQueue,
+    Answer,
+    Exposure,
+    Membership,
+    Project,
+    Reaction,
+    Stage,
+)
 from feedback.services import api_key_authenticate
 from tests.factories import answer_payload
 
@@ -88,9 +96,15 @@ def test_seed_demo_creates_users_for_each_role_and_traced_answers() -> None:
         "annotator": "annotator",
         "rater": "rater",
     }
-    assert Answer.objects.filter(project=project).count() == 36
-    assert Stage.objects.filter(answer__project=project).count() == 36 * 3
+    # 36 written answers, and the 12 demo questions asked through the demo pipeline
+    assert Answer.objects.filter(project=project).count() == 36 + 12
+    assert Answer.objects.filter(project=project, metadata__pipeline="demo").count() == 12
+    assert Stage.objects.filter(answer__project=project).count() == (36 + 12) * 3
     assert "0 new answers" in output
+    assert "Asked the demo pipeline: 0 new" in output
+    queue = AnnotationQueue.objects.get(project=project, name="Relevance pass")
+    assert queue.items.count() == 12
+    assert queue.overlap == 2
     assert "0 new events" in output
     assert set(Reaction.objects.values_list("source", flat=True)) == {"simulated"}
     assert Exposure.objects.filter(project=project).count() > Reaction.objects.count() > 0

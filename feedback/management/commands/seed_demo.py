@@ -2,9 +2,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from feedback.demo_data import demo_answers
-from feedback.models import Role
+from feedback.demo_data import DEMO_QUESTIONS, demo_answers
+from feedback.models import AnnotationQueue, Role
+from feedback.pipelines import demo
 from feedback.services import answers_ingest, feedback_record, member_set, project_create
+from feedback.services.queues import QueueFilter, queue_create
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (demo logins are printed on purpose)
 DEMO_USERS = {
@@ -94,6 +96,30 @@ class Command(BaseCommand):
         if errors:
             self.stderr.write(f"demo answers with errors: {[r.errors for r in errors]}")
         self.stdout.write(f"Demo project 'demo': {created} new answers, {len(results)} in all.")
+        # The demo questions asked through the built-in pipeline too: these answers can be
+        # re-run from a corrected stage in debug mode.
+        asked = [
+            {**demo.ask(item["question"]), "external_id": f"demo-ask-{i:02d}"}
+            for i, item in enumerate(DEMO_QUESTIONS, start=1)
+        ]
+        asked_results = answers_ingest(project=project, items=asked)
+        self.stdout.write(
+            f"Asked the demo pipeline: {sum(r.status == 'created' for r in asked_results)} new."
+        )
+        if not AnnotationQueue.objects.filter(project=project, name="Relevance pass").exists():
+            researcher = project.memberships.get(user__username="researcher").user
+            queue = queue_create(
+                project=project,
+                created_by=researcher,
+                name="Relevance pass",
+                guidelines=(
+                    "Judge every retrieved document, fix the sub-queries, and correct the "
+                    "answer where it says something the documents don't support."
+                ),
+                overlap=2,
+                spec=QueueFilter(model=demo.MODEL, has_trace=True),
+            )
+            self.stdout.write(f"Annotation queue 'Relevance pass': {queue.items.count()} answers.")
         recorded = feedback_record(project=project, items=demo_feedback(), source="simulated")
         new_events = sum(r.status == "created" for r in recorded)
         self.stdout.write(f"Simulated feedback: {new_events} new events, {len(recorded)} in all.")
