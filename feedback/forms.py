@@ -7,8 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import URLValidator
 
 from feedback.models import Project
+from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 
 _REACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -107,6 +109,7 @@ class ConnectorForm(forms.Form):
         max_length=500,
         required=False,
         assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
         help_text="Base URL; the platform POSTs to <url>/ask and <url>/rerun.",
     )
     secret = forms.CharField(
@@ -117,7 +120,10 @@ class ConnectorForm(forms.Form):
         strip=True,
     )
     timeout_seconds = forms.IntegerField(
-        label="Timeout per attempt (seconds)", min_value=1, max_value=120, initial=10
+        label="Timeout per attempt (seconds)",
+        min_value=1,
+        max_value=MAX_TIMEOUT_SECONDS,
+        initial=10,
     )
     remove = forms.BooleanField(label="Remove the connector", required=False)
 

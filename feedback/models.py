@@ -537,7 +537,9 @@ class PipelineConnector(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(timeout_seconds__gte=1, timeout_seconds__lte=120),
+                condition=Q(
+                    timeout_seconds__gte=1, timeout_seconds__lte=120
+                ),  # http.MAX_TIMEOUT_SECONDS
                 name="connector_timeout_range",
             ),
         ]

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from feedback import services
 from feedback.services.exports import EXPORT_TIME_LIMIT
+from feedback.services.reruns import RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py.
@@ -47,8 +48,8 @@ def exports_sweep() -> None:
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=120,
-    time_limit=150,
+    soft_time_limit=RERUN_SOFT_TIME_LIMIT,
+    time_limit=RERUN_TIME_LIMIT,
     ignore_result=True,
 )
 def rerun_execute(rerun_id: int) -> None:

@@ -12,6 +12,13 @@ from feedback.pipelines.protocol import PipelineError
 
 RETRIES = 2  # after the first attempt, on timeouts, connection errors and 5xx
 BACKOFF_SECONDS = 0.5  # doubled after each retry
+MAX_TIMEOUT_SECONDS = 120  # the most a project may set per attempt (PipelineConnector)
+
+
+def worst_case_seconds(timeout: float) -> float:
+    """How long one call may legitimately take: every attempt timing out, plus the backoffs.
+    The re-run task's time limits and the sweeper's patience are derived from it."""
+    return timeout * (RETRIES + 1) + BACKOFF_SECONDS * (2**RETRIES - 1)
 
 
 class HttpPipeline:

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from feedback.debug_mode import Correction, corrected_output
 from feedback.models import Answer, Intervention, Project, Rerun, RerunStatus, Stage
+from feedback.pipelines.http import MAX_TIMEOUT_SECONDS, worst_case_seconds
 from feedback.pipelines.protocol import PipelineError, checked_reply
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.answers import answers_ingest
@@ -23,8 +25,11 @@ from feedback.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
-# A re-run waits for at most three connector attempts; one this old has lost its worker.
-RERUN_STALE = timedelta(minutes=5)
+# The re-run task's limits allow every connector attempt at the longest timeout a project may
+# set; a re-run running longer than the hard limit (plus a margin) has lost its worker.
+RERUN_SOFT_TIME_LIMIT = int(worst_case_seconds(MAX_TIMEOUT_SECONDS)) + 30
+RERUN_TIME_LIMIT = RERUN_SOFT_TIME_LIMIT + 30
+RERUN_STALE = timedelta(seconds=RERUN_TIME_LIMIT + 60)
 RERUNNABLE_KINDS = ("decomposition", "retrieval", "rerank")
 
 
@@ -145,6 +150,13 @@ def rerun_execute(*, rerun_id: int) -> None:
     except PipelineError as error:
         mine.update(
             status=RerunStatus.FAILED, error=str(error), message="", finished_at=timezone.now()
+        )
+    except SoftTimeLimitExceeded:
+        mine.update(
+            status=RerunStatus.FAILED,
+            error="The re-run took longer than the worker allows; try again.",
+            message="",
+            finished_at=timezone.now(),
         )
     except Exception as error:  # recorded on the row; the task itself must not retry
         logger.exception("rerun %s failed", rerun_id)
