@@ -25,5 +25,7 @@ app.conf.task_routes = {
     "feedback.tasks.exports_sweep": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
     "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
+    "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
+    "rewardmodels.tasks.training_runs_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

@@ -212,10 +212,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A training run writes its heartbeat this often; one silent for TRAINING_STALE_SECONDS has
+# lost its worker and the sweeper queues it again (once) or fails it.
+TRAINING_HEARTBEAT_SECONDS = env.float("TRAINING_HEARTBEAT_SECONDS", default=15.0)
+TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
+
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "exports-sweep": {"task": "feedback.tasks.exports_sweep", "schedule": 120.0},
     "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
+    "training-runs-sweep": {"task": "rewardmodels.tasks.training_runs_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -18,7 +18,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("feedback.api_urls")),
+    path("api/v1/", include("rewardmodels.api_urls")),
     path("projects/", include("feedback.urls")),
+    path("projects/", include("rewardmodels.urls")),
 ]
 
 handler404 = "feedback.views.site.not_found"

@@ -290,7 +290,11 @@ class Exposure(models.Model):
                 name="exposure_once_per_window",
             ),
         ]
-        indexes = [models.Index(fields=["answer", "viewer", "shown_at"], name="exposure_viewer")]
+        indexes = [
+            models.Index(fields=["answer", "viewer", "shown_at"], name="exposure_viewer"),
+            # P[Love] reads a project's exposures oldest first (temporal split).
+            models.Index(fields=["project", "shown_at", "id"], name="exposure_project_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.viewer} saw {self.answer_id}"

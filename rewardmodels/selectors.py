@@ -1,0 +1,40 @@
+"""Reads of the reward models, always scoped to a project."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from feedback.models import Project
+from rewardmodels.models import RewardModel, RunStatus, TrainingRun
+
+
+def reward_model_get(*, project: Project, model_id: int) -> RewardModel | None:
+    return (
+        RewardModel.objects.filter(project=project, pk=model_id)
+        .select_related("active_run")
+        .first()
+    )
+
+
+def reward_models_for_project(*, project: Project) -> QuerySet[RewardModel]:
+    return (
+        RewardModel.objects.filter(project=project)
+        .select_related("active_run")
+        .order_by("-created_at", "-id")
+    )
+
+
+def versions_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:
+    return reward_model.runs.filter(status=RunStatus.SUCCEEDED).order_by("-version")
+
+
+def runs_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:
+    return reward_model.runs.order_by("-created_at", "-id")
+
+
+def training_run_get(*, project: Project, run_id: int) -> TrainingRun | None:
+    return (
+        TrainingRun.objects.filter(project=project, pk=run_id)
+        .select_related("reward_model")
+        .first()
+    )

@@ -1,0 +1,623 @@
+"""Reward models: creating them, training runs (queued by the API or a page, executed by a
+Celery task on the `training` queue), recovery of runs whose worker died, picking the active
+version, and scoring.
+
+The data comes from the feedback app's dataset definitions, so a P[Love] example here is
+exactly a row of the `p_love` dataset and a preference pair a row of `dpo`. The fitting, the
+metrics and the artifact format are pure code in `rewardmodels.training`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, IntegerField, Max, Q, QuerySet, Sum
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from feedback.datasets.definitions import DATASETS, Filters, p_love_rows
+from feedback.models import Project
+from feedback.services.errors import ServiceError
+from rewardmodels import training
+from rewardmodels.models import (
+    Objective,
+    RewardModel,
+    RunStatus,
+    TrainingRun,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # a run whose worker died is tried once more, then marked failed
+IN_MEMORY_ROWS = 100_000  # up to this many training rows are read once and kept for epochs
+MAX_SCORE_ITEMS = 1000
+
+# name: (default, check, message). `None` as a default means "decided from the data".
+P_LOVE_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
+    "test_fraction": (0.2, lambda v: _number(v) and 0.05 <= v <= 0.5, "between 0.05 and 0.5"),
+    "epochs": (None, lambda v: v is None or (_integer(v) and 1 <= v <= 50), "from 1 to 50"),
+    "alpha": (1e-6, lambda v: _number(v) and 1e-9 <= v <= 1.0, "between 1e-9 and 1"),
+    "viewer_cap": (200, lambda v: _integer(v) and 1 <= v <= 1_000_000, "from 1 to 1000000"),
+    "uniform_factor": (0.25, lambda v: _number(v) and 0 <= v <= 1, "between 0 and 1"),
+    "batch_size": (10_000, lambda v: _integer(v) and 100 <= v <= 100_000, "from 100 to 100000"),
+    "n_features_log2": (18, lambda v: _integer(v) and 10 <= v <= 22, "from 10 to 22"),
+    "use_char": (True, lambda v: isinstance(v, bool), "true or false"),
+    "model": ("", lambda v: isinstance(v, str) and len(v) <= 200, "a model name"),
+    "model_version": ("", lambda v: isinstance(v, str) and len(v) <= 200, "a model version"),
+}
+PREFERENCE_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
+    "test_fraction": P_LOVE_CONFIG["test_fraction"],
+    "C": (1.0, lambda v: _number(v) and 1e-4 <= v <= 1e4, "between 1e-4 and 1e4"),
+    "n_features_log2": P_LOVE_CONFIG["n_features_log2"],
+    "use_char": P_LOVE_CONFIG["use_char"],
+    "model": P_LOVE_CONFIG["model"],
+    "model_version": P_LOVE_CONFIG["model_version"],
+}
+CONFIG_SCHEMAS = {Objective.P_LOVE: P_LOVE_CONFIG, Objective.PREFERENCE: PREFERENCE_CONFIG}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ModelInvalid(ServiceError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The reward model is invalid.")
+        self.errors = errors
+
+
+class RunCancelled(Exception):
+    """Raised inside a run when a cancel was requested; the run ends `cancelled`."""
+
+
+class RunSuperseded(Exception):
+    """This attempt is no longer the run's current one (the sweeper moved on)."""
+
+
+def config_clean(objective: str, config: Any) -> dict[str, Any]:
+    """The config with defaults filled in, or ModelInvalid naming each bad key."""
+    schema = CONFIG_SCHEMAS.get(objective)  # type: ignore[call-overload]
+    if schema is None:
+        raise ModelInvalid({"objective": [f"Must be one of: {', '.join(Objective.values)}."]})
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ModelInvalid({"config": ["Must be an object."]})
+    errors: dict[str, list[str]] = {}
+    for key in config:
+        if key not in schema:
+            errors[f"config.{key}"] = [f"Unknown setting; known: {', '.join(schema)}."]
+    clean: dict[str, Any] = {}
+    for key, (default, check, message) in schema.items():
+        value = config.get(key, default)
+        if not check(value):
+            errors[f"config.{key}"] = [f"Must be {message}."]
+        clean[key] = value
+    if errors:
+        raise ModelInvalid(errors)
+    return clean
+
+
+def reward_model_create(
+    *, project: Project, name: Any, objective: Any, config: Any, created_by: User | None
+) -> RewardModel:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
+        errors["name"] = ["Must be a name of 1 to 200 characters."]
+    if objective not in Objective.values:
+        errors["objective"] = [f"Must be one of: {', '.join(Objective.values)}."]
+    clean: dict[str, Any] = {}
+    if not errors.get("objective"):
+        try:
+            clean = config_clean(objective, config)
+        except ModelInvalid as invalid:
+            errors.update(invalid.errors)
+    if errors:
+        raise ModelInvalid(errors)
+    try:
+        with transaction.atomic():
+            return RewardModel.objects.create(
+                project=project,
+                name=name.strip(),
+                objective=objective,
+                config=clean,
+                created_by=created_by,
+            )
+    except IntegrityError:
+        raise ModelInvalid(
+            {"name": ["The project already has a reward model with this name."]}
+        ) from None
+
+
+def training_run_start(*, reward_model: RewardModel, requested_by: User | None) -> TrainingRun:
+    """Queue a run; the task is sent once the run's row is committed."""
+    from rewardmodels.tasks import training_run_execute as task
+
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            reward_model=reward_model,
+            project_id=reward_model.project_id,
+            config=reward_model.config,
+            requested_by=requested_by,
+            message="Waiting for a worker…",
+        )
+        transaction.on_commit(lambda: task.delay(run.pk))
+    return run
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next batch."""
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, message="Cancelled.", finished_at=now
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        cancel_requested=True, message="Cancelling…"
+    )
+    run.refresh_from_db()
+    return run
+
+
+def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardModel:
+    run = reward_model.runs.filter(version=version, status=RunStatus.SUCCEEDED).first()
+    if run is None:
+        raise ModelInvalid({"version": ["No succeeded run has this version."]})
+    RewardModel.objects.filter(pk=reward_model.pk).update(active_run=run)
+    reward_model.refresh_from_db()
+    return reward_model
+
+
+# --- executing a run --------------------------------------------------------------------------
+
+
+def _heartbeat_seconds() -> float:
+    return float(settings.TRAINING_HEARTBEAT_SECONDS)
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
+
+
+class _Heartbeat:
+    """Writes the run's heartbeat from a thread while the run works, so a long single step
+    (a big query, the evaluation) never looks like a dead worker."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(_heartbeat_seconds()):
+                TrainingRun.objects.filter(
+                    pk=self.run_id, status=RunStatus.RUNNING, attempts=self.attempt
+                ).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class _Progress:
+    """Progress and cancellation, checked at most once a second from the training loop."""
+
+    mine: QuerySet[TrainingRun]
+    total: int
+    low: float = 0.05
+    high: float = 0.85
+    done: int = 0
+    checked_at: float = 0.0
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.checked_at < 1.0:
+            return
+        self.checked_at = now
+        fraction = self.low + (self.high - self.low) * min(1.0, self.done / max(1, self.total))
+        updated = self.mine.filter(cancel_requested=False).update(
+            progress=round(fraction, 4),
+            message=f"Training: {self.done:,} of {self.total:,} rows",
+            heartbeat_at=timezone.now(),
+        )
+        if not updated:
+            if self.mine.filter(cancel_requested=True).exists():
+                raise RunCancelled
+            raise RunSuperseded
+
+    def step(self, fraction: float, message: str) -> None:
+        if not self.mine.filter(cancel_requested=False).update(
+            progress=fraction, message=message, heartbeat_at=timezone.now()
+        ):
+            if self.mine.filter(cancel_requested=True).exists():
+                raise RunCancelled
+            raise RunSuperseded
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Train one run. Only a queued run is claimed, so a second delivery of the task does
+    nothing; each claim is a new attempt, and only the current attempt may finish the run."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        progress=0.01,
+        message="Reading the data…",
+        error="",
+    )
+    if not claimed:
+        return
+    run = TrainingRun.objects.select_related("reward_model__project").get(pk=run_id)
+    mine = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=run.attempts)
+    try:
+        with _Heartbeat(run_id, run.attempts):
+            if run.reward_model.objective == Objective.P_LOVE:
+                result = _train_p_love(run, _Progress(mine, total=1))
+            else:
+                result = _train_preference(run, _Progress(mine, total=1))
+        _finish(run, mine, result)
+    except RunCancelled:
+        TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            status=RunStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
+        )
+    except RunSuperseded:
+        logger.info("training run %s: attempt %s superseded", run_id, run.attempts)
+    except (ValueError, TrainingDataError) as error:
+        mine.update(
+            status=RunStatus.FAILED, error=str(error), message="", finished_at=timezone.now()
+        )
+    except Exception as error:  # recorded on the row; the task itself must not retry
+        logger.exception("training run %s failed", run_id)
+        mine.update(
+            status=RunStatus.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            message="",
+            finished_at=timezone.now(),
+        )
+
+
+class TrainingDataError(Exception):
+    """Not enough (or not varied enough) data to train; the message says what is missing."""
+
+
+@dataclass
+class _Result:
+    artifact: bytes
+    metrics: dict[str, Any]
+
+
+def _finish(run: TrainingRun, mine: QuerySet[TrainingRun], result: _Result) -> None:
+    """Store the artifact and number the version, only while this attempt is current."""
+    with transaction.atomic():
+        model = RewardModel.objects.select_for_update().get(pk=run.reward_model_id)
+        current = mine.select_for_update().first()
+        if current is None or current.cancel_requested:
+            if current is not None:
+                mine.update(
+                    status=RunStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
+                )
+            return
+        version = (model.runs.aggregate(v=Max("version"))["v"] or 0) + 1
+        current.artifact.save(
+            f"run-{run.pk}-v{version}.skops", ContentFile(result.artifact), save=False
+        )
+        current.status = RunStatus.SUCCEEDED
+        current.version = version
+        current.metrics = result.metrics
+        current.progress = 1.0
+        current.message = f"Version {version} is ready."
+        current.finished_at = timezone.now()
+        current.save(
+            update_fields=[
+                "artifact",
+                "status",
+                "version",
+                "metrics",
+                "progress",
+                "message",
+                "finished_at",
+            ]
+        )
+        if model.active_run_id is None:
+            model.active_run = current
+            model.save(update_fields=["active_run"])
+
+
+def _filters(config: dict[str, Any]) -> Filters:
+    return Filters(
+        model=config.get("model") or None, model_version=config.get("model_version") or None
+    )
+
+
+def _feature_config(config: dict[str, Any]) -> training.FeatureConfig:
+    return training.FeatureConfig(
+        n_features=2 ** int(config.get("n_features_log2", 18)),
+        use_char=bool(config.get("use_char", True)),
+    )
+
+
+def _p_love_queryset(run: TrainingRun, now: datetime) -> QuerySet[Any]:
+    """The p_love dataset's rows (its one definition), oldest exposure first."""
+    rows = p_love_rows(run.reward_model.project, _filters(run.config), "text", now)
+    columns = rows.columns
+    return rows.records.order_by("shown_at", "id").values(
+        "id",
+        "shown_at",
+        "viewer",
+        prompt_text=columns["prompt"],
+        response_text=columns["response"],
+        loved=columns["label"],
+        version=columns["model_version"],
+    )
+
+
+def _batches_of(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
+    config = run.config
+    feature_config = _feature_config(config)
+    started = time.monotonic()
+    now = timezone.now()
+    rows = _p_love_queryset(run, now)
+    total = rows.count()
+    if total < 10:
+        raise TrainingDataError(
+            f"Only {total} labelled exposures; P[Love] needs at least 10 (exposures older "
+            f"than the project's Love window)."
+        )
+    split = training.temporal_split_index(total, config["test_fraction"])
+    cut = rows.values_list("shown_at", "id")[split]
+    train_part = Q(shown_at__lt=cut[0]) | Q(shown_at=cut[0], id__lt=cut[1])
+    train_rows, test_rows = rows.filter(train_part), rows.exclude(train_part)
+
+    # Per-viewer totals (train part) decide each row's weight before its batch is used.
+    progress.step(0.03, "Counting each viewer's exposures…")
+    label = p_love_rows(run.reward_model.project, _filters(config), "text", now).columns["label"]
+    per_viewer = (
+        p_love_rows(run.reward_model.project, _filters(config), "text", now)
+        .records.filter(train_part)
+        .annotate(loved=Cast(label, IntegerField()))
+        .values("viewer")
+        .annotate(exposures=Count("id"), loves=Sum("loved"))
+        .order_by()
+    )
+    weights = {
+        v["viewer"]: training.viewer_weight(
+            training.ViewerStats(v["exposures"], v["loves"] or 0),
+            cap=config["viewer_cap"],
+            uniform_factor=config["uniform_factor"],
+        )
+        for v in per_viewer.iterator(chunk_size=10_000)
+    }
+    batch_size = config["batch_size"]
+    in_memory = split <= IN_MEMORY_ROWS
+    epochs = config["epochs"] or training.suggested_epochs(split)
+    cached: list[training.Batch] | None = None
+
+    def to_batch(batch: list[dict[str, Any]]) -> training.Batch:
+        return training.Batch(
+            prompts=[r["prompt_text"] or "" for r in batch],
+            responses=[r["response_text"] or "" for r in batch],
+            labels=np.fromiter((r["loved"] for r in batch), dtype=bool, count=len(batch)),
+            weights=np.fromiter(
+                (weights.get(r["viewer"], 1.0) for r in batch), dtype=float, count=len(batch)
+            ),
+        )
+
+    def batches() -> Iterator[training.Batch]:
+        nonlocal cached
+        if cached is not None:
+            yield from cached
+            return
+        keep: list[training.Batch] = []
+        for chunk in _batches_of(train_rows.iterator(chunk_size=batch_size), batch_size):
+            batch = to_batch(chunk)
+            if in_memory:
+                keep.append(batch)
+            yield batch
+        if in_memory:
+            cached = keep
+
+    progress.total, progress.low, progress.high = split * epochs, 0.05, 0.85
+    namer = training.FeatureNamer(feature_config)
+    classifier = training.fit_p_love(
+        batches,
+        config=feature_config,
+        epochs=epochs,
+        alpha=config["alpha"],
+        on_batch=progress,
+        namer=namer,
+    )
+    cached = None
+    progress.step(0.87, "Evaluating on the newest exposures…")
+    labels: list[np.ndarray] = []
+    predictions: list[np.ndarray] = []
+    versions: list[str] = []
+    for chunk in _batches_of(test_rows.iterator(chunk_size=batch_size), batch_size):
+        labels.append(np.fromiter((r["loved"] for r in chunk), dtype=bool, count=len(chunk)))
+        predictions.append(
+            training.predict_p_love(
+                classifier,
+                [r["prompt_text"] or "" for r in chunk],
+                [r["response_text"] or "" for r in chunk],
+                feature_config,
+            )
+        )
+        versions += [r["version"] or "" for r in chunk]
+    metrics = training.evaluate_p_love(
+        np.concatenate(labels), np.concatenate(predictions), versions=versions
+    )
+    metrics |= {
+        "objective": Objective.P_LOVE,
+        "rows_train": split,
+        "rows_test": total - split,
+        "epochs": epochs,
+        "split_at": cut[0].isoformat(),
+        "top_features": training.top_features(classifier.coef_.ravel(), namer),
+        "train_seconds": round(time.monotonic() - started, 2),
+    }
+    progress.step(0.95, "Saving the model…")
+    return _Result(_dump(classifier), metrics)
+
+
+def _train_preference(run: TrainingRun, progress: _Progress) -> _Result:
+    config = run.config
+    feature_config = _feature_config(config)
+    started = time.monotonic()
+    rows = DATASETS["dpo"].rows(run.reward_model.project, _filters(config), "text", timezone.now())
+    pairs: list[tuple[Any, str, str, str, str]] = []
+    for part in rows.parts():
+        for r in part.queryset().iterator(chunk_size=5000):
+            pairs.append(
+                (
+                    r["c_created_at"],
+                    r["c_prompt"] or "",
+                    r["c_chosen"] or "",
+                    r["c_rejected"] or "",
+                    r["c_source"],
+                )
+            )
+    if len(pairs) < 10:
+        raise TrainingDataError(
+            f"Only {len(pairs)} preference pairs (comparisons with a winner, and corrected "
+            f"answers); a preference model needs at least 10."
+        )
+    pairs.sort(key=lambda p: p[0])
+    split = training.temporal_split_index(len(pairs), config["test_fraction"])
+    train, test = pairs[:split], pairs[split:]
+    progress.step(0.2, f"Fitting on {len(train):,} pairs…")
+
+    def sides(
+        part: Sequence[tuple[Any, str, str, str, str]],
+    ) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+        prompts = [p[1] for p in part]
+        return (prompts, [p[2] for p in part]), (prompts, [p[3] for p in part])
+
+    chosen, rejected = sides(train)
+    model = training.fit_preference(chosen, rejected, config=feature_config, C=config["C"])
+    namer = training.FeatureNamer(feature_config)
+    namer.observe(chosen[0] + rejected[0], chosen[1] + rejected[1])
+    test_chosen, test_rejected = sides(test)
+    metrics = {
+        "objective": Objective.PREFERENCE,
+        "pairs_train": len(train),
+        "pairs_test": len(test),
+        "pairwise_accuracy": training.pairwise_accuracy(
+            model, test_chosen, test_rejected, feature_config
+        ),
+        "train_pairwise_accuracy": training.pairwise_accuracy(
+            model, chosen, rejected, feature_config
+        ),
+        "sources": {s: sum(1 for p in pairs if p[4] == s) for s in sorted({p[4] for p in pairs})},
+        "top_features": training.top_features(model.coef_.ravel(), namer),
+        "train_seconds": round(time.monotonic() - started, 2),
+    }
+    progress.step(0.95, "Saving the model…")
+    return _Result(_dump(model), metrics)
+
+
+def _dump(model: Any) -> bytes:
+    return training.dumps_artifact(model)
+
+
+def training_runs_sweep(*, now: datetime | None = None) -> tuple[int, int]:
+    """Runs whose worker died (running, heartbeat stale): queued again once, then failed.
+    Returns (requeued, failed). Beat runs this every minute."""
+    now = now or timezone.now()
+    stale = TrainingRun.objects.filter(
+        status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after()
+    )
+    failed = stale.filter(Q(attempts__gte=MAX_ATTEMPTS) | Q(cancel_requested=True)).update(
+        status=RunStatus.FAILED,
+        error="The worker training this run stopped (it was retried once).",
+        message="",
+        finished_at=now,
+    )
+    requeue = list(stale.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
+    requeued = TrainingRun.objects.filter(
+        pk__in=requeue, status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after()
+    ).update(status=RunStatus.QUEUED, message="Its worker stopped; queued again…")
+    from rewardmodels.tasks import training_run_execute as task
+
+    for run_id in requeue:
+        task.delay(run_id)
+    return requeued, failed
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _loaded(run_id: int, path: str) -> Any:
+    """Artifacts never change once written, so a loaded model is cached by run."""
+    run = TrainingRun.objects.get(pk=run_id)
+    with run.artifact.open("rb") as file:
+        return training.loads_artifact(file.read())
+
+
+def reward_model_score(
+    *, reward_model: RewardModel, items: Any
+) -> tuple[int, list[dict[str, float]]]:
+    """Score (prompt, response) pairs with the active version. ModelInvalid names bad items."""
+    run = reward_model.active_run
+    if run is None:
+        raise ModelInvalid({"model": ["The model has no trained version yet; train it first."]})
+    errors: dict[str, list[str]] = {}
+    if not isinstance(items, list) or not items:
+        raise ModelInvalid({"items": ["Must be a non-empty list of {prompt, response}."]})
+    if len(items) > MAX_SCORE_ITEMS:
+        raise ModelInvalid({"items": [f"At most {MAX_SCORE_ITEMS} items per request."]})
+    prompts, responses = [], []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[f"items[{i}]"] = ["Must be an object with prompt and response."]
+            continue
+        for field in ("prompt", "response"):
+            if not isinstance(item.get(field), str):
+                errors[f"items[{i}].{field}"] = ["Must be a string."]
+        prompts.append(str(item.get("prompt", "")))
+        responses.append(str(item.get("response", "")))
+    if errors:
+        raise ModelInvalid(errors)
+    model = _loaded(run.pk, run.artifact.name)
+    feature_config = _feature_config(run.config)
+    if reward_model.objective == Objective.P_LOVE:
+        values = training.predict_p_love(model, prompts, responses, feature_config)
+        return run.version or 0, [{"p_love": round(float(v), 6)} for v in values]
+    rewards = training.preference_rewards(model, prompts, responses, feature_config)
+    return run.version or 0, [{"reward": round(float(v), 6)} for v in rewards]

@@ -1,0 +1,908 @@
+"""Reward models learned from users' feedback: P[Love] and Bradley-Terry preferences.
+
+Pure computation over plain data (CONVENTIONS rule 2): no Django, no ORM. A service loads rows,
+calls these functions and stores what they return.
+
+* **P[Love]** (RLUF): does an exposure (an answer shown to a viewer) get a Love reaction within a
+  window? A logistic model trained out of core with `SGDClassifier.partial_fit` over batches, so
+  memory is bounded by one batch however many rows there are.
+* **Preference**: Bradley-Terry, i.e. logistic regression on the feature difference of a chosen and
+  a rejected response to the same prompt.
+
+Both share `featurize`: stateless hashed text features (nothing to fit or store besides the
+`FeatureConfig`) plus a few dense "format" features (emojis, sign-offs, flattery...) that make
+reward hacking visible in the heaviest coefficients.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import json
+import math
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import skops.io as sio
+from sklearn.feature_extraction import FeatureHasher
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.preprocessing import normalize
+
+__all__ = [
+    "FORMAT_FEATURE_NAMES",
+    "Batch",
+    "FeatureConfig",
+    "FeatureNamer",
+    "ViewerStats",
+    "dumps_artifact",
+    "evaluate_p_love",
+    "feature_count",
+    "featurize",
+    "fit_p_love",
+    "fit_preference",
+    "load_artifact",
+    "loads_artifact",
+    "pairwise_accuracy",
+    "predict_p_love",
+    "preference_rewards",
+    "save_artifact",
+    "suggested_epochs",
+    "temporal_split_index",
+    "top_features",
+    "viewer_weight",
+]
+
+# --- Features ---------------------------------------------------------------------------------
+
+FORMAT_FEATURE_NAMES: tuple[str, ...] = (
+    "log_length",
+    "newlines",
+    "bullets",
+    "emojis",
+    "exclamations",
+    "questions",
+    "urls",
+    "code_blocks",
+    "sign_off",
+    "flattery",
+)
+
+# Rows are featurized (and predicted) in chunks of this many so that even a caller that passes a
+# million rows at once never holds more than one chunk's sparse matrix.
+CHUNK_ROWS = 10_000
+
+# Emoji and dingbat code points. They are tokens of their own in the word views (so "w:😊" can
+# show up among the heaviest coefficients) and are counted by the "emojis" format feature.
+_EMOJI_CLASS = "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]"
+# sklearn's default word pattern (2+ word characters) plus single emoji characters.
+TOKEN_PATTERN = r"(?u)\b\w\w+\b|" + _EMOJI_CLASS
+
+_EMOJI_RE = re.compile(_EMOJI_CLASS)
+_BULLET_RE = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE)
+_BULLET_STARTS = frozenset("-*+•0123456789 \t")
+# Phrases are matched in lower-cased text, without re.IGNORECASE and without a leading \b: both
+# keep the regex engine from its fast scan for the first characters and made these searches 3-4x
+# slower. `_has_phrase` checks the word boundary at the start of a match instead.
+_SIGN_OFF_RE = re.compile(
+    r"(?:hope (?:this|that|it) helps|let me know if|feel free to (?:ask|reach out|let me know)"
+    r"|happy (?:to help|coding|learning|writing|cooking)|good luck|best of luck|cheers"
+    r"|best regards|kind regards|hope you (?:enjoy|find|like)|glad (?:i|to) (?:could )?help"
+    r"|you['\u2019]ve got this)\b"
+)
+_FLATTERY_RE = re.compile(
+    r"(?:(?:great|excellent|good|fantastic|wonderful|awesome|brilliant|amazing|interesting"
+    r"|insightful|thoughtful) question"
+    r"|what an? (?:great|excellent|fantastic|wonderful|interesting|insightful) \w+"
+    r"|you['\u2019]re (?:absolutely|totally|completely) right|you are (?:absolutely|totally) right"
+    r"|i love (?:this|that|your) (?:question|idea)|thanks? (?:you )?for (?:asking|such a))\b"
+)
+# Sign-offs close an answer and flattery opens it; looking only at the ends keeps a quoted
+# "good luck" in the middle of a story from counting.
+_EDGE_CHARS = 200
+_LOG_LENGTH_SCALE = math.log1p(10_000)  # 10,000 characters or more -> 1.0
+
+
+def _has_phrase(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether `pattern` matches `text` (lower-cased) starting at a word boundary."""
+    return any(
+        match.start() == 0 or not text[match.start() - 1].isalnum()
+        for match in pattern.finditer(text)
+    )
+
+
+def _format_row(text: str) -> tuple[float, ...]:
+    """The dense format features of one response, each clipped to [0, 1].
+
+    Why these: optimising P[Love] alone rewards phrases that attract reactions (RLUF "reward
+    hacking"); giving them a named column each makes that visible in `top_features`. Counting uses
+    str methods where possible: this runs once per row, 1,000,000 times per epoch.
+    """
+    lower = text.lower()
+    bullets = len(_BULLET_RE.findall(text)) if "\n" in text or text[:1] in _BULLET_STARTS else 0
+    emojis = 0 if text.isascii() else len(_EMOJI_RE.findall(text))
+    urls = (
+        lower.count("http://")
+        + lower.count("https://")
+        + lower.count("www.")
+        - lower.count("//www.")
+    )
+    return (
+        min(1.0, math.log1p(len(text)) / _LOG_LENGTH_SCALE),
+        min(1.0, text.count("\n") / 20),
+        min(1.0, bullets / 10),
+        min(1.0, emojis / 5),
+        min(1.0, text.count("!") / 5),
+        min(1.0, text.count("?") / 5),
+        min(1.0, urls / 3),
+        min(1.0, (text.count("```") // 2) / 2),
+        1.0 if _has_phrase(_SIGN_OFF_RE, lower[-_EDGE_CHARS:]) else 0.0,
+        1.0 if _has_phrase(_FLATTERY_RE, lower[:_EDGE_CHARS]) else 0.0,
+    )
+
+
+def format_features(responses: Sequence[str]) -> np.ndarray:
+    """Dense (rows, len(FORMAT_FEATURE_NAMES)) float32 matrix of format features."""
+    out = np.zeros((len(responses), len(FORMAT_FEATURE_NAMES)), dtype=np.float32)
+    for row, text in enumerate(responses):
+        out[row] = _format_row(text)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """How texts become columns. Stored with a model: features are hashed, so this is all that is
+    needed to featurize new rows the same way."""
+
+    n_features: int = 2**18  # hashed space per text view
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (3, 5)
+    use_char: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_features, bool) or not isinstance(self.n_features, int):
+            raise ValueError(f"n_features must be an integer, got {self.n_features!r}")
+        if not 2**4 <= self.n_features <= 2**24:
+            raise ValueError(f"n_features must be between 2**4 and 2**24, got {self.n_features}")
+        _check_range("word_ngrams", self.word_ngrams, upper=4)
+        _check_range("char_ngrams", self.char_ngrams, upper=8)
+        if not isinstance(self.use_char, bool):
+            raise ValueError(f"use_char must be a boolean, got {self.use_char!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples become lists)."""
+        return {
+            "n_features": self.n_features,
+            "word_ngrams": list(self.word_ngrams),
+            "char_ngrams": list(self.char_ngrams),
+            "use_char": self.use_char,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
+        """Inverse of `as_dict`; missing keys take the defaults, unknown keys are an error (a
+        config written by a newer version must not be silently read as something else)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a feature config must be a mapping, got {type(data).__name__}")
+        known = {"n_features", "word_ngrams", "char_ngrams", "use_char"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown feature config keys: {', '.join(map(str, unknown))}")
+        kwargs: dict[str, Any] = dict(data)
+        for key in ("word_ngrams", "char_ngrams"):
+            if key in kwargs:
+                value = kwargs[key]
+                if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+                    raise ValueError(f"{key} must be a pair of integers, got {value!r}")
+                kwargs[key] = tuple(value)
+        return cls(**kwargs)
+
+
+def _check_range(name: str, value: Any, *, upper: int) -> None:
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or not 1 <= value[0] <= value[1] <= upper
+    ):
+        raise ValueError(f"{name} must be a pair (low, high) with 1 <= low <= high <= {upper}")
+
+
+def feature_count(config: FeatureConfig) -> int:
+    """Total columns: one hashed block per text view plus the dense format features."""
+    return _views_count(config) * config.n_features + len(FORMAT_FEATURE_NAMES)
+
+
+def _views_count(config: FeatureConfig) -> int:
+    return 3 if config.use_char else 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Views:
+    """The column layout: [response words | response chars (if used) | prompt words | format]."""
+
+    words: HashingVectorizer
+    chars: HashingVectorizer | None  # applied to single lower-cased words, see `_char_block`
+    prompts: HashingVectorizer
+    words_offset: int
+    chars_offset: int | None
+    prompts_offset: int
+    format_offset: int
+
+
+@lru_cache(maxsize=8)
+def _views(config: FeatureConfig) -> _Views:
+    """Vectorizers for a config; cached because they are stateless and the config is hashable."""
+    common: dict[str, Any] = {
+        "n_features": config.n_features,
+        "alternate_sign": False,
+        "dtype": np.float32,
+    }
+    words = HashingVectorizer(
+        analyzer="word",
+        ngram_range=config.word_ngrams,
+        token_pattern=TOKEN_PATTERN,
+        norm="l2",
+        **common,
+    )
+    prompts = HashingVectorizer(
+        analyzer="word", ngram_range=(1, 1), token_pattern=TOKEN_PATTERN, norm="l2", **common
+    )
+    chars = (
+        HashingVectorizer(
+            analyzer="char_wb", ngram_range=config.char_ngrams, lowercase=False, norm=None, **common
+        )
+        if config.use_char
+        else None
+    )
+    n = config.n_features
+    if config.use_char:
+        return _Views(words, chars, prompts, 0, n, 2 * n, 3 * n)
+    return _Views(words, None, prompts, 0, None, n, 2 * n)
+
+
+def _empty(rows: int, columns: int) -> sp.csr_matrix:
+    return sp.csr_matrix((rows, columns), dtype=np.float32)
+
+
+def _hash_texts(vectorizer: HashingVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
+    if not texts:
+        return _empty(0, vectorizer.n_features)
+    return sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
+
+
+def _char_block(chars: HashingVectorizer, responses: Sequence[str]) -> sp.csr_matrix:
+    """Hashed char_wb n-grams of the responses, l2-normalised per row.
+
+    Equal to `HashingVectorizer(analyzer="char_wb", norm="l2").transform(responses)`, but char_wb
+    n-grams never cross a whitespace, so a document's n-grams are the sum of its words' n-grams:
+    hash each distinct word of the batch once (W: words x columns) and multiply by the
+    document-word count matrix (D). Natural text repeats words, so this tokenizes several times
+    fewer strings in Python than n-gramming every document (measured ~3.5x faster).
+    """
+    vocabulary: dict[str, int] = {}
+    setdefault = vocabulary.setdefault
+    ids: list[int] = []
+    indptr = [0]
+    for text in responses:
+        ids.extend([setdefault(word, len(vocabulary)) for word in text.lower().split()])
+        indptr.append(len(ids))
+    if not vocabulary:
+        return _empty(len(responses), chars.n_features)
+    counts = sp.csr_matrix(
+        (np.ones(len(ids), dtype=np.float64), np.asarray(ids), np.asarray(indptr)),
+        shape=(len(responses), len(vocabulary)),
+    )
+    counts.sum_duplicates()
+    # Summed in float64: word ids depend on the batch, so the order of the sum does too, and
+    # float32 would make a row's features differ (by ~1e-7) with the rows it is batched with.
+    per_word = sp.csr_matrix(chars.transform(list(vocabulary)), dtype=np.float64)
+    block = sp.csr_matrix(normalize(counts @ per_word, norm="l2", copy=False), dtype=np.float32)
+    # A product's column order within a row follows the batch's word ids; sorted, a row is stored
+    # the same whatever it was batched with (and so sums its dot products in the same order).
+    block.sort_indices()
+    return block
+
+
+def featurize(
+    prompts: Sequence[str], responses: Sequence[str], config: FeatureConfig
+) -> sp.csr_matrix:
+    """(rows, feature_count(config)) float32 CSR matrix.
+
+    Columns: hashed response word n-grams | hashed response char_wb n-grams (if `use_char`) |
+    hashed prompt words | dense format features (the last len(FORMAT_FEATURE_NAMES) columns).
+    Each text view lives in its own block of `n_features` columns, so a prompt word can never
+    collide with a response word. Each hashed block is l2-normalised per row, so long answers do
+    not get large feature values just for being long (length has its own format feature).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    views = _views(config)
+    blocks = [_hash_texts(views.words, responses)]
+    if views.chars is not None:
+        blocks.append(_char_block(views.chars, responses))
+    blocks.append(_hash_texts(views.prompts, prompts))
+    blocks.append(sp.csr_matrix(format_features(responses)))
+    # Every block has sorted column indices, so the stacked rows do too.
+    return sp.csr_matrix(sp.hstack(blocks, format="csr", dtype=np.float32))
+
+
+def _chunks(count: int) -> Iterator[slice]:
+    for start in range(0, count, CHUNK_ROWS):
+        yield slice(start, min(start + CHUNK_ROWS, count))
+
+
+# --- Naming hashed columns --------------------------------------------------------------------
+
+_MAX_NAMES_PER_COLUMN = 4
+
+
+class FeatureNamer:
+    """Remembers which readable token landed in which hashed column, for a bounded number of
+    tokens, so the heaviest coefficients can be named ("w:😊", "w:hope this", 'c:"sunf"', ...).
+
+    Hashing keeps no vocabulary (that is what makes it stateless and cheap), so names have to be
+    collected on the side. The budget `max_tokens` is split evenly between the text views; within
+    a batch the most frequent new tokens are kept first, and once a view's budget is spent it is no
+    longer tokenized, so observing costs nothing after the first few batches. Heavy coefficients
+    belong to frequent tokens, which are seen early.
+    """
+
+    def __init__(self, config: FeatureConfig, *, max_tokens: int = 200_000) -> None:
+        if max_tokens < 0:
+            raise ValueError("max_tokens must be >= 0")
+        self.config = config
+        self.max_tokens = max_tokens
+        self._views = _views(config)
+        views = _views_count(config)
+        self._budget = max_tokens // views
+        # Per view: the tokens already placed (bounded by the budget).
+        self._seen: list[set[str]] = [set() for _ in range(views)]
+        self._names: dict[int, list[str]] = {}
+        self._hasher = FeatureHasher(
+            n_features=config.n_features, input_type="string", alternate_sign=False
+        )
+
+    def __len__(self) -> int:
+        """Number of tokens remembered."""
+        return sum(len(seen) for seen in self._seen)
+
+    @property
+    def full(self) -> bool:
+        """Every view's budget is spent: `observe` no longer does anything."""
+        return all(len(seen) >= self._budget for seen in self._seen)
+
+    def observe(self, prompts: Sequence[str], responses: Sequence[str]) -> None:
+        """Remember the columns of these rows' tokens, tokenized exactly as `featurize` does."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        views = self._views
+        slot = 0
+        if self._room(slot):
+            analyze = views.words.build_analyzer()
+            tokens = Counter(chain.from_iterable(analyze(text) for text in responses))
+            self._add(slot, views.words_offset, tokens, "w:{}")
+        if views.chars is not None and views.chars_offset is not None:
+            slot += 1
+            if self._room(slot):
+                analyze = views.chars.build_analyzer()
+                words = Counter(chain.from_iterable(text.lower().split() for text in responses))
+                grams: Counter[str] = Counter()
+                for word, count in words.items():
+                    for gram in analyze(word):
+                        grams[gram] += count
+                self._add(slot, views.chars_offset, grams, 'c:"{}"')
+        slot += 1
+        if self._room(slot):
+            analyze = views.prompts.build_analyzer()
+            tokens = Counter(chain.from_iterable(analyze(text) for text in prompts))
+            self._add(slot, views.prompts_offset, tokens, "p:{}")
+
+    def _room(self, slot: int) -> int:
+        return max(0, self._budget - len(self._seen[slot]))
+
+    def _add(self, slot: int, offset: int, counts: Counter[str], label: str) -> None:
+        seen = self._seen[slot]
+        new = [token for token in counts if token not in seen]
+        room = self._room(slot)
+        if len(new) > room:
+            new = heapq.nlargest(room, new, key=counts.__getitem__)
+        if not new:
+            return
+        # One token per row: the row's only stored index is the token's column.
+        columns = self._hasher.transform([[token] for token in new]).indices
+        for token, column in zip(new, columns.tolist(), strict=True):
+            seen.add(token)
+            names = self._names.setdefault(offset + column, [])
+            if len(names) < _MAX_NAMES_PER_COLUMN:
+                names.append(label.format(token))
+
+    def name(self, column: int) -> str:
+        """Readable name of a column: "a / b" when several tokens share it, "?" when unknown."""
+        total = feature_count(self.config)
+        if not 0 <= column < total:
+            raise IndexError(f"column {column} outside 0..{total - 1}")
+        dense = column - self._views.format_offset
+        if dense >= 0:
+            return FORMAT_FEATURE_NAMES[dense]
+        return " / ".join(self._names.get(column, ())) or "?"
+
+
+# --- P[Love] ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerStats:
+    """One viewer's labelled exposures in the training part, and how many were loved."""
+
+    exposures: int
+    loves: int
+
+
+def viewer_weight(
+    stats: ViewerStats,
+    *,
+    cap: int = 200,
+    uniform_factor: float = 0.25,
+    min_for_uniform: int = 5,
+) -> float:
+    """Weight of each of a viewer's rows.
+
+    RLUF feedback is sparse and sometimes adversarial: one heavy user must not dominate the model
+    (rows weighted cap/exposures, so their total weight is `cap`), and a viewer who reacts the same
+    way to everything (loves all or nothing across at least `min_for_uniform` exposures) says
+    little about the answers, so their rows count `uniform_factor` as much.
+    """
+    if cap < 1:
+        raise ValueError("cap must be >= 1")
+    if stats.exposures <= 0:
+        return 1.0
+    weight = 1.0
+    if stats.exposures > cap:
+        weight = cap / stats.exposures
+    if stats.exposures >= min_for_uniform and stats.loves in (0, stats.exposures):
+        weight *= uniform_factor
+    return weight
+
+
+@dataclass
+class Batch:
+    """Up to a few thousand training rows: the unit of memory in `fit_p_love`."""
+
+    prompts: list[str]
+    responses: list[str]
+    labels: np.ndarray  # bool or 0/1
+    weights: np.ndarray = field(default_factory=lambda: np.ones(0))
+
+    def __post_init__(self) -> None:
+        rows = len(self.responses)
+        if len(self.weights) == 0 and rows:
+            self.weights = np.ones(rows)
+        if not len(self.prompts) == rows == len(self.labels) == len(self.weights):
+            raise ValueError(
+                f"batch columns differ in length: {len(self.prompts)} prompts, {rows} responses, "
+                f"{len(self.labels)} labels, {len(self.weights)} weights"
+            )
+
+
+def new_p_love_classifier(*, alpha: float = 1e-6, seed: int = 0) -> SGDClassifier:
+    """The estimator `fit_p_love` trains (exposed so a caller can inspect the settings).
+
+    A constant step with averaged iterates (Polyak-Ruppert averaging; Bach & Moulines 2013 show it
+    suits logistic regression), not sklearn's default "optimal" schedule: with a small `alpha` that
+    schedule starts with steps in the tens. Measured on 100k synthetic exposures (6% Love rate,
+    one epoch): default log loss 1.20, AUC 0.69; this setting 0.196, AUC 0.74 (oracle 0.190,
+    0.76). Averaging also keeps the model from leaning on the last batches, which in a temporal
+    order are the newest rows. Averaged early iterates shrink predictions towards the base rate, so
+    the step is on the large side (0.3; 0.1 was under-confident on a few thousand rows, ECE 0.12
+    against 0.05).
+    """
+    return SGDClassifier(
+        loss="log_loss",
+        penalty="l2",
+        alpha=alpha,
+        learning_rate="constant",
+        eta0=0.3,
+        average=True,
+        random_state=seed,
+    )
+
+
+def suggested_epochs(rows: int, *, min_updates: int = 20_000, most: int = 20) -> int:
+    """Epochs for `fit_p_love` so that SGD makes at least `min_updates` steps (capped at `most`).
+
+    Averaged SGD starts from zero weights, so with few steps its probabilities are pulled
+    towards the base rate (on 4,000 rows one epoch gave ECE 0.12, three epochs 0.05).
+    """
+    if rows <= 0:
+        return 1
+    return max(1, min(most, math.ceil(min_updates / rows)))
+
+
+def fit_p_love(
+    batches: Callable[[], Iterable[Batch]],
+    *,
+    config: FeatureConfig,
+    epochs: int = 1,
+    alpha: float = 1e-6,
+    seed: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+    namer: FeatureNamer | None = None,
+) -> SGDClassifier:
+    """Train P[Love] out of core: `batches()` is called once per epoch and each batch is featurized
+    and fed to `partial_fit`, so memory is bounded by one batch.
+
+    `on_batch(rows)` runs after every batch (progress, heartbeats); an exception it raises (e.g. the
+    run was cancelled) propagates. `namer` observes the first epoch's batches.
+    Batches whose weights are all 0 are skipped (still reported to `on_batch`).
+    Raises ValueError if the data has no rows, only one class or only zero weights (known after
+    the first epoch).
+    """
+    if epochs < 1:
+        raise ValueError("epochs must be >= 1")
+    classifier = new_p_love_classifier(alpha=alpha, seed=seed)
+    seen_labels: set[int] = set()
+    fitted = False
+    for epoch in range(epochs):
+        for batch in batches():
+            rows = len(batch.responses)
+            if rows:
+                labels = np.asarray(batch.labels).astype(np.int64)
+                weights = np.asarray(batch.weights, dtype=np.float64)
+                if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+                    raise ValueError("weights must be finite and >= 0")
+                if not np.isin(labels, (0, 1)).all():
+                    raise ValueError("labels must be booleans or 0/1")
+                if epoch == 0:
+                    seen_labels.update(np.unique(labels).tolist())
+                    if namer is not None:
+                        namer.observe(batch.prompts, batch.responses)
+                if weights.any():  # partial_fit refuses a batch whose weights are all zero
+                    fitted = True
+                    classifier.partial_fit(
+                        featurize(batch.prompts, batch.responses, config),
+                        labels,
+                        classes=np.array([0, 1]),
+                        sample_weight=weights,
+                    )
+            if on_batch is not None:
+                on_batch(rows)
+        if epoch == 0 and len(seen_labels) < 2:
+            raise ValueError(
+                "P[Love] needs both loved and not-loved exposures; the data has "
+                + ("no rows" if not seen_labels else f"only label {seen_labels.pop()}")
+            )
+        if epoch == 0 and not fitted:
+            raise ValueError("every row has weight 0: nothing to learn from")
+    return classifier
+
+
+def predict_p_love(
+    classifier: SGDClassifier,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    config: FeatureConfig,
+) -> np.ndarray:
+    """P[Love] per row (probability of label 1), featurizing in chunks to bound memory."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    positive = list(classifier.classes_).index(1)
+    out = np.empty(len(responses), dtype=np.float64)
+    for part in _chunks(len(responses)):
+        features = featurize(prompts[part], responses[part], config)
+        out[part] = classifier.predict_proba(features)[:, positive]
+    return out
+
+
+def evaluate_p_love(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    *,
+    versions: Sequence[str] | None = None,
+    bins: int = 10,
+) -> dict[str, Any]:
+    """Held-out metrics for P[Love], JSON-serialisable (plain floats, ints, lists and None).
+
+    Ranking (ROC-AUC, PR-AUC; None with one class), probabilistic quality (log loss, Brier),
+    calibration (reliability over equal-width bins and ECE), per model version mean predicted
+    P[Love] against the observed Love rate (the paper's offline-evaluator check), and the score
+    histogram per label.
+    """
+    y = np.asarray(labels).astype(np.float64).ravel()
+    p = np.asarray(predictions, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} labels but {p.size} predictions")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("labels must be booleans or 0/1")
+    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("predictions must be probabilities in [0, 1]")
+    if bins < 1:
+        raise ValueError("bins must be >= 1")
+    if versions is not None and len(versions) != y.size:
+        raise ValueError(f"{len(versions)} versions but {y.size} labels")
+    rows = int(y.size)
+    edges = [i / bins for i in range(bins + 1)]
+    bin_of = np.minimum((p * bins).astype(np.int64), bins - 1)
+    positive = y == 1
+    histogram = {
+        "edges": edges,
+        "positive": np.bincount(bin_of[positive], minlength=bins).tolist(),
+        "negative": np.bincount(bin_of[~positive], minlength=bins).tolist(),
+    }
+    if rows == 0:
+        return {
+            "rows": 0,
+            "base_rate": None,
+            "roc_auc": None,
+            "pr_auc": None,
+            "log_loss": None,
+            "brier": None,
+            "reliability": [],
+            "ece": None,
+            "by_version": [],
+            "histogram": histogram,
+        }
+    both = 0 < positive.sum() < rows
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    reliability: list[dict[str, Any]] = []
+    ece = 0.0
+    counts = np.bincount(bin_of, minlength=bins)
+    predicted_sums = np.bincount(bin_of, weights=p, minlength=bins)
+    observed_sums = np.bincount(bin_of, weights=y, minlength=bins)
+    for index in np.flatnonzero(counts).tolist():
+        count = int(counts[index])
+        mean_predicted = float(predicted_sums[index] / count)
+        observed = float(observed_sums[index] / count)
+        ece += count / rows * abs(observed - mean_predicted)
+        reliability.append(
+            {
+                "bin_low": edges[index],
+                "bin_high": edges[index + 1],
+                "mean_predicted": mean_predicted,
+                "observed": observed,
+                "count": count,
+            }
+        )
+    by_version: list[dict[str, Any]] = []
+    if versions is not None:
+        names, inverse = np.unique(np.asarray([str(v) for v in versions]), return_inverse=True)
+        version_rows = np.bincount(inverse, minlength=len(names))
+        version_predicted = np.bincount(inverse, weights=p, minlength=len(names))
+        version_observed = np.bincount(inverse, weights=y, minlength=len(names))
+        by_version = [
+            {
+                "version": str(name),
+                "rows": int(count),
+                "mean_predicted": float(version_predicted[i] / count),
+                "observed": float(version_observed[i] / count),
+            }
+            for i, (name, count) in enumerate(zip(names.tolist(), version_rows, strict=True))
+        ]
+    return {
+        "rows": rows,
+        "base_rate": float(y.mean()),
+        "roc_auc": float(roc_auc_score(y, p)) if both else None,
+        "pr_auc": float(average_precision_score(y, p)) if both else None,
+        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "brier": float(np.mean((p - y) ** 2)),
+        "reliability": reliability,
+        "ece": float(ece),
+        "by_version": by_version,
+        "histogram": histogram,
+    }
+
+
+def top_features(
+    coefficients: np.ndarray, namer: FeatureNamer, *, k: int = 20
+) -> dict[str, list[dict[str, Any]]]:
+    """The k most positive and k most negative coefficients with readable names.
+
+    Named columns come first; unnamed ("?") ones only fill up a list that would otherwise be short.
+    Zero weights are never listed.
+    """
+    weights = np.asarray(coefficients, dtype=np.float64)
+    if weights.ndim == 2 and weights.shape[0] == 1:
+        weights = weights[0]
+    if weights.ndim != 1:
+        raise ValueError(f"expected one row of coefficients, got shape {weights.shape}")
+    return {
+        "positive": _heaviest(weights, namer, k, sign=1.0),
+        "negative": _heaviest(weights, namer, k, sign=-1.0),
+    }
+
+
+def _heaviest(
+    weights: np.ndarray, namer: FeatureNamer, k: int, *, sign: float
+) -> list[dict[str, Any]]:
+    signed = weights * sign
+    candidates = np.flatnonzero(signed > 0)
+    order = candidates[np.argsort(-signed[candidates], kind="stable")]
+    named: list[tuple[int, str]] = []
+    unknown: list[tuple[int, str]] = []
+    for column in order.tolist():
+        if len(named) >= k:
+            break
+        label = namer.name(column)
+        if label == "?":
+            if len(unknown) < k:
+                unknown.append((column, label))
+        else:
+            named.append((column, label))
+    chosen = named + unknown[: max(0, k - len(named))]
+    chosen.sort(key=lambda item: -signed[item[0]])
+    return [{"feature": label, "weight": float(weights[column])} for column, label in chosen]
+
+
+def temporal_split_index(rows: int, test_fraction: float = 0.2) -> int:
+    """Split point for rows sorted oldest first: train on [:i], test on [i:].
+
+    A temporal split measures what matters for a reward model in production: predicting answers
+    shown after training. Both sides are non-empty when rows >= 2.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if rows < 0:
+        raise ValueError("rows must be >= 0")
+    if rows < 2:
+        return rows
+    index = math.floor(rows * (1 - test_fraction) + 0.5)
+    return min(max(index, 1), rows - 1)
+
+
+# --- Preference (Bradley-Terry) ---------------------------------------------------------------
+
+Texts = tuple[Sequence[str], Sequence[str]]  # (prompts, responses)
+
+
+def _pair_count(chosen: Texts, rejected: Texts) -> int:
+    lengths = {len(chosen[0]), len(chosen[1]), len(rejected[0]), len(rejected[1])}
+    if len(lengths) != 1:
+        raise ValueError("chosen and rejected prompts and responses must have the same length")
+    return lengths.pop()
+
+
+def fit_preference(
+    chosen: Texts,
+    rejected: Texts,
+    *,
+    config: FeatureConfig,
+    C: float = 1.0,
+    seed: int = 0,
+) -> LogisticRegression:
+    """Bradley-Terry: P(chosen > rejected) = sigmoid(w . (x_chosen - x_rejected)).
+
+    Trained on both orientations ([X; -X] with labels [1; 0]) and without an intercept, so the
+    model has no side bias and swapping a pair exactly negates its score. Prompt features cancel
+    in the difference (the pair shares its prompt), so only response features get weight.
+    """
+    pairs = _pair_count(chosen, rejected)
+    if pairs < 2:
+        raise ValueError(f"a preference model needs at least 2 pairs, got {pairs}")
+    differences = sp.vstack(
+        [
+            featurize(chosen[0][part], chosen[1][part], config)
+            - featurize(rejected[0][part], rejected[1][part], config)
+            for part in _chunks(pairs)
+        ],
+        format="csr",
+    )
+    model = LogisticRegression(C=C, fit_intercept=False, max_iter=1000, random_state=seed)
+    model.fit(
+        sp.vstack([differences, -differences], format="csr"),
+        np.concatenate([np.ones(pairs, dtype=np.int64), np.zeros(pairs, dtype=np.int64)]),
+    )
+    return model
+
+
+def preference_rewards(
+    model: LogisticRegression,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    config: FeatureConfig,
+) -> np.ndarray:
+    """Scalar reward per response: features @ coef (only differences are meaningful)."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    coefficients = np.asarray(model.coef_, dtype=np.float64).ravel()
+    out = np.empty(len(responses), dtype=np.float64)
+    for part in _chunks(len(responses)):
+        out[part] = featurize(prompts[part], responses[part], config) @ coefficients
+    return out
+
+
+def pairwise_accuracy(
+    model: LogisticRegression,
+    chosen: Texts,
+    rejected: Texts,
+    config: FeatureConfig,
+) -> float | None:
+    """Share of pairs where reward(chosen) > reward(rejected); ties count half; None if no pairs."""
+    if _pair_count(chosen, rejected) == 0:
+        return None
+    good = preference_rewards(model, chosen[0], chosen[1], config)
+    bad = preference_rewards(model, rejected[0], rejected[1], config)
+    return float(np.mean((good > bad) + 0.5 * (good == bad)))
+
+
+# --- Artifacts --------------------------------------------------------------------------------
+
+# Every type an SGDClassifier or LogisticRegression fitted by this module is made of, found by
+# dumping fitted models (float32 and float64 input, averaged SGD, sample weights) and listing the
+# types in their skops schema. Loading refuses any file containing another type, even one skops
+# itself trusts by default (a Pipeline with a FunctionTransformer can call any function).
+ARTIFACT_TYPES: frozenset[str] = frozenset(
+    {
+        "builtins.bool",
+        "builtins.dict",
+        "builtins.float",
+        "builtins.int",
+        "builtins.list",
+        "builtins.NoneType",
+        "builtins.str",
+        "builtins.tuple",
+        "numpy.ndarray",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int64",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    }
+)
+
+
+def save_artifact(obj: Any, path: str | Path) -> None:
+    """Write a model with skops (never pickle: loading a pickle runs arbitrary code)."""
+    sio.dump(obj, path)
+
+
+def dumps_artifact(obj: Any) -> bytes:
+    """Like `save_artifact`, for storages that take bytes rather than a local path."""
+    return bytes(sio.dumps(obj))
+
+
+def load_artifact(path: str | Path) -> Any:
+    """Read a model written by `save_artifact`, refusing any type outside `ARTIFACT_TYPES`."""
+    data = Path(path).read_bytes()
+    return loads_artifact(data)
+
+
+def loads_artifact(data: bytes) -> Any:
+    """Like `load_artifact`, from bytes. Raises ValueError naming every type not allowed."""
+    present = _schema_types(data)
+    untrusted = list(sio.get_untrusted_types(data=data))
+    refused = sorted((present | set(untrusted)) - ARTIFACT_TYPES)
+    if refused:
+        raise ValueError(f"refusing to load model artifact with types: {', '.join(refused)}")
+    return sio.loads(data, trusted=untrusted)
+
+
+def _schema_types(data: bytes) -> set[str]:
+    """Every "module.Class" named in a skops file's schema.json."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise ValueError(f"not a skops model artifact: {error}") from error
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if isinstance(module, str) and isinstance(name, str):
+                found.add(f"{module}.{name}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found

@@ -1,0 +1,200 @@
+"""Researchers' pages for reward models: create one, train it, follow a run (htmx polling),
+cancel it, read its metrics and plots, compare versions, pick the active one, try a score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback.models import Membership, Role
+from feedback.views.access import membership_or_404
+from rewardmodels import plots, selectors, services
+from rewardmodels.models import Objective, RewardModel, TrainingRun
+
+# The create form offers the settings people change most; the API takes all of them.
+FORM_SETTINGS = ("test_fraction", "model", "model_version", "epochs")
+
+
+def _researcher(request: HttpRequest, slug: str) -> Membership:
+    return membership_or_404(request, slug, Role.RESEARCHER)
+
+
+def _model_or_404(membership: Membership, model_id: int) -> RewardModel:
+    model = selectors.reward_model_get(project=membership.project, model_id=model_id)
+    if model is None:
+        raise Http404("No such reward model.")
+    return model
+
+
+def _run_or_404(membership: Membership, run_id: int) -> TrainingRun:
+    run = selectors.training_run_get(project=membership.project, run_id=run_id)
+    if run is None:
+        raise Http404("No such training run.")
+    return run
+
+
+def _list_context(membership: Membership, **extra: Any) -> dict[str, Any]:
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "models": selectors.reward_models_for_project(project=membership.project),
+        "objectives": Objective.choices,
+        "form": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def model_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = _researcher(request, slug)
+    return render(request, "rewardmodels/models.html", _list_context(membership))
+
+
+def _form_config(post: Any) -> dict[str, Any]:
+    """The create form's fields as a config: blanks mean "the default"."""
+    config: dict[str, Any] = {}
+    for key in FORM_SETTINGS:
+        raw = post.get(key, "").strip()
+        if not raw:
+            continue
+        if key == "test_fraction":
+            try:
+                config[key] = float(raw)
+            except ValueError:
+                config[key] = raw  # the service names it
+        elif key == "epochs":
+            config[key] = int(raw) if raw.isdigit() else raw
+        else:
+            config[key] = raw
+    return config
+
+
+@require_POST
+@login_required
+def model_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = _researcher(request, slug)
+    objective = request.POST.get("objective", "")
+    config = _form_config(request.POST)
+    if objective == Objective.PREFERENCE:
+        config.pop("epochs", None)
+    try:
+        model = services.reward_model_create(
+            project=membership.project,
+            name=request.POST.get("name", ""),
+            objective=objective,
+            config=config,
+            created_by=membership.user,
+        )
+    except services.ModelInvalid as invalid:
+        context = _list_context(membership, form=request.POST, errors=invalid.errors)
+        return render(request, "rewardmodels/models.html", context, status=400)
+    messages.success(request, f"Reward model “{model.name}” created. Train it to get a version.")
+    return redirect("rewardmodels:model_detail", slug, model.pk)
+
+
+def _detail_context(membership: Membership, model: RewardModel, **extra: Any) -> dict[str, Any]:
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "model": model,
+        "versions": list(selectors.versions_of(reward_model=model)),
+        "runs": list(selectors.runs_of(reward_model=model)[:20]),
+        "score_form": {},
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def model_detail(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
+    membership = _researcher(request, slug)
+    model = _model_or_404(membership, model_id)
+    return render(request, "rewardmodels/model_detail.html", _detail_context(membership, model))
+
+
+@require_POST
+@login_required
+def model_train(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
+    membership = _researcher(request, slug)
+    model = _model_or_404(membership, model_id)
+    run = services.training_run_start(reward_model=model, requested_by=membership.user)
+    return redirect("rewardmodels:run_detail", slug, run.pk)
+
+
+@require_POST
+@login_required
+def model_activate(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
+    membership = _researcher(request, slug)
+    model = _model_or_404(membership, model_id)
+    raw = request.POST.get("version", "")
+    try:
+        services.reward_model_activate(reward_model=model, version=int(raw) if raw.isdigit() else 0)
+    except services.ModelInvalid as invalid:
+        messages.error(request, " ".join(m for ms in invalid.errors.values() for m in ms))
+    else:
+        messages.success(request, f"Version {raw} is now the active one (used for scoring).")
+    return redirect("rewardmodels:model_detail", slug, model.pk)
+
+
+@require_POST
+@login_required
+def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
+    """Try the active version on one response, on the model's page."""
+    membership = _researcher(request, slug)
+    model = _model_or_404(membership, model_id)
+    form = {"prompt": request.POST.get("prompt", ""), "response": request.POST.get("response", "")}
+    extra: dict[str, Any] = {"score_form": form}
+    status = 200
+    try:
+        version, [score] = services.reward_model_score(reward_model=model, items=[form])
+        extra["score"] = {"version": version, **score}
+    except services.ModelInvalid as invalid:
+        extra["score_error"] = " ".join(m for ms in invalid.errors.values() for m in ms)
+        status = 400
+    context = _detail_context(membership, model, **extra)
+    if getattr(request, "htmx", False):
+        return render(request, "rewardmodels/model_detail.html#score", context, status=status)
+    return render(request, "rewardmodels/model_detail.html", context, status=status)
+
+
+@require_GET
+@login_required
+def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    membership = _researcher(request, slug)
+    run = _run_or_404(membership, run_id)
+    context = {"membership": membership, "project": membership.project, "run": run}
+    if getattr(request, "htmx", False):
+        return render(request, "rewardmodels/run_detail.html#run-status", context)
+    return render(request, "rewardmodels/run_detail.html", context)
+
+
+@require_POST
+@login_required
+def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    membership = _researcher(request, slug)
+    run = services.training_run_cancel(run=_run_or_404(membership, run_id))
+    messages.info(request, "Cancelled." if run.status == "cancelled" else "Cancelling…")
+    return redirect("rewardmodels:run_detail", slug, run.pk)
+
+
+PLOTS = {"reliability": plots.reliability_png, "distribution": plots.score_distribution_png}
+
+
+@require_GET
+@login_required
+def run_plot(request: HttpRequest, slug: str, run_id: int, name: str) -> HttpResponse:
+    membership = _researcher(request, slug)
+    run = _run_or_404(membership, run_id)
+    draw = PLOTS.get(name)
+    if draw is None or "histogram" not in run.metrics:
+        raise Http404("No such plot for this run (P[Love] runs that succeeded have two).")
+    response = HttpResponse(draw(run.metrics), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"  # a finished run's metrics never change
+    return response

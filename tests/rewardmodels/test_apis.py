@@ -1,0 +1,179 @@
+"""The reward-model API end to end: create, train through a real worker, read the versions,
+score; bad input and other projects."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from feedback.models import Project
+from rewardmodels.models import RewardModel, TrainingRun
+from tests.conftest import bearer_client
+from tests.factories import api_key_for
+from tests.rewardmodels.conftest import MARKER, plant_comparisons, plant_exposures
+
+
+def _wait(api: APIClient, run_id: int, seconds: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = api.get(f"/api/v1/training-runs/{run_id}").json()
+        if run["status"] in ("succeeded", "failed", "cancelled"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {run['status']}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_a_p_love_model_and_score_with_it(
+    project: Project, api: APIClient, celery_worker: None
+) -> None:
+    # Given exposures where answers mentioning the marker are loved far more often
+    planted = plant_exposures(project)
+
+    # When a researcher creates a P[Love] model and trains it through the API
+    created = api.post(
+        "/api/v1/reward-models",
+        {"name": "love", "objective": "p_love", "config": {"epochs": 10}},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    model_id = created.json()["id"]
+    accepted = api.post(f"/api/v1/reward-models/{model_id}/train")
+    assert accepted.status_code == 202
+    run = _wait(api, accepted.json()["run_id"])
+
+    # Then the run succeeded with held-out metrics that found the signal
+    assert run["status"] == "succeeded", run["error"]
+    metrics = run["metrics"]
+    assert metrics["rows_train"] + metrics["rows_test"] == planted["exposures"]
+    assert metrics["roc_auc"] > 0.8
+    assert 0 <= metrics["ece"] <= 1
+    assert {row["version"] for row in metrics["by_version"]} == {"1", "2"}
+    positive = [f["feature"] for f in metrics["top_features"]["positive"]]
+    assert any(MARKER in name for name in positive[:10])
+
+    # And the model has one active version that scores the marker higher
+    detail = api.get(f"/api/v1/reward-models/{model_id}").json()
+    assert detail["active_version"] == 1
+    assert [v["version"] for v in detail["versions"]] == [1]
+    scored = api.post(
+        f"/api/v1/reward-models/{model_id}/score",
+        {
+            "items": [
+                {"prompt": "question 1", "response": f"rice water {MARKER} garden"},
+                {"prompt": "question 1", "response": "rice water plain answer"},
+            ]
+        },
+        format="json",
+    )
+    assert scored.status_code == 200
+    body = scored.json()
+    assert body["version"] == 1
+    loved, plain = (s["p_love"] for s in body["scores"])
+    assert loved > plain
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_a_preference_model_from_comparisons(
+    project: Project, api: APIClient, celery_worker: None
+) -> None:
+    plant_comparisons(project)
+    model_id = api.post(
+        "/api/v1/reward-models", {"name": "pref", "objective": "preference"}, format="json"
+    ).json()["id"]
+    run = _wait(api, api.post(f"/api/v1/reward-models/{model_id}/train").json()["run_id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["metrics"]["pairs_train"] + run["metrics"]["pairs_test"] == 40
+    assert run["metrics"]["pairwise_accuracy"] >= 0.75
+    scored = api.post(
+        f"/api/v1/reward-models/{model_id}/score",
+        {
+            "items": [
+                {"prompt": "x", "response": f"{MARKER} steps"},
+                {"prompt": "x", "response": "plain reply"},
+            ]
+        },
+        format="json",
+    ).json()
+    good, bad = (s["reward"] for s in scored["scores"])
+    assert good > bad
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"objective": "p_love"}, "name"),
+        ({"name": "x", "objective": "vibes"}, "objective"),
+        (
+            {"name": "x", "objective": "p_love", "config": {"test_fraction": 0.9}},
+            "config.test_fraction",
+        ),
+        ({"name": "x", "objective": "p_love", "config": {"epochs": "many"}}, "config.epochs"),
+        ({"name": "x", "objective": "p_love", "config": {"learning": 1}}, "config.learning"),
+        ({"name": "x", "objective": "preference", "config": []}, "config"),
+    ],
+)
+def test_bad_models_are_refused_naming_the_field(
+    api: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = api.post("/api/v1/reward-models", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert not RewardModel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_duplicate_name_is_refused(api: APIClient) -> None:
+    body = {"name": "love", "objective": "p_love"}
+    assert api.post("/api/v1/reward-models", body, format="json").status_code == 201
+    again = api.post("/api/v1/reward-models", body, format="json")
+    assert again.status_code == 400
+    assert "name" in again.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+def test_scoring_needs_a_version_and_good_items(api: APIClient) -> None:
+    model_id = api.post(
+        "/api/v1/reward-models", {"name": "love", "objective": "p_love"}, format="json"
+    ).json()["id"]
+    untrained = api.post(
+        f"/api/v1/reward-models/{model_id}/score",
+        {"items": [{"prompt": "p", "response": "r"}]},
+        format="json",
+    )
+    assert untrained.status_code == 409
+    assert "train it first" in untrained.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_another_projects_models_and_runs_are_invisible(
+    project: Project, other_project: Project, api: APIClient
+) -> None:
+    theirs = bearer_client(api_key_for(other_project))
+    model_id = theirs.post(
+        "/api/v1/reward-models", {"name": "theirs", "objective": "p_love"}, format="json"
+    ).json()["id"]
+    run_id = theirs.post(f"/api/v1/reward-models/{model_id}/train").json()["run_id"]
+    assert api.get(f"/api/v1/reward-models/{model_id}").status_code == 404
+    assert api.post(f"/api/v1/reward-models/{model_id}/train").status_code == 404
+    assert api.get(f"/api/v1/training-runs/{run_id}").status_code == 404
+    score = api.post(
+        f"/api/v1/reward-models/{model_id}/score",
+        {"items": [{"prompt": "p", "response": "r"}]},
+        format="json",
+    )
+    assert score.status_code == 404
+    assert TrainingRun.objects.filter(project=project).count() == 0
+
+
+@pytest.mark.django_db
+def test_the_train_scope_is_required(project: Project) -> None:
+    client = bearer_client(api_key_for(project, "export"))
+    response = client.post(
+        "/api/v1/reward-models", {"name": "x", "objective": "p_love"}, format="json"
+    )
+    assert response.status_code == 403
