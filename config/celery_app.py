@@ -9,11 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 class Queue(StrEnum):
-    """Every task names one of these; workers listen on all three in production."""
+    """Every task names one of these; workers listen on all of them in production. C3PO builds
+    have their own queue: they wait on a remote model for hours and must not hold up exports
+    or training."""
 
     DEFAULT = "default"
     TRAINING = "training"
     EXPORTS = "exports"
+    C3PO = "c3po"
 
 
 app = Celery("config")
@@ -27,5 +30,7 @@ app.conf.task_routes = {
     "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.training_runs_sweep": {"queue": Queue.DEFAULT},
+    "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
+    "rewardmodels.tasks.c3po_builds_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

@@ -222,6 +222,7 @@ CELERY_BEAT_SCHEDULE = {
     "exports-sweep": {"task": "feedback.tasks.exports_sweep", "schedule": 120.0},
     "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
     "training-runs-sweep": {"task": "rewardmodels.tasks.training_runs_sweep", "schedule": 60.0},
+    "c3po-builds-sweep": {"task": "rewardmodels.tasks.c3po_builds_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

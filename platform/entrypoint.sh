@@ -13,7 +13,7 @@ case "$role" in
     exec gunicorn -c platform/gunicorn.conf.py config.wsgi
     ;;
   worker)
-    exec celery -A config worker --loglevel=INFO --queues=default,training,exports \
+    exec celery -A config worker --loglevel=INFO --queues=default,training,exports,c3po \
       --concurrency="${WORKER_CONCURRENCY:-2}"
     ;;
   beat)

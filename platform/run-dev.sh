@@ -9,7 +9,7 @@ PORT=${PORT:-8000}
 
 # -B runs the beat scheduler inside this worker (heartbeat), fine for a single dev worker.
 $BIN/celery -A config worker -B --loglevel=INFO --concurrency=2 \
-  --queues=default,training,exports --schedule=var/celerybeat-schedule &
+  --queues=default,training,exports,c3po --schedule=var/celerybeat-schedule &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 

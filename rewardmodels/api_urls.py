@@ -22,4 +22,22 @@ urlpatterns = [
     path(
         "training-runs/<int:run_id>", apis.TrainingRunDetailApi.as_view(), name="api-training-run"
     ),
+    path("verbal-feedback", apis.VerbalFeedbackCreateApi.as_view(), name="api-verbal-feedback"),
+    path(
+        "verbal-feedback/<int:feedback_id>/builds",
+        apis.BuildCreateApi.as_view(),
+        name="api-c3po-build-create",
+    ),
+    path("generators", apis.GeneratorSaveApi.as_view(), name="api-generators"),
+    path("c3po-builds/<int:build_id>", apis.BuildDetailApi.as_view(), name="api-c3po-build"),
+    path(
+        "c3po-builds/<int:build_id>/resume",
+        apis.BuildResumeApi.as_view(),
+        name="api-c3po-build-resume",
+    ),
+    path(
+        "c3po-builds/<int:build_id>/dataset.jsonl",
+        apis.BuildDatasetApi.as_view(),
+        name="api-c3po-dataset",
+    ),
 ]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from django.http import StreamingHttpResponse
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -14,12 +17,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import schemas as feedback_schemas
-from feedback.api_support import InvalidInput
+from feedback.api_support import InvalidInput, NdjsonRenderer, OrjsonRenderer
 from feedback.apis import ERRORS
 from feedback.auth import project_for
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
-from rewardmodels.models import Objective, RewardModel, RunStatus, TrainingRun
+from rewardmodels.models import (
+    BuildStatus,
+    C3POBuild,
+    Generator,
+    Objective,
+    RewardModel,
+    RunStatus,
+    TrainingRun,
+    VerbalFeedback,
+)
 
 NOT_FOUND = OpenApiResponse(feedback_schemas.ErrorSerializer, description="No such thing here.")
 
@@ -265,3 +277,319 @@ class RewardModelScoreApi(APIView):
         except services.ModelInvalid as error:
             raise _invalid(error) from error
         return Response({"version": version, "scores": scores})
+
+
+# --- C3PO ------------------------------------------------------------------------------------
+
+
+def feedback_as_dict(feedback: VerbalFeedback) -> dict[str, Any]:
+    return {
+        "id": feedback.pk,
+        "text": feedback.text,
+        "domain": feedback.domain,
+        "effect": feedback.effect,
+        "critique": feedback.critique_id,
+        "created_at": feedback.created_at,
+    }
+
+
+def build_as_dict(build: C3POBuild) -> dict[str, Any]:
+    generator = build.generator
+    return {
+        "id": build.pk,
+        "feedback": build.feedback_id,
+        "status": build.status,
+        "stage": build.stage,
+        "stages": list(C3POBuild.STAGES),
+        "progress": build.progress,
+        "message": build.message,
+        "error": build.error,
+        "generator": {"id": generator.pk, "name": generator.name, "model": generator.model}
+        if generator
+        else None,
+        "review": build.review,
+        "requested": build.counts,
+        "counts": services.c3po.build_counts(build=build),
+        "created_at": build.created_at,
+        "finished_at": build.finished_at,
+        "dataset": {
+            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}"
+            for part in services.c3po.PARTS
+        }
+        if build.status == BuildStatus.SUCCEEDED
+        else None,
+    }
+
+
+def _c3po_invalid(error: services.c3po.C3POInvalid) -> InvalidInput:
+    return InvalidInput(error.message, error.errors)
+
+
+class VerbalFeedbackInputSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField(max_length=5000)
+    domain = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    effect = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class VerbalFeedbackOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    domain = serializers.CharField()
+    effect = serializers.CharField()
+    critique = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class GeneratorInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+    base_url = serializers.CharField(help_text="e.g. http://localhost:8000/v1")
+    model = serializers.CharField(max_length=200)
+    api_key = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+    concurrency = serializers.IntegerField(required=False, min_value=1, max_value=32)
+
+
+class GeneratorOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    base_url = serializers.CharField()
+    model = serializers.CharField()
+    has_api_key = serializers.BooleanField()
+    temperature = serializers.FloatField()
+    concurrency = serializers.IntegerField()
+
+
+class BuildInputSerializer(serializers.Serializer[Any]):
+    generator = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A generator's id; none: the human path."
+    )
+    counts = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "categories, in_scope_per_category, near_scope_per_category, out_of_scope, "
+            "test_fraction; the defaults follow the paper's proportions."
+        ),
+    )
+    review = serializers.BooleanField(
+        required=False, help_text="Annotators review generated revisions before they count."
+    )
+
+
+class BuildOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    feedback = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=BuildStatus.values)
+    stage = serializers.IntegerField(help_text="Stages done, 0 to 7.")
+    stages = serializers.ListField(child=serializers.CharField())
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    generator = serializers.DictField(allow_null=True)
+    review = serializers.BooleanField()
+    requested = serializers.DictField()
+    counts = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    dataset = serializers.DictField(allow_null=True, child=serializers.CharField())
+
+
+def generator_as_dict(generator: Generator) -> dict[str, Any]:
+    return {
+        "id": generator.pk,
+        "name": generator.name,
+        "base_url": generator.base_url,
+        "model": generator.model,
+        "has_api_key": bool(generator.api_key),
+        "temperature": generator.temperature,
+        "concurrency": generator.concurrency,
+    }
+
+
+def _body(request: Request) -> dict[str, Any]:
+    body: Any = request.data
+    if not isinstance(body, dict):
+        raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
+    return body
+
+
+class VerbalFeedbackCreateApi(APIView):
+    @extend_schema(
+        operation_id="verbal_feedback_create",
+        summary="Record one sentence of verbal feedback",
+        request=VerbalFeedbackInputSerializer,
+        responses={201: VerbalFeedbackOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        body = _body(request)
+        try:
+            feedback = services.c3po.verbal_feedback_create(
+                project=project,
+                text=body.get("text"),
+                domain=body.get("domain"),
+                effect=body.get("effect"),
+            )
+        except services.c3po.C3POInvalid as error:
+            raise _c3po_invalid(error) from error
+        return Response(feedback_as_dict(feedback), status=status.HTTP_201_CREATED)
+
+
+class GeneratorSaveApi(APIView):
+    @extend_schema(
+        operation_id="generators_save",
+        summary="Register (or change, by name) an OpenAI-compatible chat completions server",
+        request=GeneratorInputSerializer,
+        responses={200: GeneratorOutputSerializer, **ERRORS},
+        description="The key is stored and never returned; leave it out to keep a stored one.",
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        body = _body(request)
+        try:
+            generator = services.c3po.generator_save(
+                project=project,
+                name=body.get("name"),
+                base_url=body.get("base_url"),
+                model=body.get("model"),
+                api_key=body.get("api_key"),
+                temperature=body.get("temperature", 0.7),
+                concurrency=body.get("concurrency", 4),
+            )
+        except services.c3po.C3POInvalid as error:
+            raise _c3po_invalid(error) from error
+        return Response(generator_as_dict(generator))
+
+
+class BuildCreateApi(APIView):
+    @extend_schema(
+        operation_id="c3po_builds_create",
+        summary="Start a C3PO build of the feedback's dataset",
+        request=BuildInputSerializer,
+        responses={202: BuildOutputSerializer, 404: NOT_FOUND, **ERRORS},
+        description=(
+            "A staged job on the `c3po` queue: categories, in-scope, near-scope and "
+            "out-of-scope prompts, baseline and revised responses, a train/test split."
+        ),
+    )
+    def post(self, request: Request, feedback_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        feedback = selectors.verbal_feedback_get(project=project, feedback_id=feedback_id)
+        if feedback is None:
+            raise NotFound("No such verbal feedback in this project.")
+        body = _body(request)
+        generator = None
+        raw = body.get("generator")
+        if raw is not None:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise InvalidInput("Invalid generator.", {"generator": ["Must be a generator id."]})
+            generator = selectors.generator_get(project=project, generator_id=raw)
+            if generator is None:
+                raise InvalidInput(
+                    "Invalid generator.", {"generator": ["No such generator in this project."]}
+                )
+        review = body.get("review", False)
+        if not isinstance(review, bool):
+            raise InvalidInput("Invalid review.", {"review": ["Must be true or false."]})
+        try:
+            build = services.c3po.build_start(
+                feedback=feedback, generator=generator, counts=body.get("counts"), review=review
+            )
+        except services.c3po.C3POInvalid as error:
+            raise _c3po_invalid(error) from error
+        return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
+
+
+def _build_or_404(project: Project, build_id: int) -> C3POBuild:
+    build = selectors.build_get(project=project, build_id=build_id)
+    if build is None:
+        raise NotFound("No such C3PO build in this project.")
+    return build
+
+
+class BuildDetailApi(APIView):
+    @extend_schema(
+        operation_id="c3po_builds_retrieve",
+        summary="A C3PO build's status, stage, progress and counts",
+        responses={
+            200: BuildOutputSerializer,
+            404: NOT_FOUND,
+            **{c: ERRORS[c] for c in (401, 403, 503)},
+        },
+    )
+    def get(self, request: Request, build_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        return Response(build_as_dict(_build_or_404(project, build_id)))
+
+
+class BuildResumeApi(APIView):
+    @extend_schema(
+        operation_id="c3po_builds_resume",
+        summary="Resume a failed build from the stage where it stopped",
+        request=None,
+        responses={
+            202: BuildOutputSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(feedback_schemas.ErrorSerializer, description="Not failed."),
+            **{c: ERRORS[c] for c in (401, 403, 503)},
+        },
+    )
+    def post(self, request: Request, build_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        build = _build_or_404(project, build_id)
+        if build.status != BuildStatus.FAILED:
+            return Response(
+                {"error": {"code": "not_failed", "message": f"The build is {build.status}."}},
+                status=status.HTTP_409_CONFLICT,
+            )
+        build = services.c3po.build_resume(build=build)
+        return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
+
+
+class BuildDatasetApi(APIView):
+    renderer_classes = [OrjsonRenderer, NdjsonRenderer]
+
+    @extend_schema(
+        operation_id="c3po_builds_dataset",
+        summary="One part of a finished build's dataset as JSON Lines",
+        parameters=[
+            OpenApiParameter("part", str, enum=list(services.c3po.PARTS), required=True),
+        ],
+        responses={
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            404: NOT_FOUND,
+            409: OpenApiResponse(feedback_schemas.ErrorSerializer, description="Not finished."),
+            **{c: ERRORS[c] for c in (400, 401, 403, 503)},
+        },
+        description=(
+            "`dpo`: prompt, chosen (revised), rejected (baseline) for in-scope prompts; "
+            "`sft_near` / `sft_out`: prompt, completion (baseline). Every row has feedback_id, "
+            "build_id, category, split and item_id."
+        ),
+    )
+    def get(self, request: Request, build_id: int) -> StreamingHttpResponse | Response:
+        project = project_for(request, Scope.TRAIN)
+        build = _build_or_404(project, build_id)
+        part = request.query_params.get("part", "")
+        if part not in services.c3po.PARTS:
+            raise InvalidInput(
+                "Unknown part.", {"part": [f"Must be one of: {', '.join(services.c3po.PARTS)}."]}
+            )
+        if build.status != BuildStatus.SUCCEEDED:
+            return Response(
+                {
+                    "error": {
+                        "code": "not_ready",
+                        "message": f"The build is {build.status}; its dataset is served once "
+                        "it has succeeded.",
+                    }
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        lines = (
+            orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+            for row in services.c3po.dataset_rows(build=build, part=part)
+        )
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'inline; filename="c3po-{build.pk}-{part}.jsonl"'
+        return response

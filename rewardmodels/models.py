@@ -109,3 +109,163 @@ class TrainingRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status not in ACTIVE_RUN_STATUSES
+
+
+# --- C3PO: verbal feedback and the datasets built from it ---------------------------------------
+
+
+class Generator(models.Model):
+    """An OpenAI-compatible chat completions server that writes C3PO data (vLLM, Ollama,
+    llama.cpp server, OpenAI). The key is write-only: pages and the API never show it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generators")
+    name = models.CharField(max_length=200)
+    base_url = models.URLField(max_length=500)
+    model = models.CharField(max_length=200)
+    api_key = models.CharField(max_length=500, blank=True, default="")
+    temperature = models.FloatField(default=0.7)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="generator_name_unique"),
+            models.CheckConstraint(
+                condition=Q(temperature__gte=0, temperature__lte=2),
+                name="generator_temperature_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(concurrency__gte=1, concurrency__lte=32),
+                name="generator_concurrency_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VerbalFeedback(models.Model):
+    """One sentence of high-level feedback ("don't use emojis when I write to my boss")."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="verbal_feedback")
+    text = models.TextField()
+    domain = models.CharField(max_length=200, blank=True, default="")
+    effect = models.CharField(max_length=500, blank=True, default="")
+    # Set when a researcher promoted an end user's critique to verbal feedback.
+    critique = models.ForeignKey(
+        "feedback.Critique", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class BuildStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    REVIEW = "review"  # generated; waiting for annotators to review the revised responses
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class C3POBuild(models.Model):
+    """The staged build of one feedback's dataset. Every stage stores what it made in
+    `categories` and C3POItem rows, so a build resumes where it stopped."""
+
+    STAGES = (
+        "categories",
+        "in-scope prompts",
+        "near-scope prompts",
+        "out-of-scope prompts",
+        "baseline responses",
+        "revised responses",
+        "train/test split",
+    )
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="c3po_builds")
+    feedback = models.ForeignKey(VerbalFeedback, on_delete=models.CASCADE, related_name="builds")
+    # None: the human path (prompts and responses from the project, revisions by annotators).
+    generator = models.ForeignKey(
+        Generator, null=True, blank=True, on_delete=models.SET_NULL, related_name="builds"
+    )
+    review = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict)
+    seed = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=BuildStatus.choices, default=BuildStatus.QUEUED
+    )
+    stage = models.PositiveSmallIntegerField(default=0)  # stages done, 0..7
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    categories = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BuildStatus.values), name="c3po_build_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(stage__lte=7), name="c3po_build_stage_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"C3PO build {self.pk} ({self.status})"
+
+
+class Scope(models.TextChoices):
+    IN_SCOPE = "in_scope"
+    NEAR_SCOPE = "near_scope"
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+
+
+class C3POItem(models.Model):
+    build = models.ForeignKey(C3POBuild, on_delete=models.CASCADE, related_name="items")
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    category = models.CharField(max_length=200, blank=True, default="")
+    prompt = models.TextField()
+    prompt_hash = models.CharField(max_length=64)  # sha256 of the prompt: unique per build part
+    baseline = models.TextField(blank=True, default="")  # "" until stage 5 wrote it
+    revised = models.TextField(blank=True, default="")  # in-scope only; "" until stage 6
+    split = models.CharField(max_length=8, blank=True, default="")
+    review_status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A resumed stage can't insert a prompt twice.
+            models.UniqueConstraint(
+                fields=["build", "scope", "prompt_hash"], name="c3po_item_prompt_unique"
+            ),
+            models.CheckConstraint(condition=Q(scope__in=Scope.values), name="c3po_item_scope"),
+            models.CheckConstraint(
+                condition=Q(review_status__in=ReviewStatus.values), name="c3po_item_review"
+            ),
+        ]
+        indexes = [models.Index(fields=["build", "scope", "id"], name="c3po_item_part")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.prompt[:40]}"

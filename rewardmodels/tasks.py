@@ -27,3 +27,23 @@ def training_run_execute(run_id: int) -> None:
 def training_runs_sweep() -> None:
     """Queue again (once) or fail runs whose worker died, so none stays "running"."""
     services.training_runs_sweep()
+
+
+# Routed to Queue.C3PO in config/celery_app.py.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=6 * 60 * 60,
+    time_limit=6 * 60 * 60 + 300,
+    ignore_result=True,
+)
+def c3po_build_execute(build_id: int) -> None:
+    """Run or resume a C3PO build; the service claims only a queued build."""
+    services.c3po.build_execute(build_id=build_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def c3po_builds_sweep() -> None:
+    """Resume (or fail) builds whose worker died, so none stays "running"."""
+    services.c3po.builds_sweep()

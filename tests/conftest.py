@@ -44,11 +44,10 @@ def api(project: Project) -> APIClient:
 @pytest.fixture
 def celery_worker() -> Iterator[None]:
     """A real Celery worker, in a thread, consuming every queue from the test broker (Redis).
-    Messages left by earlier tests or runs are purged first, so the worker sees only this
-    test's."""
+    The test broker's database is emptied first: messages left by earlier tests or runs, and
+    the unacked bookkeeping of workers that tests killed, so the worker sees only this test's."""
     with celery_app.connection_for_write() as connection:
-        for queue in Queue:
-            connection.default_channel.queue_purge(queue.value)  # type: ignore[attr-defined]
+        connection.default_channel.client.flushdb()  # type: ignore[attr-defined]
     with start_worker(
         celery_app,
         pool="solo",

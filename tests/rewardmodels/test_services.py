@@ -24,6 +24,7 @@ from feedback.models import Project
 from feedback.services import answers_ingest, feedback_record
 from rewardmodels import services
 from rewardmodels.models import RewardModel, RunStatus, TrainingRun
+from rewardmodels.services import reward_models
 from tests.rewardmodels.conftest import plant_exposures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +110,7 @@ def test_training_reads_exactly_the_p_love_rows(project: Project) -> None:
     run = TrainingRun(reward_model=_model(project), project=project, config=_model_config())
 
     # When training reads its rows
-    rows = list(services._p_love_queryset(run, now))
+    rows = list(reward_models._p_love_queryset(run, now))
 
     # Then they are the labelled exposures, oldest first, labelled as the dataset labels them
     assert [(r["response_text"], r["loved"]) for r in rows] == [
@@ -253,9 +254,8 @@ def test_a_run_whose_worker_is_killed_is_retried_and_finishes(
     settings.TRAINING_STALE_SECONDS = 1.5
     plant_exposures(project)
     model = _model(project, epochs=30)
-    with celery_app.connection_for_write() as conn:
-        for queue in Queue:
-            conn.default_channel.queue_purge(queue.value)  # type: ignore[attr-defined]
+    with celery_app.connection_for_write() as conn:  # an empty test broker, as celery_worker
+        conn.default_channel.client.flushdb()  # type: ignore[attr-defined]
     worker = _worker_process()
     try:
         run = services.training_run_start(reward_model=model, requested_by=None)

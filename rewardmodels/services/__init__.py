@@ -1,0 +1,29 @@
+"""Writes and business rules of the reward models and C3PO builds; views, APIs and tasks call
+these. Each module covers one area and is re-exported here."""
+
+from rewardmodels.services import c3po, reward_models
+from rewardmodels.services.reward_models import (
+    ModelInvalid,
+    config_clean,
+    reward_model_activate,
+    reward_model_create,
+    reward_model_score,
+    training_run_cancel,
+    training_run_execute,
+    training_run_start,
+    training_runs_sweep,
+)
+
+__all__ = [
+    "ModelInvalid",
+    "c3po",
+    "config_clean",
+    "reward_model_activate",
+    "reward_model_create",
+    "reward_model_score",
+    "reward_models",
+    "training_run_cancel",
+    "training_run_execute",
+    "training_run_start",
+    "training_runs_sweep",
+]

@@ -1,0 +1,281 @@
+"""C3PO pages: verbal feedback (written, or promoted from a critique), generators, builds with
+their progress, counts and samples, and the review queue where annotators approve, edit or
+reject revised responses."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+import orjson
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback.models import Critique, Membership, Role
+from feedback.views.access import membership_or_404
+from rewardmodels import c3po as c3po_rules
+from rewardmodels import selectors, services
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, ReviewStatus, Scope
+from rewardmodels.services.c3po import C3POInvalid
+
+
+def _feedback_context(membership: Membership, **extra: Any) -> dict[str, Any]:
+    project = membership.project
+    promoted = selectors.verbal_feedback_for_project(project=project).exclude(critique=None)
+    return {
+        "membership": membership,
+        "project": project,
+        "feedback_list": selectors.verbal_feedback_for_project(project=project)[:50],
+        "critiques": Critique.objects.filter(project=project)
+        .exclude(pk__in=promoted.values("critique_id"))
+        .select_related("answer")
+        .order_by("-created_at")[:20],
+        "generators": selectors.generators_for_project(project=project),
+        "builds": selectors.builds_for_project(project=project)[:20],
+        "form": {},
+        "generator_form": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def feedback_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    return render(request, "rewardmodels/feedback_list.html", _feedback_context(membership))
+
+
+@require_POST
+@login_required
+def feedback_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    try:
+        feedback = services.c3po.verbal_feedback_create(
+            project=membership.project,
+            text=request.POST.get("text", ""),
+            domain=request.POST.get("domain", ""),
+            effect=request.POST.get("effect", ""),
+            created_by=membership.user,
+        )
+    except C3POInvalid as invalid:
+        context = _feedback_context(membership, form=request.POST, errors=invalid.errors)
+        return render(request, "rewardmodels/feedback_list.html", context, status=400)
+    return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
+
+
+@require_POST
+@login_required
+def critique_promote(request: HttpRequest, slug: str, critique_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    critique = get_object_or_404(Critique, pk=critique_id, project=membership.project)
+    feedback = services.c3po.critique_promote(critique=critique, created_by=membership.user)
+    messages.success(request, "The critique is now verbal feedback; build its dataset below.")
+    return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
+
+
+@require_POST
+@login_required
+def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    post = request.POST
+    try:
+        temperature: Any = float(post.get("temperature") or 0.7)
+    except ValueError:
+        temperature = post.get("temperature")
+    raw_concurrency = post.get("concurrency") or "4"
+    try:
+        services.c3po.generator_save(
+            project=membership.project,
+            name=post.get("name", ""),
+            base_url=post.get("base_url", ""),
+            model=post.get("model", ""),
+            api_key=post.get("api_key") or None,  # blank keeps a stored key
+            temperature=temperature,
+            concurrency=int(raw_concurrency) if raw_concurrency.isdigit() else raw_concurrency,
+        )
+    except C3POInvalid as invalid:
+        form = {k: v for k, v in post.items() if k != "api_key"}  # never echo the key
+        errors = {f"generator {k}": v for k, v in invalid.errors.items()}
+        context = _feedback_context(membership, generator_form=form, errors=errors)
+        return render(request, "rewardmodels/feedback_list.html", context, status=400)
+    messages.success(request, "Generator saved (its key is stored and not shown again).")
+    return redirect("rewardmodels:feedback_list", slug)
+
+
+def _detail_context(membership: Membership, feedback_id: int, **extra: Any) -> dict[str, Any]:
+    feedback = selectors.verbal_feedback_get(project=membership.project, feedback_id=feedback_id)
+    if feedback is None:
+        raise Http404("No such verbal feedback.")
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "feedback": feedback,
+        "builds": feedback.builds.select_related("generator").order_by("-created_at"),
+        "generators": selectors.generators_for_project(project=membership.project),
+        "defaults": c3po_rules.DEFAULT_COUNTS,
+        "form": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def feedback_detail(request: HttpRequest, slug: str, feedback_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    context = _detail_context(membership, feedback_id)
+    return render(request, "rewardmodels/feedback_detail.html", context)
+
+
+@require_POST
+@login_required
+def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    context = _detail_context(membership, feedback_id)
+    post = request.POST
+    counts: dict[str, Any] = {}
+    for key in c3po_rules.DEFAULT_COUNTS:
+        raw = post.get(key, "").strip()
+        if raw:
+            try:
+                counts[key] = float(raw) if key == "test_fraction" else int(raw)
+            except ValueError:
+                counts[key] = raw  # the service names it
+    raw_generator = post.get("generator", "")
+    generator = (
+        selectors.generator_get(project=membership.project, generator_id=int(raw_generator))
+        if raw_generator.isdigit()
+        else None
+    )
+    try:
+        build = services.c3po.build_start(
+            feedback=context["feedback"],
+            generator=generator,
+            counts=counts,
+            review=post.get("review") == "on",
+            created_by=membership.user,
+        )
+    except C3POInvalid as invalid:
+        context |= {"form": post, "errors": invalid.errors}
+        return render(request, "rewardmodels/feedback_detail.html", context, status=400)
+    return redirect("rewardmodels:build_detail", slug, build.pk)
+
+
+def _build_or_404(membership: Membership, build_id: int) -> C3POBuild:
+    build = selectors.build_get(project=membership.project, build_id=build_id)
+    if build is None:
+        raise Http404("No such build.")
+    return build
+
+
+@require_GET
+@login_required
+def build_detail(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    build = _build_or_404(membership, build_id)
+    samples = {}
+    if build.status == BuildStatus.SUCCEEDED:
+        samples = {
+            part: list(islice(services.c3po.dataset_rows(build=build, part=part), 3))
+            for part in services.c3po.PARTS
+        }
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "build": build,
+        "stages": [
+            {"number": i + 1, "name": name, "done": i < build.stage}
+            for i, name in enumerate(C3POBuild.STAGES)
+        ],
+        "counts": services.c3po.build_counts(build=build),
+        "samples": samples,
+        "parts": services.c3po.PARTS,
+    }
+    if getattr(request, "htmx", False):
+        return render(request, "rewardmodels/build_detail.html#build-status", context)
+    return render(request, "rewardmodels/build_detail.html", context)
+
+
+@require_POST
+@login_required
+def build_resume(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    build = services.c3po.build_resume(build=_build_or_404(membership, build_id))
+    if build.status == BuildStatus.QUEUED:
+        messages.info(request, f"Resuming from stage {build.stage + 1}.")
+    return redirect("rewardmodels:build_detail", slug, build.pk)
+
+
+@require_GET
+@login_required
+def build_dataset(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
+    """The same JSON Lines as the API, for a researcher in the browser."""
+    membership = membership_or_404(request, slug, Role.RESEARCHER)
+    build = _build_or_404(membership, build_id)
+    part = request.GET.get("part", "")
+    if part not in services.c3po.PARTS or build.status != BuildStatus.SUCCEEDED:
+        raise Http404("No such part, or the build has not succeeded.")
+    body = b"".join(
+        orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        for row in services.c3po.dataset_rows(build=build, part=part)
+    )
+    response = HttpResponse(body, content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="c3po-{build.pk}-{part}.jsonl"'
+    return response
+
+
+@require_GET
+@login_required
+def review(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
+    """The next revised response waiting for an annotator."""
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    build = _build_or_404(membership, build_id)
+    return _render_review(request, membership, build)
+
+
+def _render_review(
+    request: HttpRequest,
+    membership: Membership,
+    build: C3POBuild,
+    *,
+    item: C3POItem | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    item = item or services.c3po.item_next_for_review(build=build)
+    pending = build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING)
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "build": build,
+        "item": item,
+        "pending": pending.count(),
+        "errors": errors or {},
+    }
+    return render(request, "rewardmodels/review.html", context, status=status)
+
+
+@require_POST
+@login_required
+def review_submit(request: HttpRequest, slug: str, build_id: int, item_id: int) -> HttpResponse:
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    build = _build_or_404(membership, build_id)
+    item = get_object_or_404(C3POItem, pk=item_id, build=build)
+    action = request.POST.get("action", "")
+    revised = request.POST.get("revised")
+    if action == "approve" and revised is not None and revised.strip() != item.revised.strip():
+        action = "edit"  # the annotator changed the text before approving
+    try:
+        services.c3po.item_review(
+            item=item, reviewer=membership.user, action=action, revised=revised
+        )
+    except C3POInvalid as invalid:
+        item.revised = revised or item.revised
+        return _render_review(
+            request, membership, build, item=item, errors=invalid.errors, status=400
+        )
+    return redirect("rewardmodels:review", slug, build.pk)

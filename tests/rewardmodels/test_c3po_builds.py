@@ -1,0 +1,458 @@
+"""C3PO builds end to end: the API, every stage against a chat completions server over real
+HTTP, failures that stop a stage and resume, a worker killed mid-build, and the human path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from config.celery_app import app as celery_app
+from feedback.models import Project
+from feedback.services import answers_ingest
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
+from rewardmodels.services import c3po as c3po_services
+from tests.conftest import bearer_client
+from tests.factories import MembershipFactory, UserFactory, api_key_for
+from tests.rewardmodels.chat_server import ChatServer, completion, error
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {
+    "categories": 2,
+    "in_scope_per_category": 3,
+    "near_scope_per_category": 2,
+    "out_of_scope": 4,
+    "test_fraction": 0.25,
+}
+FEEDBACK = {"text": "Don't use emojis when I write to my boss.", "domain": "writing emails"}
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    with ChatServer() as server:
+        yield server
+
+
+def _collected_answers(project: Project, n: int = 2) -> None:
+    answers_ingest(
+        project=project,
+        items=[
+            {
+                "external_id": f"c-{i}",
+                "prompt": [{"role": "user", "content": f"How do I fix a bike tyre, step {i}?"}],
+                "response": f"Patch it, part {i}.",
+                "model": "m",
+            }
+            for i in range(n)
+        ],
+    )
+
+
+def _generator(api: APIClient, chat: ChatServer, **extra: Any) -> int:
+    response = api.post(
+        "/api/v1/generators",
+        {"name": "local", "base_url": chat.url, "model": "tiny", "api_key": "sk-secret", **extra},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert "sk-secret" not in response.content.decode()
+    return int(response.json()["id"])
+
+
+def _feedback(api: APIClient) -> int:
+    response = api.post("/api/v1/verbal-feedback", FEEDBACK, format="json")
+    assert response.status_code == 201
+    return int(response.json()["id"])
+
+
+def _wait(
+    api: APIClient, build_id: int, until: tuple[str, ...], seconds: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = api.get(f"/api/v1/c3po-builds/{build_id}").json()
+        if body["status"] in until:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"build {build_id}: {body}")
+
+
+def _part(api: APIClient, build_id: int, part: str) -> list[dict[str, Any]]:
+    response = api.get(f"/api/v1/c3po-builds/{build_id}/dataset.jsonl?part={part}")
+    assert response.status_code == 200
+    return [orjson.loads(line) for line in b"".join(response.streaming_content).splitlines()]  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_with_a_generator_makes_all_three_parts(
+    project: Project, api: APIClient, chat: ChatServer, celery_worker: None
+) -> None:
+    # Given a project with two collected questions, a generator and one sentence of feedback
+    _collected_answers(project)
+    generator_id = _generator(api, chat)
+    feedback_id = _feedback(api)
+
+    # When a build is started with small counts
+    started = api.post(
+        f"/api/v1/verbal-feedback/{feedback_id}/builds",
+        {"generator": generator_id, "counts": SMALL},
+        format="json",
+    )
+    assert started.status_code == 202
+    build = _wait(api, started.json()["id"], ("succeeded", "failed"))
+
+    # Then every stage ran and the counts are the requested ones
+    assert build["status"] == "succeeded", build["error"]
+    assert build["stage"] == 7
+    counts = build["counts"]
+    assert (counts["categories"], counts["in_scope"], counts["near_scope"]) == (2, 6, 4)
+    assert counts["out_of_scope"] == 4
+    assert counts["baselines"] == 6 + 4 + 4
+    assert counts["revised"] == 6
+
+    # Structured steps asked for JSON with a json_schema response format, with the key
+    structured = [r.body for r in chat.completions if r.body.get("response_format")]
+    assert {b["response_format"]["json_schema"]["name"] for b in structured} >= {
+        "categories",
+        "prompts",
+    }
+    assert all(b["response_format"]["type"] == "json_schema" for b in structured)
+    assert all(r.headers.get("authorization") == "Bearer sk-secret" for r in chat.completions)
+
+    # And the parts have TRL's columns, lineage and a split
+    dpo = _part(api, build["id"], "dpo")
+    near = _part(api, build["id"], "sft_near")
+    out = _part(api, build["id"], "sft_out")
+    assert (len(dpo), len(near), len(out)) == (6, 4, 4)
+    assert {"prompt", "chosen", "rejected", "feedback_id", "category", "split"} <= set(dpo[0])
+    assert {"prompt", "completion", "feedback_id", "category", "split"} <= set(near[0])
+    assert all(row["feedback_id"] == feedback_id for row in dpo + near + out)
+    assert all(row["chosen"] != row["rejected"] for row in dpo)
+    assert {row["split"] for row in dpo + near + out} <= {"train", "test"}
+    # Out-of-scope prompts come from the project's own questions first
+    collected = {f"How do I fix a bike tyre, step {i}?" for i in range(2)}
+    assert collected <= {row["prompt"] for row in out}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_generator_stops_the_stage_and_the_build_resumes(
+    project: Project, api: APIClient, chat: ChatServer, celery_worker: None
+) -> None:
+    generator_id = _generator(api, chat, concurrency=1)
+    feedback_id = _feedback(api)
+
+    # Given a generator that answers the categories, then fails every baseline request
+    def flaky(body: Any) -> Any:
+        if body.get("response_format") is None:
+            return 503, {}, error("overloaded")
+        return None
+
+    chat.responder = flaky
+    build_id = api.post(
+        f"/api/v1/verbal-feedback/{feedback_id}/builds",
+        {"generator": generator_id, "counts": {**SMALL, "out_of_scope": 0}},
+        format="json",
+    ).json()["id"]
+    failed = _wait(api, build_id, ("succeeded", "failed"))
+
+    # Then the build stops at stage 5 with the reason, and nothing is exported
+    assert failed["status"] == "failed"
+    assert "Stage 5 (baseline responses)" in failed["error"]
+    assert "503" in failed["error"]
+    assert failed["stage"] == 4
+    unfinished = api.get(f"/api/v1/c3po-builds/{build_id}/dataset.jsonl?part=dpo")
+    assert unfinished.status_code == 409
+    prompts_before = set(
+        C3POItem.objects.filter(build_id=build_id).values_list("prompt", flat=True)
+    )
+
+    # When the generator is fixed and the build resumed
+    chat.responder = None
+    assert api.post(f"/api/v1/c3po-builds/{build_id}/resume").status_code == 202
+    done = _wait(api, build_id, ("succeeded", "failed"))
+
+    # Then it continues from stage 5 with the prompts it already had
+    assert done["status"] == "succeeded", done["error"]
+    assert (
+        set(C3POItem.objects.filter(build_id=build_id).values_list("prompt", flat=True))
+        == prompts_before
+    )
+    assert len(_part(api, build_id, "dpo")) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ((200, {}, completion(None, refusal="I can't help with that.")), "can't help with that"),
+        ((200, {}, completion("this is not json")), "not valid json"),
+        ((401, {}, error("bad key")), "401"),
+    ],
+)
+def test_generator_problems_are_reported_on_the_build(
+    project: Project,
+    api: APIClient,
+    chat: ChatServer,
+    celery_worker: None,
+    reply: Any,
+    reason: str,
+) -> None:
+    chat.responder = lambda body: reply
+    generator_id = _generator(api, chat)
+    build_id = api.post(
+        f"/api/v1/verbal-feedback/{_feedback(api)}/builds",
+        {"generator": generator_id, "counts": SMALL},
+        format="json",
+    ).json()["id"]
+    build = _wait(api, build_id, ("succeeded", "failed"))
+    assert build["status"] == "failed"
+    assert "Stage 1 (categories)" in build["error"]
+    assert reason in build["error"].lower() or reason in build["error"]
+    assert "sk-secret" not in build["error"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "   "}, "text"),
+        ({"text": 5}, "text"),
+        ({"text": "ok", "domain": "x" * 300}, "domain"),
+    ],
+)
+def test_bad_verbal_feedback_is_refused(api: APIClient, body: dict[str, Any], field: str) -> None:
+    response = api.post("/api/v1/verbal-feedback", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("counts", "field"),
+    [
+        ({"categories": 0}, "counts.categories"),
+        ({"out_of_scope": -1}, "counts.out_of_scope"),
+        ({"test_fraction": 0.9}, "counts.test_fraction"),
+        ({"prompts": 3}, "counts.prompts"),
+    ],
+)
+def test_counts_out_of_range_are_refused(
+    api: APIClient, counts: dict[str, Any], field: str
+) -> None:
+    response = api.post(
+        f"/api/v1/verbal-feedback/{_feedback(api)}/builds", {"counts": counts}, format="json"
+    )
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert not C3POBuild.objects.exists()
+
+
+@pytest.mark.django_db
+def test_another_projects_feedback_and_builds_are_invisible(
+    project: Project, other_project: Project, api: APIClient
+) -> None:
+    theirs = bearer_client(api_key_for(other_project))
+    feedback_id = _feedback(theirs)
+    build_id = theirs.post(
+        f"/api/v1/verbal-feedback/{feedback_id}/builds", {}, format="json"
+    ).json()["id"]
+    assert (
+        api.post(f"/api/v1/verbal-feedback/{feedback_id}/builds", {}, format="json").status_code
+        == 404
+    )
+    assert api.get(f"/api/v1/c3po-builds/{build_id}").status_code == 404
+    assert api.get(f"/api/v1/c3po-builds/{build_id}/dataset.jsonl?part=dpo").status_code == 404
+    assert api.post(f"/api/v1/c3po-builds/{build_id}/resume").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_human_path_uses_only_reviewed_rows(
+    project: Project, api: APIClient, celery_worker: None
+) -> None:
+    # Given collected answers and no generator
+    _collected_answers(project, n=5)
+    feedback_id = _feedback(api)
+    build_id = api.post(
+        f"/api/v1/verbal-feedback/{feedback_id}/builds",
+        {"counts": {**SMALL, "categories": 1, "in_scope_per_category": 3, "out_of_scope": 2}},
+        format="json",
+    ).json()["id"]
+
+    # When the build has run, it waits for people
+    build = _wait(api, build_id, ("review", "succeeded", "failed"))
+    assert build["status"] == "review", build["error"]
+    assert build["counts"]["review"]["pending"] == 3
+    assert api.get(f"/api/v1/c3po-builds/{build_id}/dataset.jsonl?part=dpo").status_code == 409
+
+    # And an annotator edits one revision, rejects one, and edits the last
+    user = UserFactory.create(username="anna")
+    MembershipFactory.create(user=user, project=project, role="annotator")
+    browser = Client()
+    browser.force_login(user)
+    url = f"/projects/{project.slug}/models/builds/{build_id}/review/"
+    for action, text in (
+        ("edit", "Patched, politely."),
+        ("reject", ""),
+        ("approve", "Plain words only."),
+    ):
+        page = browser.get(url)
+        assert page.status_code == 200
+        item = (
+            C3POItem.objects.filter(build_id=build_id, review_status="pending")
+            .order_by("id")
+            .first()
+        )
+        assert item is not None
+        response = browser.post(f"{url}{item.pk}/", {"action": action, "revised": text})
+        assert response.status_code == 302
+
+    # Then the build succeeded and its dpo part holds only the two revised rows
+    build = _wait(api, build_id, ("succeeded",))
+    dpo = _part(api, build_id, "dpo")
+    assert sorted(row["chosen"] for row in dpo) == ["Patched, politely.", "Plain words only."]
+    assert all(row["rejected"].startswith("Patch it, part") for row in dpo)
+    assert _part(api, build_id, "sft_near") == []
+    out = _part(api, build_id, "sft_out")
+    assert len(out) == 2
+    assert all(row["completion"].startswith("Patch it, part") for row in out)
+
+
+def _worker_process() -> subprocess.Popen[bytes]:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TRAINING_HEARTBEAT_SECONDS": "0.2",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "c3po",
+            "--pool=solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _dataset(build_id: int) -> dict[str, list[tuple[str, ...]]]:
+    build = C3POBuild.objects.get(pk=build_id)
+    keep = ("prompt", "chosen", "rejected", "completion", "category", "split")
+    return {
+        part: sorted(
+            tuple(str(row.get(k, "")) for k in keep)
+            for row in c3po_services.dataset_rows(build=build, part=part)
+        )
+        for part in c3po_services.PARTS
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
+    project: Project,
+    api: APIClient,
+    chat: ChatServer,
+    settings: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    settings.TRAINING_STALE_SECONDS = 1.5
+    _collected_answers(project)
+    generator_id = _generator(api, chat, concurrency=1)
+    feedback_id = _feedback(api)
+    counts = {**SMALL, "in_scope_per_category": 4}
+    with celery_app.connection_for_write() as conn:  # an empty test broker, as celery_worker
+        conn.default_channel.client.flushdb()  # type: ignore[attr-defined]
+
+    # Given a build whose worker is killed while it writes baseline responses
+    chat.delay = 0.15
+    worker = _worker_process()
+    try:
+        killed_id = api.post(
+            f"/api/v1/verbal-feedback/{feedback_id}/builds",
+            {"generator": generator_id, "counts": counts},
+            format="json",
+        ).json()["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            killed = C3POBuild.objects.get(pk=killed_id)
+            if (
+                killed.stage >= 4
+                and C3POItem.objects.filter(build=killed).exclude(baseline="").exists()
+            ):
+                break
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    chat.delay = 0.0
+    assert C3POBuild.objects.get(pk=killed_id).status == BuildStatus.RUNNING
+
+    # When the sweeper finds it and a worker resumes it
+    time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
+    request.getfixturevalue("celery_worker")
+    assert c3po_services.builds_sweep() == (1, 0)
+    resumed = _wait(api, killed_id, ("succeeded", "failed"))
+    assert resumed["status"] == "succeeded", resumed["error"]
+
+    # Then it holds the same dataset as a build of the same feedback that was never stopped
+    seed = C3POBuild.objects.get(pk=killed_id).seed
+    fresh_id = api.post(
+        f"/api/v1/verbal-feedback/{feedback_id}/builds",
+        {"generator": generator_id, "counts": counts},
+        format="json",
+    ).json()["id"]
+    C3POBuild.objects.filter(pk=fresh_id).update(seed=seed)  # the split's seed, normally random
+    _wait(api, fresh_id, ("succeeded",))
+    assert C3POBuild.objects.get(pk=killed_id).attempts == 2
+    assert _dataset(killed_id) == _dataset(fresh_id)
+    assert len(_dataset(killed_id)["dpo"]) == 8
+
+
+@pytest.mark.django_db
+def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: APIClient) -> None:
+    feedback = c3po_services.verbal_feedback_create(project=project, text="Be brief.")
+    stale = timezone.now() - timedelta(hours=1)
+    build = C3POBuild.objects.create(
+        project=project,
+        feedback=feedback,
+        counts=SMALL,
+        seed="ab",
+        status="running",
+        attempts=c3po_services.MAX_ATTEMPTS,
+        heartbeat_at=stale,
+    )
+    assert c3po_services.builds_sweep() == (0, 1)
+    build.refresh_from_db()
+    assert build.status == "failed"
+    assert "resume it" in build.error
