@@ -53,6 +53,7 @@ urlpatterns = [
         c3po.build_dataset,
         name="build_dataset",
     ),
+    path("<slug:slug>/models/reviews/", c3po.review_list, name="review_list"),
     path("<slug:slug>/models/builds/<int:build_id>/review/", c3po.review, name="review"),
     path(
         "<slug:slug>/models/builds/<int:build_id>/review/<int:item_id>/",

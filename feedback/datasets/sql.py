@@ -73,16 +73,25 @@ class AssistantMessage(Func):
 
     output_field = JSONField()
     arity = 1
+    role = "assistant"
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         template = (
-            "jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', %(expressions)s))"
+            f"jsonb_build_array(jsonb_build_object('role', '{self.role}', "
+            "'content', %(expressions)s))"
         )
         return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "json_array(json_object('role', 'assistant', 'content', %(expressions)s))"
+        template = f"json_array(json_object('role', '{self.role}', 'content', %(expressions)s))"
         return self.as_sql(compiler, connection, template=template, **extra)
+
+
+class UserMessage(AssistantMessage):
+    """[{"role": "user", "content": text}]: a one-turn prompt (stored as text) in the
+    conversational form."""
+
+    role = "user"
 
 
 @receiver(connection_created)

@@ -31,6 +31,7 @@ from django.utils import timezone
 from feedback.models import Answer, Critique, Project
 from feedback.services.errors import ServiceError
 from rewardmodels import c3po
+from rewardmodels.datasets import build_rows
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
     BuildStatus,
@@ -640,44 +641,11 @@ def item_next_for_review(*, build: C3POBuild) -> C3POItem | None:
 
 
 def dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
-    """One part of a finished build's dataset, in TRL's column names."""
-    common = {"feedback_id": build.feedback_id, "build_id": build.pk}
-    if part == "dpo":
-        items = (
-            build.items.filter(
-                scope=Scope.IN_SCOPE,
-                review_status__in=[ReviewStatus.APPROVED, ReviewStatus.EDITED],
-            )
-            .exclude(baseline="")
-            .exclude(revised="")
-            .exclude(revised=F("baseline"))
-        )
-        for item in items.order_by("id").iterator(chunk_size=2000):
-            yield {
-                "prompt": item.prompt,
-                "chosen": item.revised,
-                "rejected": item.baseline,
-                "category": item.category,
-                "split": item.split,
-                "item_id": item.pk,
-                **common,
-            }
-        return
-    scope = Scope.NEAR_SCOPE if part == "sft_near" else Scope.OUT_OF_SCOPE
-    for item in (
-        build.items.filter(scope=scope)
-        .exclude(baseline="")
-        .order_by("id")
-        .iterator(chunk_size=2000)
-    ):
-        yield {
-            "prompt": item.prompt,
-            "completion": item.baseline,
-            "category": item.category,
-            "split": item.split,
-            "item_id": item.pk,
-            **common,
-        }
+    """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets,
+    the same rows the registry's c3po_* datasets export)."""
+    rows = build_rows(build, part)
+    for row in rows.queryset().iterator(chunk_size=2000):
+        yield {name: row[f"c_{name}"] for name in rows.columns}
 
 
 def build_counts(*, build: C3POBuild) -> dict[str, Any]:

@@ -230,6 +230,18 @@ def build_dataset(request: HttpRequest, slug: str, build_id: int) -> HttpRespons
 
 @require_GET
 @login_required
+def review_list(request: HttpRequest, slug: str) -> HttpResponse:
+    """Builds waiting for annotators: where the review queue starts."""
+    membership = membership_or_404(request, slug, Role.ANNOTATOR)
+    builds = selectors.builds_for_project(project=membership.project).filter(
+        status=BuildStatus.REVIEW
+    )
+    context = {"membership": membership, "project": membership.project, "builds": builds}
+    return render(request, "rewardmodels/reviews.html", context)
+
+
+@require_GET
+@login_required
 def review(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
     """The next revised response waiting for an annotator."""
     membership = membership_or_404(request, slug, Role.ANNOTATOR)

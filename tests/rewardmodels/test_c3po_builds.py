@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -456,3 +457,52 @@ def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: 
     build.refresh_from_db()
     assert build.status == "failed"
     assert "resume it" in build.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_parts_export_as_parquet_snapshots_and_stream_as_datasets(
+    project: Project, api: APIClient, chat: ChatServer, celery_worker: None, tmp_path: Path
+) -> None:
+    # Given a finished build
+    _collected_answers(project)
+    generator_id = _generator(api, chat)
+    build_id = api.post(
+        f"/api/v1/verbal-feedback/{_feedback(api)}/builds",
+        {"generator": generator_id, "counts": SMALL},
+        format="json",
+    ).json()["id"]
+    assert _wait(api, build_id, ("succeeded", "failed"))["status"] == "succeeded"
+
+    # When its dpo part is snapshotted to Parquet through the export API
+    export = api.post(
+        "/api/v1/exports", {"dataset": "c3po_dpo", "format": "parquet"}, format="json"
+    ).json()
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/v1/exports/{export['id']}").json()["status"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    download = api.get(f"/api/v1/exports/{export['id']}/download")
+    assert download.status_code == 200
+    path = tmp_path / "dpo.parquet"
+    path.write_bytes(b"".join(download.streaming_content))  # type: ignore[attr-defined]
+
+    # Then the file holds the build's dpo rows with messages in the conversational form
+    table = pq.read_table(path)
+    assert table.num_rows == 6
+    assert {"prompt", "chosen", "rejected", "feedback_id", "build_id", "category", "split"} <= set(
+        table.column_names
+    )
+    first = table.to_pylist()[0]
+    assert first["prompt"][0]["role"] == "user"
+    assert first["chosen"][0]["role"] == "assistant"
+    assert first["build_id"] == build_id
+
+    # And the out-of-scope part streams as text through the datasets endpoint
+    streamed = api.get("/api/v1/datasets/c3po_sft_out.jsonl?form=text")
+    lines = b"".join(streamed.streaming_content).splitlines()  # type: ignore[attr-defined]
+    rows = [orjson.loads(line) for line in lines]
+    assert len(rows) == 4
+    assert all(isinstance(row["prompt"], str) and row["completion"] for row in rows)
