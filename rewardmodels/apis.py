@@ -308,6 +308,7 @@ def build_as_dict(build: C3POBuild) -> dict[str, Any]:
         if generator
         else None,
         "review": build.review,
+        "seed": build.seed,
         "requested": build.counts,
         "counts": services.c3po.build_counts(build=build),
         "created_at": build.created_at,
@@ -374,6 +375,12 @@ class BuildInputSerializer(serializers.Serializer[Any]):
     review = serializers.BooleanField(
         required=False, help_text="Annotators review generated revisions before they count."
     )
+    seed = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,32}$",
+        required=False,
+        allow_null=True,
+        help_text="Fixes the out-of-scope sample and the split (random when left out).",
+    )
 
 
 class BuildOutputSerializer(serializers.Serializer[Any]):
@@ -387,6 +394,7 @@ class BuildOutputSerializer(serializers.Serializer[Any]):
     error = serializers.CharField()
     generator = serializers.DictField(allow_null=True)
     review = serializers.BooleanField()
+    seed = serializers.CharField()
     requested = serializers.DictField()
     counts = serializers.DictField()
     created_at = serializers.DateTimeField()
@@ -493,7 +501,11 @@ class BuildCreateApi(APIView):
             raise InvalidInput("Invalid review.", {"review": ["Must be true or false."]})
         try:
             build = services.c3po.build_start(
-                feedback=feedback, generator=generator, counts=body.get("counts"), review=review
+                feedback=feedback,
+                generator=generator,
+                counts=body.get("counts"),
+                review=review,
+                seed=body.get("seed"),
             )
         except services.c3po.C3POInvalid as error:
             raise _c3po_invalid(error) from error

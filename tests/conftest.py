@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from config.celery_app import Queue
@@ -46,8 +52,7 @@ def celery_worker() -> Iterator[None]:
     """A real Celery worker, in a thread, consuming every queue from the test broker (Redis).
     The test broker's database is emptied first: messages left by earlier tests or runs, and
     the unacked bookkeeping of workers that tests killed, so the worker sees only this test's."""
-    with celery_app.connection_for_write() as connection:
-        connection.default_channel.client.flushdb()  # type: ignore[attr-defined]
+    empty_test_broker()
     with start_worker(
         celery_app,
         pool="solo",
@@ -56,3 +61,30 @@ def celery_worker() -> Iterator[None]:
         queues=[q.value for q in Queue],
     ):
         yield
+
+
+def empty_test_broker() -> None:
+    """Drop every message and the unacked bookkeeping of workers that tests killed."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()  # type: ignore[attr-defined]
+
+
+def worker_process(queue: str) -> subprocess.Popen[bytes]:
+    """A real worker on `queue` in its own process (so a test can kill it), on the test
+    database and broker, writing job heartbeats every 0.2 s."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TRAINING_HEARTBEAT_SECONDS": "0.2",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue]
+    command += ["--pool=solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+    return subprocess.Popen(
+        [*command, "-l", "WARNING"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

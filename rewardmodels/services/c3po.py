@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -42,12 +42,14 @@ from rewardmodels.models import (
     Scope,
     VerbalFeedback,
 )
+from rewardmodels.services.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a build whose worker died is resumed automatically this many times
 PARTS = ("dpo", "sft_near", "sft_out")
 MAX_TEXT = 5000
+SEED_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_PROMPT_CHARS = 4000  # longer collected questions are not used as C3PO prompts
 
 
@@ -164,13 +166,18 @@ def build_start(
     generator: Generator | None,
     counts: Any = None,
     review: bool = False,
+    seed: Any = None,
     created_by: User | None = None,
 ) -> C3POBuild:
-    """Queue a build; the task is sent once the row is committed."""
+    """Queue a build; the task is sent once the row is committed. `seed` fixes which collected
+    prompts are sampled and which rows are held out (random when not given), so two builds
+    with one seed and one generator make the same dataset."""
     try:
         clean_counts = c3po.counts_clean(counts)
     except c3po.CountsInvalid as invalid:
         raise C3POInvalid(invalid.errors) from None
+    if seed is not None and (not isinstance(seed, str) or not SEED_PATTERN.fullmatch(seed)):
+        raise C3POInvalid({"seed": ["Must be 1 to 32 letters, digits, - or _."]})
     if generator is not None and generator.project_id != feedback.project_id:
         raise C3POInvalid({"generator": ["No such generator in this project."]})
     from rewardmodels.tasks import c3po_build_execute
@@ -182,7 +189,7 @@ def build_start(
             generator=generator,
             review=review or generator is None,
             counts=clean_counts,
-            seed=secrets.token_hex(8),
+            seed=seed or secrets.token_hex(8),
             created_by=created_by,
             message="Waiting for a worker…",
         )
@@ -205,6 +212,10 @@ def build_resume(*, build: C3POBuild) -> C3POBuild:
 
 
 # --- executing a build -----------------------------------------------------------------------
+
+
+def _int_seed(seed: str) -> int:
+    return int(hashlib.sha256(seed.encode()).hexdigest()[:16], 16)
 
 
 def _prompt_hash(prompt: str) -> str:
@@ -237,30 +248,6 @@ class _Run:
             raise BuildSuperseded
 
 
-class _Heartbeat:
-    def __init__(self, build_id: int, attempt: int) -> None:
-        self.build_id, self.attempt = build_id, attempt
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        try:
-            while not self.stopped.wait(float(settings.TRAINING_HEARTBEAT_SECONDS)):
-                C3POBuild.objects.filter(
-                    pk=self.build_id, status=BuildStatus.RUNNING, attempts=self.attempt
-                ).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
-
-
 def build_execute(*, build_id: int) -> None:
     """Run (or resume) a build. Only a queued build is claimed: a second delivery does nothing."""
     now = timezone.now()
@@ -277,7 +264,7 @@ def build_execute(*, build_id: int) -> None:
     run = _Run(build)
     client = _client(build.generator)
     try:
-        with _Heartbeat(build.pk, build.attempts):
+        with Heartbeat(run.mine):
             for stage, step in enumerate(STEPS):
                 if stage < build.stage:
                     continue
@@ -460,7 +447,7 @@ def _stage_out_of_scope(build: C3POBuild, run: _Run, client: ChatClient | None) 
     used = set(build.items.values_list("prompt", flat=True))
     collected = [(q, r) for q, r in _collected(build) if q not in used]
     sampled = c3po.sample_out_of_scope(
-        [q for q, _ in collected], wanted - have, seed=int(build.seed, 16), exclude=used
+        [q for q, _ in collected], wanted - have, seed=_int_seed(build.seed), exclude=used
     )
     response_of = dict(collected)
     # The project's own answers are the baselines of its own prompts when no model is asked.

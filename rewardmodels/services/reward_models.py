@@ -10,7 +10,6 @@ metrics and the artifact format are pure code in `rewardmodels.training`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, IntegerField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -37,6 +36,7 @@ from rewardmodels.models import (
     RunStatus,
     TrainingRun,
 )
+from rewardmodels.services.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -186,39 +186,8 @@ def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardM
 # --- executing a run --------------------------------------------------------------------------
 
 
-def _heartbeat_seconds() -> float:
-    return float(settings.TRAINING_HEARTBEAT_SECONDS)
-
-
 def stale_after() -> timedelta:
     return timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
-
-
-class _Heartbeat:
-    """Writes the run's heartbeat from a thread while the run works, so a long single step
-    (a big query, the evaluation) never looks like a dead worker."""
-
-    def __init__(self, run_id: int, attempt: int) -> None:
-        self.run_id, self.attempt = run_id, attempt
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
-
-    def _beat(self) -> None:
-        try:
-            while not self.stopped.wait(_heartbeat_seconds()):
-                TrainingRun.objects.filter(
-                    pk=self.run_id, status=RunStatus.RUNNING, attempts=self.attempt
-                ).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
 
 
 @dataclass
@@ -276,7 +245,7 @@ def training_run_execute(*, run_id: int) -> None:
     run = TrainingRun.objects.select_related("reward_model__project").get(pk=run_id)
     mine = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=run.attempts)
     try:
-        with _Heartbeat(run_id, run.attempts):
+        with Heartbeat(mine):
             if run.reward_model.objective == Objective.P_LOVE:
                 result = _train_p_love(run, _Progress(mine, total=1))
             else:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,18 +14,15 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config.celery_app import app as celery_app
 from feedback.models import Project
 from feedback.services import answers_ingest
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
 from rewardmodels.services import c3po as c3po_services
-from tests.conftest import bearer_client
+from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
 from tests.rewardmodels.chat_server import ChatServer, completion, error
 
@@ -333,38 +328,6 @@ def test_the_human_path_uses_only_reviewed_rows(
     assert all(row["completion"].startswith("Patch it, part") for row in out)
 
 
-def _worker_process() -> subprocess.Popen[bytes]:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TRAINING_HEARTBEAT_SECONDS": "0.2",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "c3po",
-            "--pool=solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _dataset(build_id: int) -> dict[str, list[tuple[str, ...]]]:
     build = C3POBuild.objects.get(pk=build_id)
     keep = ("prompt", "chosen", "rejected", "completion", "category", "split")
@@ -390,12 +353,11 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     generator_id = _generator(api, chat, concurrency=1)
     feedback_id = _feedback(api)
     counts = {**SMALL, "in_scope_per_category": 4}
-    with celery_app.connection_for_write() as conn:  # an empty test broker, as celery_worker
-        conn.default_channel.client.flushdb()  # type: ignore[attr-defined]
+    empty_test_broker()
 
     # Given a build whose worker is killed while it writes baseline responses
     chat.delay = 0.15
-    worker = _worker_process()
+    worker = worker_process("c3po")
     try:
         killed_id = api.post(
             f"/api/v1/verbal-feedback/{feedback_id}/builds",
@@ -427,13 +389,12 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     assert resumed["status"] == "succeeded", resumed["error"]
 
     # Then it holds the same dataset as a build of the same feedback that was never stopped
-    seed = C3POBuild.objects.get(pk=killed_id).seed
+    seed = C3POBuild.objects.get(pk=killed_id).seed  # fixes the sample and the split
     fresh_id = api.post(
         f"/api/v1/verbal-feedback/{feedback_id}/builds",
-        {"generator": generator_id, "counts": counts},
+        {"generator": generator_id, "counts": counts, "seed": seed},
         format="json",
     ).json()["id"]
-    C3POBuild.objects.filter(pk=fresh_id).update(seed=seed)  # the split's seed, normally random
     _wait(api, fresh_id, ("succeeded",))
     assert C3POBuild.objects.get(pk=killed_id).attempts == 2
     assert _dataset(killed_id) == _dataset(fresh_id)
@@ -506,3 +467,14 @@ def test_the_parts_export_as_parquet_snapshots_and_stream_as_datasets(
     rows = [orjson.loads(line) for line in lines]
     assert len(rows) == 4
     assert all(isinstance(row["prompt"], str) and row["completion"] for row in rows)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("seed", ["has space", "", "x" * 33, 7])
+def test_a_bad_seed_is_refused(api: APIClient, seed: Any) -> None:
+    response = api.post(
+        f"/api/v1/verbal-feedback/{_feedback(api)}/builds", {"seed": seed}, format="json"
+    )
+    assert response.status_code == 400
+    assert "seed" in response.json()["error"]["fields"]
+    assert not C3POBuild.objects.exists()

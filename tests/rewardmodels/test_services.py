@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from config.celery_app import Queue
@@ -25,6 +21,7 @@ from feedback.services import answers_ingest, feedback_record
 from rewardmodels import services
 from rewardmodels.models import RewardModel, RunStatus, TrainingRun
 from rewardmodels.services import reward_models
+from tests.conftest import empty_test_broker, worker_process
 from tests.rewardmodels.conftest import plant_exposures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,39 +210,6 @@ def test_the_sweeper_requeues_once_then_fails(project: Project, settings: Any) -
     assert statuses == {first.pk: "queued", second.pk: "failed", alive.pk: "running"}
 
 
-def _worker_process() -> subprocess.Popen[bytes]:
-    """A real worker on the training queue, in its own process, on the test database."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TRAINING_HEARTBEAT_SECONDS": "0.2",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "training",
-            "--pool=solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_run_whose_worker_is_killed_is_retried_and_finishes(
     project: Project, settings: Any, request: pytest.FixtureRequest
@@ -254,9 +218,8 @@ def test_a_run_whose_worker_is_killed_is_retried_and_finishes(
     settings.TRAINING_STALE_SECONDS = 1.5
     plant_exposures(project)
     model = _model(project, epochs=30)
-    with celery_app.connection_for_write() as conn:  # an empty test broker, as celery_worker
-        conn.default_channel.client.flushdb()  # type: ignore[attr-defined]
-    worker = _worker_process()
+    empty_test_broker()
+    worker = worker_process("training")
     try:
         run = services.training_run_start(reward_model=model, requested_by=None)
         _wait_for(run, lambda r: r.status == RunStatus.RUNNING and r.progress > 0.06)
