@@ -1,6 +1,8 @@
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from feedback.demo_data import DEMO_QUESTIONS, demo_answers
 from feedback.models import AnnotationQueue, Role
@@ -25,6 +27,10 @@ def demo_feedback() -> list[dict[str, Any]]:
     and reacted to some: better answers (larger model, newer version) get more love."""
     events: list[dict[str, Any]] = []
     answers = demo_answers()
+    # Three days ago, so every exposure is older than the Love window and labelled: the demo
+    # project can train a P[Love] model straight away.
+    seen_at = (timezone.now() - timedelta(days=3)).isoformat()
+    loved_at = (timezone.now() - timedelta(days=3) + timedelta(minutes=2)).isoformat()
     for v in range(VIEWERS):
         viewer = f"demo-viewer-{v + 1}"
         for i, answer in enumerate(answers):
@@ -33,7 +39,12 @@ def demo_feedback() -> list[dict[str, Any]]:
             external_id = answer["external_id"]
             base = {"answer": external_id, "user_ref": viewer}
             events.append(
-                {**base, "event_id": f"demo:{viewer}:{external_id}:seen", "type": "exposure"}
+                {
+                    **base,
+                    "event_id": f"demo:{viewer}:{external_id}:seen",
+                    "type": "exposure",
+                    "at": seen_at,
+                }
             )
             score = (i * 7 + v * 5) % 10 + (3 if answer["model_version"] == "2" else 0)
             if score >= 9:
@@ -42,6 +53,7 @@ def demo_feedback() -> list[dict[str, Any]]:
                         **base,
                         "event_id": f"demo:{viewer}:{external_id}:love",
                         "type": "reaction",
+                        "at": loved_at,
                         "reaction": "love",
                     }
                 )
@@ -51,6 +63,7 @@ def demo_feedback() -> list[dict[str, Any]]:
                         **base,
                         "event_id": f"demo:{viewer}:{external_id}:dislike",
                         "type": "reaction",
+                        "at": loved_at,
                         "reaction": "dislike",
                     }
                 )
@@ -59,6 +72,18 @@ def demo_feedback() -> list[dict[str, Any]]:
     for q in range(1, 13):
         viewer = f"demo-viewer-{q % VIEWERS + 1}"
         newer, older = f"demo-{q:02d}-demo-large-v2", f"demo-{q:02d}-demo-large"
+        # The newest large model is also compared with the small one (and preferred): enough
+        # pairs for a preference model on the demo project.
+        events.append(
+            {
+                "event_id": f"demo:{viewer}:compare-small:{q}",
+                "type": "comparison",
+                "answer": newer,
+                "other_answer": f"demo-{q:02d}-demo-small",
+                "user_ref": viewer,
+                "winner": "a" if q % 5 else "b",
+            }
+        )
         events.append(
             {
                 "event_id": f"demo:{viewer}:compare:{q}",
