@@ -38,6 +38,7 @@ ERRORS = {
     401: OpenApiResponse(schemas.ErrorSerializer, description="No or bad API key."),
     403: OpenApiResponse(schemas.ErrorSerializer, description="The key lacks the scope."),
     413: OpenApiResponse(schemas.ErrorSerializer, description="Body over the size limit."),
+    415: OpenApiResponse(schemas.ErrorSerializer, description="The body is not JSON."),
     503: OpenApiResponse(schemas.ErrorSerializer, description="Database down; retry later."),
 }
 

@@ -39,7 +39,11 @@ def test_train_inspect_and_activate_a_p_love_model(
     expect(page.get_by_text("ROC-AUC")).to_be_visible(timeout=60_000)
     reliability = page.get_by_role("img", name=re.compile("Reliability curve"))
     expect(reliability).to_be_visible()
-    assert reliability.evaluate("img => img.naturalWidth") > 100  # the PNG really loaded
+    # The PNG really loads (the partial that holds it was just swapped in: wait for it).
+    page.wait_for_function(
+        "() => [...document.images].some(i => i.alt.startsWith('Reliability curve')"
+        " && i.complete && i.naturalWidth > 100)"
+    )
     expect(page.get_by_role("table", name="Most positive")).to_contain_text("sunflower")
 
     # A second version; compare and make it the active one
