@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from feedback import schemas as feedback_schemas
 from feedback.api_support import InvalidInput, NdjsonRenderer, OrjsonRenderer
-from feedback.apis import ERRORS
+from feedback.apis import ERRORS, NotReady
 from feedback.auth import project_for
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
@@ -261,15 +261,7 @@ class RewardModelScoreApi(APIView):
         if not isinstance(body, dict):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
         if model.active_run_id is None:
-            return Response(
-                {
-                    "error": {
-                        "code": "not_trained",
-                        "message": "The model has no trained version yet; train it first.",
-                    }
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise NotReady("The model has no trained version yet; train it first.")
         try:
             version, scores = services.reward_model_score(
                 reward_model=model, items=body.get("items")
@@ -550,10 +542,7 @@ class BuildResumeApi(APIView):
         project = project_for(request, Scope.TRAIN)
         build = _build_or_404(project, build_id)
         if build.status != BuildStatus.FAILED:
-            return Response(
-                {"error": {"code": "not_failed", "message": f"The build is {build.status}."}},
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise NotReady(f"The build is {build.status}; only a failed build can be resumed.")
         build = services.c3po.build_resume(build=build)
         return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
 
@@ -579,7 +568,7 @@ class BuildDatasetApi(APIView):
             "build_id, category, split and item_id."
         ),
     )
-    def get(self, request: Request, build_id: int) -> StreamingHttpResponse | Response:
+    def get(self, request: Request, build_id: int) -> StreamingHttpResponse:
         project = project_for(request, Scope.TRAIN)
         build = _build_or_404(project, build_id)
         part = request.query_params.get("part", "")
@@ -588,15 +577,8 @@ class BuildDatasetApi(APIView):
                 "Unknown part.", {"part": [f"Must be one of: {', '.join(services.c3po.PARTS)}."]}
             )
         if build.status != BuildStatus.SUCCEEDED:
-            return Response(
-                {
-                    "error": {
-                        "code": "not_ready",
-                        "message": f"The build is {build.status}; its dataset is served once "
-                        "it has succeeded.",
-                    }
-                },
-                status=status.HTTP_409_CONFLICT,
+            raise NotReady(
+                f"The build is {build.status}; its dataset is served once it has succeeded."
             )
         lines = (
             orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)

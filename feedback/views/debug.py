@@ -251,11 +251,10 @@ def answer_debug(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
 
 
 def _changes_from_form(
-    answer: Answer, annotator: Any, form: dict[str, list[str]]
+    answer: Answer, stages: list[Stage], mine: list[Intervention], form: dict[str, list[str]]
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Every stage's submitted editor → typed changes, and errors the form alone reveals."""
-    stages = list(answer.stages.order_by("position"))
-    mine = Intervention.objects.filter(answer=answer, annotator=annotator).order_by("id")
+    """Every stage's submitted editor → typed changes against the state the page showed (the
+    stages and the annotator's own corrections), and errors the form alone reveals."""
     by_stage: dict[int | None, list[Correction]] = defaultdict(list)
     for i in mine:
         by_stage[i.stage_id].append(Correction(i.action, i.before, i.after, i.created_at))
@@ -312,7 +311,7 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         )
         context["version"] = request.POST.get("version", "")
         return render(request, "feedback/answer_debug.html", context, status=409)
-    changes, errors = _changes_from_form(answer, membership.user, form)
+    changes, errors = _changes_from_form(answer, stages, mine, form)
     rationale = request.POST.get("rationale", "").strip()
     if not errors:
         try:

@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from feedback.models import Answer, Critique, Project
@@ -636,18 +636,23 @@ def dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
 
 
 def build_counts(*, build: C3POBuild) -> dict[str, Any]:
-    """What the build has made so far, per part and review state."""
-    items = build.items.all()
-    in_scope = items.filter(scope=Scope.IN_SCOPE)
+    """What the build has made so far, per part and review state, in one query."""
+    in_scope = Q(scope=Scope.IN_SCOPE)
+    review = {
+        status: Count("id", filter=in_scope & Q(review_status=status))
+        for status in ReviewStatus.values
+    }
+    counts = build.items.aggregate(
+        in_scope=Count("id", filter=in_scope),
+        near_scope=Count("id", filter=Q(scope=Scope.NEAR_SCOPE)),
+        out_of_scope=Count("id", filter=Q(scope=Scope.OUT_OF_SCOPE)),
+        baselines=Count("id", filter=~Q(baseline="")),
+        revised=Count("id", filter=in_scope & ~Q(revised="")),
+        test=Count("id", filter=Q(split="test")),
+        **{f"review_{status}": count for status, count in review.items()},
+    )
     return {
         "categories": len(build.categories),
-        "in_scope": in_scope.count(),
-        "near_scope": items.filter(scope=Scope.NEAR_SCOPE).count(),
-        "out_of_scope": items.filter(scope=Scope.OUT_OF_SCOPE).count(),
-        "baselines": items.exclude(baseline="").count(),
-        "revised": in_scope.exclude(revised="").count(),
-        "review": {
-            status: in_scope.filter(review_status=status).count() for status in ReviewStatus.values
-        },
-        "test": items.filter(split="test").count(),
+        **{k: v for k, v in counts.items() if not k.startswith("review_")},
+        "review": {status: counts[f"review_{status}"] for status in ReviewStatus.values},
     }

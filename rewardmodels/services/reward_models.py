@@ -26,7 +26,7 @@ from django.db.models import Count, F, IntegerField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from feedback.datasets.definitions import DATASETS, Filters, p_love_rows
+from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project
 from feedback.services.errors import ServiceError
 from rewardmodels import training
@@ -331,9 +331,14 @@ def _feature_config(config: dict[str, Any]) -> training.FeatureConfig:
     )
 
 
-def _p_love_queryset(run: TrainingRun, now: datetime) -> QuerySet[Any]:
-    """The p_love dataset's rows (its one definition), oldest exposure first."""
-    rows = p_love_rows(run.reward_model.project, _filters(run.config), "text", now)
+def _p_love_source(run: TrainingRun, now: datetime) -> Rows:
+    """The p_love dataset (its one definition) for this run's filters."""
+    return p_love_rows(run.reward_model.project, _filters(run.config), "text", now)
+
+
+def _p_love_queryset(run: TrainingRun, now: datetime, source: Rows | None = None) -> QuerySet[Any]:
+    """The p_love dataset's rows, oldest exposure first, with what training reads."""
+    rows = source or _p_love_source(run, now)
     columns = rows.columns
     return rows.records.order_by("shown_at", "id").values(
         "id",
@@ -362,7 +367,8 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
     feature_config = _feature_config(config)
     started = time.monotonic()
     now = timezone.now()
-    rows = _p_love_queryset(run, now)
+    source = _p_love_source(run, now)
+    rows = _p_love_queryset(run, now, source)
     total = rows.count()
     if total < 10:
         raise TrainingDataError(
@@ -376,11 +382,9 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
 
     # Per-viewer totals (train part) decide each row's weight before its batch is used.
     progress.step(0.03, "Counting each viewer's exposures…")
-    label = p_love_rows(run.reward_model.project, _filters(config), "text", now).columns["label"]
     per_viewer = (
-        p_love_rows(run.reward_model.project, _filters(config), "text", now)
-        .records.filter(train_part)
-        .annotate(loved=Cast(label, IntegerField()))
+        source.records.filter(train_part)
+        .annotate(loved=Cast(source.columns["label"], IntegerField()))
         .values("viewer")
         .annotate(exposures=Count("id"), loves=Sum("loved"))
         .order_by()

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -212,18 +212,18 @@ def build_resume(request: HttpRequest, slug: str, build_id: int) -> HttpResponse
 
 @require_GET
 @login_required
-def build_dataset(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
+def build_dataset(request: HttpRequest, slug: str, build_id: int) -> StreamingHttpResponse:
     """The same JSON Lines as the API, for a researcher in the browser."""
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     build = _build_or_404(membership, build_id)
     part = request.GET.get("part", "")
     if part not in services.c3po.PARTS or build.status != BuildStatus.SUCCEEDED:
         raise Http404("No such part, or the build has not succeeded.")
-    body = b"".join(
+    lines = (
         orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
         for row in services.c3po.dataset_rows(build=build, part=part)
     )
-    response = HttpResponse(body, content_type="application/x-ndjson")
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
     response["Content-Disposition"] = f'attachment; filename="c3po-{build.pk}-{part}.jsonl"'
     return response
 
