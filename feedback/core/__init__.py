@@ -1,0 +1,4 @@
+"""Infrastructure both apps share: checks on untrusted text, outbound HTTP, secrets at rest.
+
+Pure where it can be (no ORM in `validators`), so the ingestion hot path can use it.
+"""

@@ -1,0 +1,48 @@
+"""Checks for text that arrives from outside and is later rendered or followed.
+
+Pure functions, no Django: each returns a message for the user, or None when the value is fine,
+so every caller (the ingestion pass, debug-mode corrections, a connector's reply, a settings form)
+reports the problem under its own field name.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2048
+
+# Characters that reorder how the text around them is displayed (U+202A-U+202E embeddings and
+# overrides, U+2066-U+2069 isolates): in an id they make "txt.exe" look like "exe.txt".
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def url_problem(value: str) -> str | None:
+    """Why `value` may not be stored as a link that people will follow, or None.
+
+    Only absolute http(s) URLs with a host pass. `javascript:`, `data:` and every other scheme
+    would run or embed content when clicked; credentials (`user:pw@host`) would leak, or disguise
+    the real host (`https://bank.example@evil.example`). Browsers ignore tabs, newlines and
+    leading spaces inside a scheme (`java\\tscript:`), so any whitespace or control character is
+    refused outright rather than normalised."""
+    if len(value) > MAX_URL_LENGTH:
+        return f"Must be at most {MAX_URL_LENGTH} characters."
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return "Must not contain spaces or control characters."
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "Must be a valid http(s) URL."
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "Must be an http:// or https:// URL with a host."
+    if parts.username is not None or parts.password is not None:
+        return "Must not contain a user name or password."
+    return None
+
+
+def bidi_problem(value: str) -> str | None:
+    """Why `value` can't be an identifier shown to people, or None: bidirectional control
+    characters make an id display as something it is not."""
+    if any(c in BIDI_CONTROLS for c in value):
+        return "Must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)."
+    return None
