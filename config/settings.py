@@ -6,6 +6,7 @@ only the environment differs.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -135,7 +136,12 @@ STORAGES = {
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The health check is answered over plain HTTP too: the container's own probe has no TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# X-Forwarded-Proto says whether the client spoke HTTPS to the proxy. Anyone can send it, so it
+# is believed only when a TLS proxy that sets it is the only way to reach the app.
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
 # HSTS is only sent over HTTPS; a year with preload is what `check --deploy` asks for.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
@@ -143,6 +149,37 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+
+# --- login and API-key throttling ----------------------------------------------------------
+# django-axes: 10 failed logins (site or admin) for one username from any addresses, or from one
+# address for any usernames, lock that username or address out for 15 minutes, even against the
+# right password. Failures are kept in the database, so every process sees them. A success does
+# not wipe them: it would let someone with an account of their own reset their address's count.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out attempts; logs no one in
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "feedback.views.accounts.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "feedback.core.throttling.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login
+# The client address is REMOTE_ADDR. Behind N reverse proxies that append to X-Forwarded-For,
+# set TRUSTED_PROXY_COUNT=N; setting it without such proxies lets clients pick their address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Failed API-key authentications: at most this many per client address in each window; after
+# that the address gets 429 until the window ends. Counted in the cache below.
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=20)
+API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+# Local memory by default (the embedded default runs one web process). Several web processes
+# (gunicorn in compose) need a shared cache, e.g. CACHE_URL=redis://redis:6379/1, or each
+# counts failures on its own. Keep it off the broker's Redis database.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- REST API ------------------------------------------------------------------------------
 # Bodies above this size are refused with a JSON 413 before they are parsed.
@@ -185,6 +222,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "feedback.schemas.require_request_bodies",
+        "feedback.schemas.document_auth_throttling",
     ],
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from feedback.core.throttling import auth_failure_record, auth_failures_wait, client_address
 from feedback.models import SCOPE_MIN_ROLE, ApiKey, Membership, Project, Scope, role_includes
 from feedback.services import api_key_authenticate
 
@@ -35,12 +36,35 @@ class ApiKeyPrincipal:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <api key>`. Guessing keys is throttled per client address: every
+    failure is counted, and an address over the limit gets 429 before its key is looked at, so
+    it cannot tell a right guess from a wrong one until the window ends. That costs one cache
+    read per request made with a key; other addresses, and requests without a key, are not
+    affected."""
+
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[ApiKeyPrincipal, ApiKey] | None:
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
+        address = client_address(request._request)
+        wait = auth_failures_wait(address=address)
+        if wait:
+            raise exceptions.Throttled(
+                wait=wait,
+                detail=(
+                    "Too many failed API-key authentications from this address; "
+                    f"try again in {wait} seconds."
+                ),
+            )
+        try:
+            return self._authenticate_key(header)
+        except exceptions.AuthenticationFailed:
+            auth_failure_record(address=address)
+            raise
+
+    def _authenticate_key(self, header: list[bytes]) -> tuple[ApiKeyPrincipal, ApiKey]:
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send exactly one API key after 'Bearer'.")
         try:

@@ -231,6 +231,36 @@ def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, A
     return result
 
 
+def document_auth_throttling(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: every operation that takes an API key may answer 429 with
+    Retry-After once the client's address has failed too many API-key authentications."""
+    throttled = (
+        "Too many failed API-key authentications from this address; retry after Retry-After "
+        "seconds."
+    )
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or not any(
+                "ApiKey" in requirement for requirement in operation.get("security", [])
+            ):
+                continue
+            responses = operation.setdefault("responses", {})
+            if "429" in responses:
+                responses["429"]["description"] += f" Or: {throttled}"
+            else:
+                responses["429"] = {
+                    "description": throttled,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+            responses["429"].setdefault("headers", {})["Retry-After"] = {
+                "schema": {"type": "integer"},
+                "description": "Seconds to wait.",
+            }
+    return result
+
+
 # --- feedback ------------------------------------------------------------------------------
 
 

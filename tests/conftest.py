@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ from tests.factories import ProjectFactory, api_key_for
 def fast_password_hashing(settings: Any) -> None:
     """PBKDF2 is slow on purpose; tests that create users don't need that."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings: Any) -> None:
+    """Each test sees a cache of its own (a key prefix of its own), so the failed-authentication
+    counts of earlier tests don't carry over. Not `cache.clear()`: on Redis that empties the
+    whole database."""
+    default = settings.CACHES["default"]
+    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": uuid.uuid4().hex}}
 
 
 @pytest.fixture

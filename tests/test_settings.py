@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    dropped = ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    dropped = ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "TRUST_X_FORWARDED_PROTO")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(env_overrides)
     return subprocess.run(
@@ -56,3 +58,42 @@ def test_production_refuses_to_serve_without_a_secret_key() -> None:
     assert deploy_check.returncode != 0
     assert "SECRET_KEY" in deploy_check.stderr
     assert makemigrations.returncode == 0, makemigrations.stderr
+
+
+REQUEST_OVER_HTTP_CLAIMING_HTTPS = """
+from django.test import Client
+health = Client().get("/healthz")
+response = Client().get("/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+print(health.status_code)
+print(response.status_code, response.get("Location", ""))
+"""
+
+
+@pytest.mark.parametrize(
+    ("trust", "expected"),
+    [
+        # Not trusted (the default): the header proves nothing, the request is plain HTTP and
+        # SECURE_SSL_REDIRECT sends it to HTTPS.
+        (None, "301 https://testserver/accounts/login/"),
+        # Trusted (behind a TLS proxy that sets it): the request counts as HTTPS.
+        ("true", "200"),
+    ],
+)
+def test_x_forwarded_proto_is_trusted_only_when_configured(
+    trust: str | None, expected: str
+) -> None:
+    env = {
+        "SECRET_KEY": "a-long-random-production-secret-0123456789abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "testserver",
+        "SECURE_SSL_REDIRECT": "true",
+        "STATIC_MANIFEST": "false",
+    }
+    if trust is not None:
+        env["TRUST_X_FORWARDED_PROTO"] = trust
+
+    done = run_manage(env, "shell", "-c", REQUEST_OVER_HTTP_CLAIMING_HTTPS)
+
+    assert done.returncode == 0, done.stderr
+    health, login = done.stdout.strip().splitlines()[-2:]
+    assert login.split() == expected.split()
+    assert health != "301"  # the container's plain-HTTP health probe is never redirected
