@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +20,7 @@ from config.celery_app import app as celery_app
 from feedback import selectors, services
 from feedback.api_support import error_body
 from feedback.forms import ConnectorForm, ProjectSettingsForm
+from feedback.middleware import database_unavailable_response, is_api, is_database_outage
 from feedback.models import ApiKey, Membership, PipelineConnector, Role, Scope, WorkerHeartbeat
 from feedback.views.access import membership_or_404
 
@@ -190,18 +192,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(checks, status=200 if healthy else 503)
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for URLs no view matched: the JSON error shape under /api/, a page elsewhere."""
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(error_body("not_found", "No such API endpoint or object."), status=404)
     return page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    """500, unless the error being handled is the database being down: raised outside any view
+    (by a middleware reading the session before the view, or saving it after), it arrives here
+    rather than at the middleware that answers 503 for views."""
+    exception = sys.exc_info()[1]
+    if is_database_outage(exception):
+        return database_unavailable_response(request, exception)
+    if is_api(request):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return django_server_error(request)
