@@ -268,7 +268,8 @@ class FeedbackEvent(models.Model):
 
 class Exposure(models.Model):
     """An answer was shown to a viewer: the denominator of every rate and the negative class of
-    P[Love]. The browser records at most one per viewer, answer and window (`window_start`)."""
+    P[Love]. A signed-in viewer (source `browser`: the pages and the session API alike) has at
+    most one per answer and window (`window_start`); an API key's client records each sighting."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exposures")
     answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="exposures")

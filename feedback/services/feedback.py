@@ -2,21 +2,25 @@
 
 One path for the browser and the API. Each event is validated (`feedback.events`), checked
 against the database (the answer exists in the project, compared answers share a prompt, the
-viewer is within the project's limits), and written with its effect in one transaction. The
-event's `event_id` is the idempotency key: the unique constraint on (project, event_id) decides
-what is new, so a replay, a double submit or a concurrent retry reports `duplicate`.
+viewer is within the project's limits, counted under a lock per viewer), and written with its
+effect in one transaction. The event's `event_id` is the idempotency key: the unique constraint
+on (project, event_id) decides what is new, so a replay, a double submit or a concurrent retry
+reports `duplicate`. An exposure of a signed-in viewer is also a duplicate when the viewer was
+already exposed to the answer in the window, by a page or by the API.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -25,11 +29,11 @@ from feedback.models import (
     Answer,
     Comparison,
     Critique,
-    Exposure,
     FeedbackEvent,
     FollowUp,
     Project,
     Reaction,
+    Source,
 )
 from feedback.services.bulk import insert_ignoring_conflicts
 
@@ -83,6 +87,28 @@ def feedback_record(
             seen.add(checked.event_id)
             candidates.append((index, checked))
 
+    # Counting a viewer's feedback and writing more of it happen in one transaction, under
+    # one lock per viewer held until commit: two requests for one viewer can't both see room
+    # for the last event under a limit. Exposures count towards no limit and take no lock, so
+    # a page view (exposures only) opens no transaction unless it has something to write.
+    limited = {e.viewer for _, e in candidates if e.type != "exposure"}
+    with transaction.atomic() if limited else nullcontext():
+        _lock_viewers(project, limited)
+        _record_checked(project, candidates, results, source=source, now=now)
+    return [r for r in results if r is not None]
+
+
+def _record_checked(
+    project: Project,
+    candidates: list[tuple[int, ValidEvent]],
+    results: list[FeedbackResult | None],
+    *,
+    source: str,
+    now: datetime,
+) -> None:
+    """Check the valid events against the database and write the ones that pass; fills in
+    `results`. Runs in the caller's transaction, under the viewers' locks, when the events
+    count towards a limit."""
     # Replays report `duplicate` before any limit is charged for them.
     known = set(
         FeedbackEvent.objects.filter(
@@ -104,13 +130,38 @@ def feedback_record(
             accepted.append((index, event))
 
     accepted = _apply_limits(project, accepted, results, now=now)
+    created: set[str] = set()
     if accepted:
-        with transaction.atomic():
+        # Joins the caller's transaction when there is one (no savepoint); its own otherwise.
+        with transaction.atomic(savepoint=False):
             created = _write(project, accepted, answers, source=source, now=now)
-        for index, event in accepted:
-            status: Status = "created" if event.event_id in created else "duplicate"
-            results[index] = FeedbackResult(index, status, event.event_id)
-    return [r for r in results if r is not None]
+    for index, event in accepted:
+        status: Status = "created" if event.event_id in created else "duplicate"
+        results[index] = FeedbackResult(index, status, event.event_id)
+
+
+def _lock_viewers(project: Project, viewers: set[str]) -> None:
+    """Take the viewers' limit locks until the transaction ends, in one statement and in one
+    order (so two batches sharing viewers never wait on each other in a cycle). PostgreSQL
+    only: SQLite runs one writing transaction at a time (the embedded default begins them
+    IMMEDIATE), which serialises the count and the write already."""
+    if not viewers or connection.vendor != "postgresql":
+        return
+    keys = sorted(_lock_key(project.pk, viewer) for viewer in viewers)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
+            [keys],
+        )
+
+
+def _lock_key(project_id: int, viewer: str) -> int:
+    """A signed 64-bit advisory lock key for the feedback limits of one viewer in a project.
+    Two viewers sharing a key only wait for each other; they never share a count."""
+    digest = hashlib.blake2b(
+        f"feedback-limits:{project_id}:{viewer}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _answers_by_external_id(
@@ -148,7 +199,8 @@ def _apply_limits(
     now: datetime,
 ) -> list[tuple[int, ValidEvent]]:
     """Per-viewer rate limit on feedback (exposures are not feedback) and the daily cap on
-    reactions. Counts come from the rows already written, plus this batch in order."""
+    reactions. Counts come from the rows already written, plus this batch in order; the caller
+    holds the viewers' locks, so no other request writes for them until this one commits."""
     limited = [(i, e) for i, e in events if e.type != "exposure"]
     if not limited:
         return events
@@ -246,7 +298,7 @@ def _write(
             returning="event_id, id",
         )
     )
-    exposures: list[Exposure] = []
+    exposures: list[tuple[Any, ...]] = []
     critiques: list[Critique] = []
     comparisons: list[Comparison] = []
     followups: list[FollowUp] = []
@@ -264,14 +316,15 @@ def _write(
         }
         if e.type == "exposure":
             exposures.append(
-                Exposure(
-                    **common,
-                    answer=answer,
-                    surface=e.data["surface"],
-                    shown_at=at,
-                    window_start=window_start(at, project.exposure_window)
-                    if source == "browser"
-                    else at,
+                (
+                    answer.pk,
+                    e.viewer,
+                    window_start(at, project.exposure_window) if source == Source.BROWSER else at,
+                    project.pk,
+                    e.data["surface"],
+                    source,
+                    event_pk,
+                    at,
                 )
             )
         elif e.type == "reaction":
@@ -319,11 +372,48 @@ def _write(
                 )
             )
     # One INSERT per kind of record, whatever the batch size.
-    Exposure.objects.bulk_create(exposures)
+    seen_before = _exposures_insert(exposures, source=source)
     Critique.objects.bulk_create(critiques)
     Comparison.objects.bulk_create(comparisons)
     FollowUp.objects.bulk_create(followups)
-    return set(inserted)
+    return {event_id for event_id, pk in inserted.items() if pk not in seen_before}
+
+
+def _exposures_insert(rows: list[tuple[Any, ...]], *, source: str) -> set[int]:
+    """Insert exposures given as (answer, viewer, window start, project, surface, source, event,
+    shown at). The one place exposures are written, for pages and API alike.
+
+    A signed-in viewer is exposed to an answer once per window, however the sighting arrives
+    (a page, the session API, both at once): the unique constraint on (answer, viewer,
+    window_start) decides, and a sighting already recorded is skipped. Its event, inserted a
+    moment ago in this transaction, is removed again, so the event reports `duplicate` and
+    nothing of it is written. Returns the pks of those removed events."""
+    if source == Source.BROWSER:
+        # In key order, so two requests exposing one viewer to the same answers wait for each
+        # other's rows in one order, never in a cycle. Other sources meet no constraint and
+        # keep the order of their events.
+        rows = sorted(rows)
+    recorded = {
+        event_pk
+        for (event_pk,) in insert_ignoring_conflicts(
+            "feedback_exposure",
+            "answer_id, viewer, window_start, project_id, surface, source, event_id, shown_at",
+            rows,
+            conflict="answer_id, viewer, window_start",
+            conflict_where="source = 'browser'",
+            returning="event_id",
+        )
+    }
+    skipped = [row[6] for row in rows if row[6] not in recorded]
+    if skipped:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM feedback_feedbackevent WHERE id IN ("  # noqa: S608 (placeholders)
+                + ", ".join(["%s"] * len(skipped))
+                + ")",
+                skipped,
+            )
+    return set(skipped)
 
 
 def window_start(at: datetime, window: timedelta) -> datetime:
@@ -336,7 +426,8 @@ def exposures_record_views(
     *, project: Project, viewer: str, answers: Sequence[Answer], surface: str
 ) -> None:
     """The browser showed `answers` to `viewer`: one exposure per answer and exposure window.
-    The event_id names the window, so a reload inside it is a duplicate and writes nothing."""
+    The event_id names the window, so a reload inside it is a duplicate and writes nothing; an
+    exposure the session API recorded in the window makes it a duplicate too."""
     now = timezone.now()
     start = int(window_start(now, project.exposure_window).timestamp())
     feedback_record(
