@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from feedback.core.validators import bidi_problem
 from feedback.models import Answer, Critique, Project
 from feedback.services.errors import ServiceError
 from rewardmodels import c3po
@@ -131,6 +132,9 @@ def generator_save(
     if url and not url.startswith(("http://", "https://")):
         errors["base_url"] = ["Must be an http(s) URL, e.g. http://localhost:8000/v1."]
     clean_model = _text(model, "model", errors, limit=200, required=True)
+    for field, shown in (("name", clean_name), ("model", clean_model)):
+        if problem := bidi_problem(shown):  # both are shown in lists, exactly as stored
+            errors.setdefault(field, [problem])
     key = None if api_key is None else _text(api_key, "api_key", errors, limit=500, required=False)
     if (
         isinstance(temperature, bool)
