@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.core.validators import URLValidator
 
-from feedback.core.validators import bidi_problem
+from feedback.core.validators import bidi_problem, url_problem
 from feedback.models import Project
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 
@@ -136,6 +136,12 @@ class ConnectorForm(forms.Form):
         initial=10,
     )
     remove = forms.BooleanField(label="Remove the connector", required=False)
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        if url and (problem := url_problem(url)):
+            raise forms.ValidationError(problem)
+        return url
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

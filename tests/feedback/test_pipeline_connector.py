@@ -823,8 +823,9 @@ def test_an_owner_of_another_project_gets_404(
         ("", escape("Give the pipeline's URL, or tick “Remove the connector”.")),
         # The protocol is HTTP POST: an FTP address can never answer it.
         ("ftp://pipeline.example.org/v1", "Enter a valid URL."),
+        ("https://acme:hunter2@pipeline.example.org", "Must not contain a user name or password."),
     ],
-    ids=["words", "no-host", "too-long", "blank", "ftp"],
+    ids=["words", "no-host", "too-long", "blank", "ftp", "credentials"],
 )
 def test_an_invalid_url_is_refused_with_the_field_error_and_changes_nothing(
     project: Project, url: str, expected: str

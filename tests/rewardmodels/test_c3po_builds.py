@@ -260,6 +260,29 @@ def test_generator_names_with_a_bidi_control_are_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("javascript:alert(1)", "Must be an http:// or https:// URL with a host."),
+        ("http://", "Must be an http:// or https:// URL with a host."),
+        ("https://user:hunter2@llm.example.org/v1", "Must not contain a user name or password."),
+        ("https://llm.example.org:99999/v1", "Must be a valid http(s) URL."),
+    ],
+)
+def test_a_generator_url_must_be_a_plain_http_url(
+    api: APIClient, base_url: str, message: str
+) -> None:
+    body = {"name": "local", "base_url": base_url, "model": "llama3"}
+
+    response = api.post("/api/v1/generators", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"base_url": [message]}
+    assert "hunter2" not in response.content.decode()
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_generator_with_a_spoofed_name_is_refused_on_the_page(project: Project) -> None:
     user = UserFactory.create(username="rhea")
     MembershipFactory.create(user=user, project=project, role="researcher")
