@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from feedback.core.validators import bidi_problem
 from feedback.ingest import Errors, parse_timestamp
 
 EVENT_TYPES = ("exposure", "reaction", "unreaction", "critique", "comparison", "followup")
@@ -48,6 +49,14 @@ def _text(errors: Errors, name: str, value: Any, *, max_length: int, required: b
     return value.strip() if required else value
 
 
+def _identifier(errors: Errors, name: str, value: Any) -> str:
+    """An id or name people see in lists: shown as it is, so no bidi controls."""
+    text = _text(errors, name, value, max_length=MAX_ID_LENGTH, required=True)
+    if name not in errors and (problem := bidi_problem(text)):
+        errors[name] = [problem]
+    return text
+
+
 def validate_event(
     item: Any, *, reactions: list[str], now: datetime, viewer: str | None = None
 ) -> ValidEvent | Errors:
@@ -56,17 +65,13 @@ def validate_event(
     if not isinstance(item, dict):
         return {"non_field_errors": ["Each event must be a JSON object."]}
     errors: Errors = {}
-    event_id = _text(
-        errors, "event_id", item.get("event_id"), max_length=MAX_ID_LENGTH, required=True
-    )
+    event_id = _identifier(errors, "event_id", item.get("event_id"))
     event_type = item.get("type")
     if event_type not in EVENT_TYPES:
         errors["type"] = [f"Unknown type; use one of: {', '.join(EVENT_TYPES)}."]
-    answer = _text(errors, "answer", item.get("answer"), max_length=MAX_ID_LENGTH, required=True)
+    answer = _identifier(errors, "answer", item.get("answer"))
     if viewer is None:
-        viewer = _text(
-            errors, "user_ref", item.get("user_ref"), max_length=MAX_ID_LENGTH, required=True
-        )
+        viewer = _identifier(errors, "user_ref", item.get("user_ref"))
     at = None
     if item.get("at") is not None:
         at, error = parse_timestamp(item["at"], now=now)
@@ -83,6 +88,8 @@ def validate_event(
         reaction = item.get("reaction")
         if reaction is None:
             errors["reaction"] = ["This field is required."]
+        elif isinstance(reaction, str) and (problem := bidi_problem(reaction)):
+            errors["reaction"] = [problem]
         elif reaction not in reactions:
             errors["reaction"] = [
                 f"Unknown reaction for this project; use one of: {', '.join(reactions)}."
@@ -103,13 +110,7 @@ def validate_event(
             required=False,
         )
     elif event_type == "comparison":
-        data["other_answer"] = _text(
-            errors,
-            "other_answer",
-            item.get("other_answer"),
-            max_length=MAX_ID_LENGTH,
-            required=True,
-        )
+        data["other_answer"] = _identifier(errors, "other_answer", item.get("other_answer"))
         if item.get("winner") not in WINNERS:
             errors["winner"] = [f"Must be one of: {', '.join(WINNERS)}."]
         data["winner"] = item.get("winner")

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.validators import URLValidator
 
+from feedback.core.validators import bidi_problem, url_problem
 from feedback.models import Project
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 
@@ -21,6 +22,9 @@ class ReactionListField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         text = super().to_python(value) or ""
         names = [part.strip().lower() for part in text.split(",") if part.strip()]
+        for name in names:
+            if problem := bidi_problem(name):
+                raise forms.ValidationError(problem)
         bad = [name for name in names if not _REACTION_NAME.match(name)]
         if bad:
             raise forms.ValidationError(
@@ -67,6 +71,12 @@ class ProjectSettingsForm(forms.Form):
                 "reactions_per_day": project.reactions_per_day,
             }
         )
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if problem := bidi_problem(name):
+            raise forms.ValidationError(problem)
+        return name
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -126,6 +136,12 @@ class ConnectorForm(forms.Form):
         initial=10,
     )
     remove = forms.BooleanField(label="Remove the connector", required=False)
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        if url and (problem := url_problem(url)):
+            raise forms.ValidationError(problem)
+        return url
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -10,11 +10,14 @@ same shape for the OpenAPI schema.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+
+from feedback.core.validators import bidi_problem, url_problem
 
 MAX_ID_LENGTH = 255
 MAX_MODEL_LENGTH = 200
@@ -31,6 +34,7 @@ LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 Errors = dict[str, list[str]]
 UNSTORABLE = "Must not contain NUL characters or nest deeper than 250 levels."
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +99,18 @@ def _string(
     return value
 
 
+def _name(errors: Errors, field: str, value: Any, *, max_length: int, required: bool) -> str:
+    """A name or id that pages show in lists: no characters that change how it displays."""
+    text = _string(errors, field, value, max_length=max_length, required=required)
+    if field not in errors and (problem := bidi_problem(text)):
+        errors[field] = [problem]
+    return text
+
+
 def _identifier(errors: Errors, field: str, value: Any) -> str:
-    """An id that also appears in URLs: no control characters."""
-    text = _string(errors, field, value, max_length=MAX_ID_LENGTH, required=True)
-    if field not in errors and any(ord(c) < 32 or ord(c) == 127 for c in text):
+    """An id that also appears in URLs: no control characters, and shown as it is."""
+    text = _name(errors, field, value, max_length=MAX_ID_LENGTH, required=True)
+    if field not in errors and _CONTROL.search(text):
         errors[field] = ["Must not contain control characters (newlines, tabs, ...)."]
     return text
 
@@ -186,9 +198,14 @@ def _documents_errors(errors: Errors, path: str, output: dict[str, Any]) -> None
             errors[f"{doc_path}.id"] = [f"Must be a non-empty string of at most {MAX_ID_LENGTH}."]
         if not isinstance(document.get("text"), str):
             errors[f"{doc_path}.text"] = ["Must be a string."]
-        for optional in ("title", "url"):
-            if optional in document and not isinstance(document[optional], str | None):
-                errors[f"{doc_path}.{optional}"] = ["Must be a string."]
+        if not isinstance(document.get("title"), str | None):
+            errors[f"{doc_path}.title"] = ["Must be a string."]
+        url = document.get("url")
+        if not isinstance(url, str | None):
+            errors[f"{doc_path}.url"] = ["Must be a string."]
+        elif url and (problem := url_problem(url)):
+            # Pages render it as a link: only one a click can't turn into a script.
+            errors[f"{doc_path}.url"] = [problem]
         score = document.get("score")
         if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
             errors[f"{doc_path}.score"] = ["Must be a number."]
@@ -284,18 +301,18 @@ def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:
         required=True,
         allow_empty=True,
     )
-    model = _string(errors, "model", item.get("model"), max_length=MAX_MODEL_LENGTH, required=True)
-    model_version = _string(
+    model = _name(errors, "model", item.get("model"), max_length=MAX_MODEL_LENGTH, required=True)
+    model_version = _name(
         errors,
         "model_version",
         item.get("model_version"),
         max_length=MAX_MODEL_LENGTH,
         required=False,
     )
-    conversation = _string(
+    conversation = _name(
         errors, "conversation", item.get("conversation"), max_length=MAX_ID_LENGTH, required=False
     )
-    user_ref = _string(
+    user_ref = _name(
         errors, "user_ref", item.get("user_ref"), max_length=MAX_ID_LENGTH, required=False
     )
     metadata = item.get("metadata")

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from feedback.core.validators import url_problem
+
 RELEVANCE = ("relevant", "partial", "irrelevant")
 MAX_TEXT = 200_000
 STAGE_KINDS = {
@@ -117,8 +119,11 @@ def validate_change(
         if text is None:
             errors["after.text"] = ["Must not be blank."]
         url = after.get("url") or ""
-        if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+        if not isinstance(url, str):
             errors["after.url"] = ["Must be an http(s) URL."]
+        elif url and (problem := url_problem(url)):
+            # Debug mode shows it as the document's link: refuse what a click would run.
+            errors["after.url"] = [problem]
         if title and any(d.get("title") == title for d in output.get("documents", [])):
             errors["after.title"] = ["The stage already has a document with this title."]
         if errors:

@@ -13,7 +13,11 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from feedback import events, ingest
+from feedback.core.validators import MAX_URL_LENGTH
 from feedback.datasets.definitions import DATASETS
+
+# Ids and names are shown in lists: characters that reorder the text around them are refused.
+NO_BIDI = " No bidirectional control characters (U+202A-U+202E, U+2066-U+2069)."
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -55,7 +59,14 @@ class DocumentSerializer(serializers.Serializer[Any]):
     id = serializers.CharField(max_length=ingest.MAX_ID_LENGTH)
     title = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     text = serializers.CharField(allow_blank=True)
-    url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    url = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=MAX_URL_LENGTH,
+        help_text="The source's link: an absolute http:// or https:// URL with a host, without a "
+        "user name, password, spaces or control characters.",
+    )
     score = serializers.FloatField(required=False, allow_null=True)
 
 
@@ -114,11 +125,12 @@ STAGE_SCHEMA = PolymorphicProxySerializer(
 
 class AnswerInputSerializer(serializers.Serializer[Any]):
     external_id = serializers.CharField(
-        max_length=ingest.MAX_ID_LENGTH, help_text="Your id for the answer; the idempotency key."
+        max_length=ingest.MAX_ID_LENGTH,
+        help_text=f"Your id for the answer; the idempotency key.{NO_BIDI}",
     )
     prompt = PromptField()
     response = serializers.CharField(max_length=ingest.MAX_TEXT_LENGTH, allow_blank=True)
-    model = serializers.CharField(max_length=ingest.MAX_MODEL_LENGTH)
+    model = serializers.CharField(max_length=ingest.MAX_MODEL_LENGTH, help_text=NO_BIDI.strip())
     model_version = serializers.CharField(
         max_length=ingest.MAX_MODEL_LENGTH, required=False, allow_null=True, allow_blank=True
     )
@@ -130,7 +142,7 @@ class AnswerInputSerializer(serializers.Serializer[Any]):
         required=False,
         allow_null=True,
         allow_blank=True,
-        help_text="Pseudonymous id of the end user the answer was generated for.",
+        help_text=f"Pseudonymous id of the end user the answer was generated for.{NO_BIDI}",
     )
     metadata = serializers.DictField(required=False, allow_null=True)
     created_at = serializers.DateTimeField(
@@ -266,12 +278,13 @@ def document_auth_throttling(result: dict[str, Any], **kwargs: Any) -> dict[str,
 
 class FeedbackEventInputSerializer(serializers.Serializer[Any]):
     event_id = serializers.CharField(
-        max_length=events.MAX_ID_LENGTH, help_text="Your id for the event; the idempotency key."
+        max_length=events.MAX_ID_LENGTH,
+        help_text=f"Your id for the event; the idempotency key.{NO_BIDI}",
     )
     type = serializers.ChoiceField(choices=events.EVENT_TYPES)
     answer = serializers.CharField(max_length=events.MAX_ID_LENGTH, help_text="external_id")
     user_ref = serializers.CharField(
-        max_length=events.MAX_ID_LENGTH, help_text="Pseudonymous id of the viewer."
+        max_length=events.MAX_ID_LENGTH, help_text=f"Pseudonymous id of the viewer.{NO_BIDI}"
     )
     at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="When it happened; not in the future."

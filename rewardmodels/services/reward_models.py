@@ -26,6 +26,7 @@ from django.db.models import Count, F, IntegerField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project
 from feedback.services.errors import ServiceError
@@ -66,6 +67,8 @@ PREFERENCE_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "model_version": P_LOVE_CONFIG["model_version"],
 }
 CONFIG_SCHEMAS = {Objective.P_LOVE: P_LOVE_CONFIG, Objective.PREFERENCE: PREFERENCE_CONFIG}
+# Settings that name a model: shown in lists, so shown exactly as they are (no bidi controls).
+NAMES = ("model", "model_version")
 
 
 def _number(value: Any) -> bool:
@@ -108,6 +111,8 @@ def config_clean(objective: str, config: Any) -> dict[str, Any]:
         value = config.get(key, default)
         if not check(value):
             errors[f"config.{key}"] = [f"Must be {message}."]
+        elif key in NAMES and (problem := bidi_problem(value)):
+            errors[f"config.{key}"] = [problem]
         clean[key] = value
     if errors:
         raise ModelInvalid(errors)
@@ -120,6 +125,8 @@ def reward_model_create(
     errors: dict[str, list[str]] = {}
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
         errors["name"] = ["Must be a name of 1 to 200 characters."]
+    elif problem := bidi_problem(name):
+        errors["name"] = [problem]
     if objective not in Objective.values:
         errors["objective"] = [f"Must be one of: {', '.join(Objective.values)}."]
     clean: dict[str, Any] = {}

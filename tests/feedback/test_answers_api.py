@@ -438,3 +438,123 @@ def test_detail_counts_every_kind_of_feedback(api: APIClient, project: Project) 
         "comparisons": 1,
         "followups": {"solved": 1},
     }
+
+
+# --- what ingestion refuses to store: links that would run, identifiers that would spoof ------
+
+BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+BIDI_MESSAGE = "Must not contain bidirectional control characters"
+
+
+def traced_with_document(
+    external_id: str, document: dict[str, Any], kind: str = "retrieval"
+) -> dict[str, Any]:
+    """An answer whose second stage (a retrieval or rerank) shows `document` after a good one."""
+    good = {"id": "doc-1", "title": "Chains", "text": "Oil sparingly.", "url": "https://ok.example"}
+    return answer_payload(
+        external_id,
+        trace=[
+            {"kind": "decomposition", "output": {"subqueries": ["chain oil"]}},
+            {"kind": kind, "parent": 0, "output": {"documents": [good, document]}},
+        ],
+    )
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "rerank"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(document.cookie)",
+        "java\tscript:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "https://user:secret@docs.example.org/",
+        "https:///no-host",
+    ],
+)
+def test_a_document_url_that_is_not_a_plain_http_link_is_refused_for_that_item_only(
+    api: APIClient, url: str, kind: str
+) -> None:
+    # Given a batch whose middle answer shows a document with a link that would run or leak
+    bad = {"id": "doc-2", "title": "Click me", "text": "x", "url": url}
+    body = {
+        "answers": [
+            traced_with_document("a-1", {"id": "doc-2", "text": "y", "url": "http://b.example/"}),
+            traced_with_document("a-2", bad, kind),
+            answer_payload("a-3"),
+        ]
+    }
+
+    # When the batch is ingested
+    response = post(api, body)
+
+    # Then that answer is an error naming the field, and the others are stored
+    assert response.status_code == 201
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["created", "error", "created"]
+    assert list(results[1]["errors"]) == ["trace[1].output.documents[1].url"]
+    assert set(Answer.objects.values_list("external_id", flat=True)) == {"a-1", "a-3"}
+    assert Stage.objects.count() == 2 + 3
+    stored = orjson.dumps(list(Stage.objects.values_list("output", flat=True))).decode()
+    assert "script" not in stored.lower()
+    assert "secret" not in stored
+
+
+def test_a_single_answer_with_a_javascript_url_is_a_400_and_stores_nothing(
+    api: APIClient,
+) -> None:
+    payload = traced_with_document("a-1", {"id": "d", "text": "x", "url": "javascript:alert(1)"})
+
+    response = post(api, payload)
+
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields == {
+        "trace[1].output.documents[1].url": ["Must be an http:// or https:// URL with a host."]
+    }
+    assert not Answer.objects.exists()
+    assert not Stage.objects.exists()
+
+
+@pytest.mark.parametrize("url", [None, "", "https://docs.example.org/chains?lang=en#oil"])
+def test_a_document_without_a_url_or_with_an_http_one_is_stored(
+    api: APIClient, url: str | None
+) -> None:
+    response = post(api, traced_with_document("a-1", {"id": "d", "text": "x", "url": url}))
+
+    assert response.status_code == 201
+    assert Stage.objects.get(position=1).output["documents"][1]["url"] == url
+
+
+@pytest.mark.parametrize("char", BIDI, ids=[f"U+{ord(c):04X}" for c in BIDI])
+def test_an_external_id_with_any_bidi_control_is_refused(api: APIClient, char: str) -> None:
+    response = post(api, answer_payload(f"invoice{char}txt.exe"))
+
+    assert response.status_code == 400
+    [message] = response.json()["error"]["fields"]["external_id"]
+    assert message.startswith(BIDI_MESSAGE)
+    assert not Answer.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["user_ref", "conversation", "model", "model_version"])
+def test_names_with_a_bidi_control_are_refused_for_that_item_only(
+    api: APIClient, field: str
+) -> None:
+    body = {
+        "answers": [
+            answer_payload("a-1", **{field: "gpt\u202e4-mini"}),
+            answer_payload("a-2", **{field: "abc\u2067def\u2069"}),
+            answer_payload("a-3"),
+        ]
+    }
+
+    response = post(api, body)
+
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["error", "error", "created"]
+    for result in results[:2]:
+        assert list(result["errors"]) == [field]
+        assert result["errors"][field][0].startswith(BIDI_MESSAGE)
+    assert list(Answer.objects.values_list("external_id", flat=True)) == ["a-3"]

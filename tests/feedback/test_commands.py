@@ -153,3 +153,32 @@ def test_import_answers_uses_the_only_project_when_none_is_named(tmp_path: Path)
     run("create_project", "rival")
     with pytest.raises(CommandError, match="Name the project"):
         run("import_answers", str(path))
+
+
+@pytest.mark.django_db
+def test_import_answers_refuses_script_links_and_spoofed_ids_line_by_line(tmp_path: Path) -> None:
+    # Given a file with an answer linking a document to a script, one whose id hides its end
+    # behind a right-to-left override, and a good one
+    run("create_project", "acme")
+    script_link = answer_payload("a-1")
+    script_link["trace"][1]["output"]["documents"][0]["url"] = "javascript:alert(1)"
+    lines = [
+        orjson.dumps(script_link),
+        orjson.dumps(answer_payload("invoice\u202etxt.exe", model="gpt\u20664\u2069")),
+        orjson.dumps(answer_payload("a-3")),
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    errors = StringIO()
+
+    # When it is imported
+    out = StringIO()
+    call_command("import_answers", str(path), "--project", "acme", stdout=out, stderr=errors)
+
+    # Then each bad line is reported by field and only the good answer is stored
+    assert "created 1, duplicates 0, errors 2" in out.getvalue()
+    assert "line 1: {'trace[1].output.documents[0].url'" in errors.getvalue()
+    assert "line 2: {'external_id'" in errors.getvalue()
+    assert "'model': ['Must not contain bidirectional" in errors.getvalue()
+    assert list(Answer.objects.values_list("external_id", flat=True)) == ["a-3"]
+    assert Stage.objects.count() == 3

@@ -366,3 +366,64 @@ def test_rerun_from_a_corrected_decomposition_makes_a_revision(
         f"/projects/{project.slug}/reruns/{rerun.pk}/", headers={"HX-Request": "true"}
     )
     assert f"/answers/{revision.external_id}/" in status.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "https://user:secret@docs.example.org/",
+        "https://",
+        "https://docs.example.org:99999/rice",
+    ],
+)
+def test_a_missing_document_with_a_link_that_is_not_plain_http_is_refused(
+    project: Project, url: str
+) -> None:
+    # Given an annotator correcting an answer of the demo pipeline
+    client = _member(project, "annotator")
+    answer = _ask(client, project)
+
+    # When they add a missing document whose link would run, leak or point nowhere
+    response = client.post(
+        _save_url(answer),
+        {
+            "version": _version(client, answer),
+            "s1-editor": "1",
+            "s1-add-title": ["Rice cookers"],
+            "s1-add-text": ["A rice cooker switches itself off."],
+            "s1-add-url": [url],
+            "rationale": "kept?",
+        },
+    )
+
+    # Then the form says what is wrong with the link, keeps what was typed, and saves nothing
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(r'class="error"[^>]*>Doc add: Must [^<]*(URL|user name)', html)
+    assert "kept?" in html
+    assert not Intervention.objects.filter(answer=answer).exists()
+
+
+@pytest.mark.django_db
+def test_a_missing_document_with_an_https_link_is_saved_with_it(project: Project) -> None:
+    client = _member(project, "annotator")
+    answer = _ask(client, project)
+
+    response = client.post(
+        _save_url(answer),
+        {
+            "version": _version(client, answer),
+            "s1-editor": "1",
+            "s1-add-title": ["Rice cookers"],
+            "s1-add-text": ["A rice cooker switches itself off."],
+            "s1-add-url": ["  https://docs.example.org/rice-cookers  "],
+        },
+    )
+
+    assert response.status_code == 302
+    added = Intervention.objects.get(answer=answer, action="doc_add")
+    assert added.after["url"] == "https://docs.example.org/rice-cookers"

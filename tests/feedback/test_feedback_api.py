@@ -365,3 +365,48 @@ def test_backdated_reactions_still_count_towards_the_daily_cap(
 )
 def test_odd_list_parameters_are_400(api: APIClient, params: dict[str, str]) -> None:
     assert api.get(URL, params).status_code == 400
+
+
+BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+BIDI_MESSAGE = "Must not contain bidirectional control characters"
+
+
+@pytest.mark.parametrize("char", BIDI, ids=[f"U+{ord(c):04X}" for c in BIDI])
+@pytest.mark.parametrize(
+    ("type_", "field", "extra"),
+    [
+        ("exposure", "user_ref", {}),
+        ("exposure", "event_id", {}),
+        ("exposure", "answer", {}),
+        ("comparison", "other_answer", {"winner": "a"}),
+        ("reaction", "reaction", {}),
+    ],
+)
+def test_identifiers_with_a_bidi_control_are_refused_by_name(
+    api: APIClient,
+    project: Project,
+    answer: Any,
+    type_: str,
+    field: str,
+    extra: dict[str, Any],
+    char: str,
+) -> None:
+    # Given a project whose reaction set and answers (stored before names were checked) hold
+    # spoofed names, so only the check on the name can refuse the event
+    project.reaction_set = ["love", f"love{char}"]
+    project.save()
+    for external_id in ("a-2", f"a-1{char}", f"a-2{char}"):
+        AnswerFactory.create(project=project, external_id=external_id, prompt=answer.prompt)
+    bad = event("bad", type_, other_answer="a-2", reaction="love", **extra)
+    bad[field] = f"{bad[field]}{char}"
+
+    # When an event names something with a bidi control, next to a good event
+    response = send(api, bad, event("good", "exposure"))
+
+    # Then it is refused naming that field, and only the good one is recorded
+    results = response.json()["results"]
+    assert results[0]["status"] == "error"
+    assert list(results[0]["errors"]) == [field]
+    assert results[0]["errors"][field][0].startswith(BIDI_MESSAGE)
+    assert results[1]["status"] == "created"
+    assert list(FeedbackEvent.objects.values_list("event_id", flat=True)) == ["good"]

@@ -128,13 +128,20 @@ def test_each_action_is_stored_typed(
             {"stage": 1, "action": "doc_add", "after": {"title": "Chains", "text": "dup"}},
             "after.title",
         ),
-        (
-            {
-                "stage": 1,
-                "action": "doc_add",
-                "after": {"title": "X", "text": "Y", "url": "javascript:x"},
-            },
-            "after.url",
+        *(
+            (
+                {"stage": 1, "action": "doc_add", "after": {"title": "X", "text": "Y", "url": url}},
+                "after.url",
+            )
+            for url in (
+                "javascript:x",
+                "https://user:secret@docs.example.org/",
+                "https://",
+                "https://docs.example.org/a b",
+                "https://docs.example.org:99999/",
+                "https://docs.example.org/\u202etxt.exe",
+                ["https://docs.example.org/"],
+            )
         ),
         ({"stage": 2, "action": "answer_edit", "after": {"text": "Oil it weekly."}}, "after.text"),
         (

@@ -196,6 +196,9 @@ def test_owner_changes_project_settings(client: Client, project: Project) -> Non
         ("positive_reactions", "love, wow", "Not in the reaction set"),
         ("negative_reactions", "love", "Both positive and negative"),
         ("feedback_rate_per_minute", "0", "greater than or equal to 1"),
+        ("reaction_set", "love, like\u202e", "Must not contain bidirectional control"),
+        ("positive_reactions", "\u2067love\u2069", "Must not contain bidirectional control"),
+        ("name", "Acme \u202eHelp", "Must not contain bidirectional control"),
     ],
 )
 def test_bad_settings_are_refused_inline(

@@ -204,6 +204,13 @@ def without(reply: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in reply.items() if k != key}
 
 
+def with_document_url(url: str) -> dict[str, Any]:
+    """A valid reply except that its retrieval stage links a document to `url`."""
+    reply = answer_reply()
+    reply["trace"][1]["output"] = {"documents": [{**DOCUMENTS[0], "url": url}]}
+    return reply
+
+
 def rerun_reply(body: dict[str, Any]) -> dict[str, Any]:
     """What a pipeline's /rerun answers: the stages up to `from_position` as given, then a
     generation from the documents it was handed."""
@@ -533,8 +540,13 @@ def test_malformed_json_stops_at_once(pipeline_server: ScriptedPipeline, body: b
             "The pipeline's answer is invalid (trace[0].kind: ",
         ),
         ([answer_reply()], "The pipeline's reply is not a JSON object."),
+        (
+            with_document_url("javascript:alert(1)"),
+            "The pipeline's answer is invalid (trace[1].output.documents[0].url: Must be an "
+            "http:// or https:// URL with a host.)",
+        ),
     ],
-    ids=["no-model", "response-not-text", "unknown-stage-kind", "not-an-object"],
+    ids=["no-model", "response-not-text", "unknown-stage-kind", "not-an-object", "script-url"],
 )
 def test_a_reply_that_is_not_a_valid_answer_is_refused(
     pipeline_server: ScriptedPipeline, reply: Any, expected: str
@@ -604,8 +616,20 @@ def test_the_ask_page_stores_the_connectors_answer_with_its_trace(
         ([Reply(status=401)], "The pipeline refused the ask request with HTTP 401."),
         ([Reply(body=without(answer_reply(), "model"))], "The pipeline's answer is invalid"),
         ([Reply(status=500), Reply(body=[1, 2])], "The pipeline's reply is not a JSON object."),
+        (
+            [Reply(body=with_document_url("https://user:secret@docs.example.org/"))],
+            "trace[1].output.documents[0].url: Must not contain a user name or password.",
+        ),
     ],
-    ids=["always-503", "timeout", "malformed-json", "4xx", "invalid-answer", "not-an-object"],
+    ids=[
+        "always-503",
+        "timeout",
+        "malformed-json",
+        "4xx",
+        "invalid-answer",
+        "not-an-object",
+        "credentials-in-a-document-url",
+    ],
 )
 def test_a_failing_pipeline_answers_502_keeps_the_question_and_stores_nothing(
     project: Project, pipeline_server: ScriptedPipeline, replies: list[Reply], expected: str
@@ -799,8 +823,9 @@ def test_an_owner_of_another_project_gets_404(
         ("", escape("Give the pipeline's URL, or tick “Remove the connector”.")),
         # The protocol is HTTP POST: an FTP address can never answer it.
         ("ftp://pipeline.example.org/v1", "Enter a valid URL."),
+        ("https://acme:hunter2@pipeline.example.org", "Must not contain a user name or password."),
     ],
-    ids=["words", "no-host", "too-long", "blank", "ftp"],
+    ids=["words", "no-host", "too-long", "blank", "ftp", "credentials"],
 )
 def test_an_invalid_url_is_refused_with_the_field_error_and_changes_nothing(
     project: Project, url: str, expected: str

@@ -127,6 +127,31 @@ def test_bad_models_are_refused_naming_the_field(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "love\u202egnp.exe", "objective": "p_love"}, "name"),
+        ({"name": "\u2066prefs\u2069", "objective": "preference"}, "name"),
+        ({"name": "x", "objective": "p_love", "config": {"model": "gpt\u202d4"}}, "config.model"),
+        (
+            {"name": "x", "objective": "preference", "config": {"model_version": "\u202b7"}},
+            "config.model_version",
+        ),
+    ],
+)
+def test_names_with_a_bidi_control_are_refused_naming_the_field(
+    api: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = api.post("/api/v1/reward-models", body, format="json")
+
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert list(fields) == [field]
+    assert fields[field][0].startswith("Must not contain bidirectional control characters")
+    assert not RewardModel.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_duplicate_name_is_refused(api: APIClient) -> None:
     body = {"name": "love", "objective": "p_love"}
     assert api.post("/api/v1/reward-models", body, format="json").status_code == 201

@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from feedback.models import Project
 from feedback.services import answers_ingest
-from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, Generator
 from rewardmodels.services import c3po as c3po_services
 from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
@@ -235,6 +235,68 @@ def test_bad_verbal_feedback_is_refused(api: APIClient, body: dict[str, Any], fi
     response = api.post("/api/v1/verbal-feedback", body, format="json")
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "local\u202e"}, "name"),
+        ({"model": "\u2066llama3\u2069"}, "model"),
+    ],
+)
+def test_generator_names_with_a_bidi_control_are_refused(
+    api: APIClient, body: dict[str, Any], field: str
+) -> None:
+    good = {"name": "local", "base_url": "http://localhost:8000/v1", "model": "llama3"}
+
+    response = api.post("/api/v1/generators", {**good, **body}, format="json")
+
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert list(fields) == [field]
+    assert fields[field][0].startswith("Must not contain bidirectional control characters")
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("javascript:alert(1)", "Must be an http:// or https:// URL with a host."),
+        ("http://", "Must be an http:// or https:// URL with a host."),
+        ("https://user:hunter2@llm.example.org/v1", "Must not contain a user name or password."),
+        ("https://llm.example.org:99999/v1", "Must be a valid http(s) URL."),
+    ],
+)
+def test_a_generator_url_must_be_a_plain_http_url(
+    api: APIClient, base_url: str, message: str
+) -> None:
+    body = {"name": "local", "base_url": base_url, "model": "llama3"}
+
+    response = api.post("/api/v1/generators", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"base_url": [message]}
+    assert "hunter2" not in response.content.decode()
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_generator_with_a_spoofed_name_is_refused_on_the_page(project: Project) -> None:
+    user = UserFactory.create(username="rhea")
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    client = Client()
+    client.force_login(user)
+
+    response = client.post(
+        "/projects/acme/models/generators/",
+        {"name": "local\u202e", "base_url": "http://localhost:8000/v1", "model": "llama3"},
+    )
+
+    assert response.status_code == 400
+    assert "Must not contain bidirectional control characters" in response.content.decode()
+    assert not Generator.objects.exists()
 
 
 @pytest.mark.django_db

@@ -66,6 +66,19 @@ def test_creating_with_bad_settings_shows_the_field_and_creates_nothing(project:
     assert not RewardModel.objects.exists()
 
 
+@pytest.mark.django_db
+def test_creating_with_a_spoofed_name_shows_the_field_and_creates_nothing(project: Project) -> None:
+    client = _member(project, "researcher")
+    response = client.post(
+        "/projects/acme/models/create/",
+        {"name": "love\u202egnp.exe", "objective": "p_love", "model": "gpt\u20684\u2069"},
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert html.count("Must not contain bidirectional control characters") == 2
+    assert not RewardModel.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_train_from_the_page_then_cancel_the_queued_run(project: Project) -> None:
     client = _member(project, "researcher")
