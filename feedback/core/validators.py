@@ -36,6 +36,10 @@ def url_problem(value: str) -> str | None:
         return "Must not contain spaces or control characters."
     if _BIDI.search(value):
         return bidi_problem(value)
+    if "\\" in value:
+        # Browsers read a backslash as "/" in http(s) URLs, Python's parser doesn't: the two
+        # would see different hosts in https://evil.example\\.good.example.
+        return "Must not contain backslashes (write %5C)."
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range

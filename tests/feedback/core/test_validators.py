@@ -55,6 +55,9 @@ def test_followable_urls_pass(url: str) -> None:
         ("https://docs.example.org/a b", "spaces or control"),
         ("https://docs.example.org/\u00a0", "spaces or control"),
         ("https://docs.example.org/\u202egnp.exe", "bidirectional"),
+        # Browsers take "\\" for "/": the host they see is evil.example.
+        ("https://evil.example\\.docs.example.org/", "backslashes"),
+        ("https:\\\\evil.example/", "backslashes"),
         ("https://docs.example.org/" + "a" * MAX_URL_LENGTH, f"at most {MAX_URL_LENGTH}"),
     ],
 )
