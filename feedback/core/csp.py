@@ -3,14 +3,18 @@ settings, sent by django-csp's middleware)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.http import HttpResponseBase
+
+Response = TypeVar("Response", bound=HttpResponseBase)
 
 # Answers of a project that shows images embed them from wherever the answer points (the
 # markdown renderer only lets http(s) image URLs through); everything else stays as strict.
 _REMOTE_IMAGES = {"img-src": ["https:"]}
 
 
-def allow_remote_images(response: HttpResponseBase, *, allowed: bool) -> HttpResponseBase:
+def allow_remote_images(response: Response, *, allowed: bool) -> Response:
     """Let `response`'s page load https images from other hosts when `allowed`.
 
     django-csp adds the sources in a response's `_csp_update` to the policy's own; its
