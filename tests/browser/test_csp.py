@@ -34,14 +34,17 @@ def test_a_script_injected_into_a_page_is_refused_and_reported(
           img.src = "/no-such-image.png";
           document.body.append(img);
           const link = document.createElement("a");
-          link.href = "javascript:window.__xss = 'link'";
+          link.href = "javascript:void(window.__xss = 'link')";
           link.textContent = "injected";
           document.body.append(link);
         }"""
     )
+    rater_page.wait_for_timeout(300)  # the image fails to load, its handler would run
+    ran_inline = rater_page.evaluate("window.__xss")
     rater_page.get_by_role("link", name="injected").click()
     rater_page.wait_for_timeout(300)
 
+    assert ran_inline is None
     assert rater_page.evaluate("window.__xss") is None
     refused = [v for v in csp_violations if "CSP violation: script-src" in v]
     assert len(refused) >= 3, csp_violations
