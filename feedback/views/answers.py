@@ -23,6 +23,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
+from feedback.core.csp import allow_remote_images
 from feedback.events import OUTCOMES
 from feedback.models import Answer, Membership, Outcome, Winner
 from feedback.rendering import render_markdown
@@ -221,7 +222,10 @@ def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResp
     services.exposures_record_views(
         project=membership.project, viewer=viewer, answers=[answer], surface="answer"
     )
-    return render(request, "feedback/answer_detail.html", context)
+    return allow_remote_images(
+        render(request, "feedback/answer_detail.html", context),
+        allowed=membership.project.allow_images,
+    )
 
 
 def _answer_url(answer: Answer) -> str:
@@ -400,7 +404,10 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
     answer = None
     if request.GET.get("answer"):
         answer = _answer_or_404(membership, request.GET["answer"])
-    return render(request, "feedback/compare.html", _compare_context(request, membership, answer))
+    return allow_remote_images(
+        render(request, "feedback/compare.html", _compare_context(request, membership, answer)),
+        allowed=membership.project.allow_images,
+    )
 
 
 @require_POST
