@@ -144,6 +144,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
+# Secrets the platform must send on (generator API keys, connector secrets) are stored encrypted
+# (Fernet). The key is FIELD_ENCRYPTION_KEY (`Fernet.generate_key()`), or one derived from
+# SECRET_KEY when unset. To rotate, put the new key in FIELD_ENCRYPTION_KEY and the old ones in
+# FIELD_ENCRYPTION_OLD_KEYS (comma-separated): they still decrypt, new writes use the new key,
+# and `manage.py secrets_reencrypt` rewrites every stored secret with it.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+FIELD_ENCRYPTION_OLD_KEYS = [
+    key.strip() for key in env.list("FIELD_ENCRYPTION_OLD_KEYS", default=[]) if key.strip()
+]
+
 # --- REST API ------------------------------------------------------------------------------
 # Bodies above this size are refused with a JSON 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
