@@ -144,6 +144,18 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
+# Outbound requests (pipeline connectors, C3PO generators) go to addresses that users type in;
+# loopback, private, link-local, multicast, reserved and unspecified addresses are refused
+# unless the host is listed here, as it appears in the URL (feedback/core/outbound.py).
+# Development lists the local ones, so a local vLLM or Ollama works; production lists none.
+OUTBOUND_ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list(
+        "OUTBOUND_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else []
+    )
+    if host.strip()
+]
+
 # Secrets the platform must send on (generator API keys, connector secrets) are stored encrypted
 # (Fernet). The key is FIELD_ENCRYPTION_KEY (`Fernet.generate_key()`), or one derived from
 # SECRET_KEY when unset. To rotate, put the new key in FIELD_ENCRYPTION_KEY and the old ones in

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from feedback.core import outbound
 from feedback.models import Answer, Critique, Project
 from feedback.services.errors import ServiceError
 from rewardmodels import c3po
@@ -128,8 +129,11 @@ def generator_save(
     errors: dict[str, list[str]] = {}
     clean_name = _text(name, "name", errors, limit=200, required=True)
     url = _text(base_url, "base_url", errors, limit=500, required=True)
-    if url and not url.startswith(("http://", "https://")):
-        errors["base_url"] = ["Must be an http(s) URL, e.g. http://localhost:8000/v1."]
+    # Credentials in the URL, or an address inside the platform's network, are refused here;
+    # every call checks the destination again (feedback.core.outbound).
+    problem = outbound.destination_problem(url) if url else None
+    if problem:
+        errors["base_url"] = [problem]
     clean_model = _text(model, "model", errors, limit=200, required=True)
     key = None if api_key is None else _text(api_key, "api_key", errors, limit=500, required=False)
     if (
