@@ -33,6 +33,7 @@ class SecretUnreadable(Exception):
     """A stored secret can't be decrypted with any configured key."""
 
 
+@functools.lru_cache(maxsize=16)
 def derived_key(secret_key: str) -> str:
     """A Fernet key derived from a Django SECRET_KEY."""
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVATION_LABEL).derive(

@@ -301,7 +301,10 @@ def status_message(response: httpx.Response, *, service: str) -> str:
     <status> (<standard phrase>)". The body is logged at DEBUG level, truncated, and nowhere
     else; the reason phrase is the standard one, not the server's own."""
     host = host_of(response.request.url)
-    body: Any = response.content[:LOGGED_BODY_CHARS]
+    try:
+        body: Any = response.content[:LOGGED_BODY_CHARS]
+    except httpx.ResponseNotRead:  # a streamed reply: nothing of it was read
+        body = None
     logger.debug("%s at %s answered HTTP %s: %r", service, host, response.status_code, body)
     try:
         phrase = f" ({HTTPStatus(response.status_code).phrase})"
