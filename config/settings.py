@@ -205,6 +205,28 @@ API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", def
 # counts failures on its own. Keep it off the broker's Redis database.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
+# Outbound requests (pipeline connectors, C3PO generators) go to addresses that users type in;
+# loopback, private, link-local, multicast, reserved and unspecified addresses are refused
+# unless the host is listed here, as it appears in the URL (feedback/core/outbound.py).
+# Development lists the local ones, so a local vLLM or Ollama works; production lists none.
+OUTBOUND_ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list(
+        "OUTBOUND_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else []
+    )
+    if host.strip()
+]
+
+# Secrets the platform must send on (generator API keys, connector secrets) are stored encrypted
+# (Fernet). The key is FIELD_ENCRYPTION_KEY (`Fernet.generate_key()`), or one derived from
+# SECRET_KEY when unset. To rotate, put the new key in FIELD_ENCRYPTION_KEY and the old ones in
+# FIELD_ENCRYPTION_OLD_KEYS (comma-separated): they still decrypt, new writes use the new key,
+# and `manage.py secrets_reencrypt` rewrites every stored secret with it.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+FIELD_ENCRYPTION_OLD_KEYS = [
+    key.strip() for key in env.list("FIELD_ENCRYPTION_OLD_KEYS", default=[]) if key.strip()
+]
+
 # --- REST API ------------------------------------------------------------------------------
 # Bodies above this size are refused with a JSON 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.validators import URLValidator
 
+from feedback.core.outbound import redact_url
 from feedback.core.validators import bidi_problem, url_problem
 from feedback.models import Project
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
@@ -148,3 +149,10 @@ class ConnectorForm(forms.Form):
         if not data.get("remove") and not data.get("url"):
             self.add_error("url", "Give the pipeline's URL, or tick “Remove the connector”.")
         return data
+
+    def redact(self) -> ConnectorForm:
+        """This form, showing a submitted URL without its user name or password when it is
+        rendered again (the errors found already are kept)."""
+        if self.is_bound and "url" in self.data:
+            self.data = {**self.data, "url": redact_url(str(self.data["url"]))}
+        return self

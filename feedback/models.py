@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from feedback.core.fields import EncryptedTextField
+
 DEFAULT_REACTIONS = ["love", "like", "dislike", "laugh", "wow", "sad", "angry"]
 DEFAULT_POSITIVE_REACTIONS = ["love", "like"]
 DEFAULT_NEGATIVE_REACTIONS = ["dislike", "angry"]
@@ -534,8 +536,9 @@ class PipelineConnector(models.Model):
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="connector")
     url = models.URLField(max_length=500)
-    # Sent as a Bearer token to the pipeline; written by owners, never rendered back.
-    secret = models.CharField(max_length=500, blank=True, default="")
+    # Sent as a Bearer token to the pipeline; written by owners, never rendered back, stored
+    # encrypted. At most 500 characters (ConnectorForm).
+    secret = EncryptedTextField(blank=True, default="")
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
     updated_at = models.DateTimeField(auto_now=True)
 

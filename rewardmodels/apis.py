@@ -20,6 +20,7 @@ from feedback import schemas as feedback_schemas
 from feedback.api_support import InvalidInput, NdjsonRenderer, OrjsonRenderer
 from feedback.apis import ERRORS, NotReady
 from feedback.auth import project_for
+from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
 from rewardmodels.models import (
@@ -335,7 +336,13 @@ class VerbalFeedbackOutputSerializer(serializers.Serializer[Any]):
 
 class GeneratorInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    base_url = serializers.CharField(help_text="e.g. http://localhost:8000/v1")
+    base_url = serializers.CharField(
+        help_text=(
+            "e.g. https://api.openai.com/v1. Loopback, private and other internal addresses are "
+            "refused unless the host is in the server's OUTBOUND_ALLOWED_HOSTS; no user name or "
+            "password in the URL."
+        )
+    )
     model = serializers.CharField(max_length=200)
     api_key = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
@@ -398,7 +405,7 @@ def generator_as_dict(generator: Generator) -> dict[str, Any]:
     return {
         "id": generator.pk,
         "name": generator.name,
-        "base_url": generator.base_url,
+        "base_url": redact_url(generator.base_url),
         "model": generator.model,
         "has_api_key": bool(generator.api_key),
         "temperature": generator.temperature,

@@ -5,8 +5,10 @@ revisions: thousands of calls to a server we don't run. This module is the one p
 it, so the rest of the build can assume a call either returns usable data or raises a
 `GeneratorError` whose `message` can be shown to the user as the reason a stage stopped.
 
-Pure: no Django (CONVENTIONS rule 2). The service owns the database; `ChatClient.map` hands every
-result back in the calling thread so the service can write it on its own connection.
+No ORM: the service owns the database; `ChatClient.map` hands every result back in the calling
+thread so the service can write it on its own connection. Requests go out through
+`feedback.core.outbound`, so they reach only allowed destinations, never follow a redirect, and an
+error reply is described by its status and host: its body is never put in a message.
 
 Failure policy, per call (`GeneratorSettings.max_attempts` attempts across all of these):
 
@@ -14,8 +16,9 @@ Failure policy, per call (`GeneratorSettings.max_attempts` attempts across all o
   from `backoff` (a `Retry-After` header in seconds is honoured instead, capped at 60 s);
 * a reply that is not usable (empty content, invalid JSON, JSON of the wrong shape) is resampled at
   once: the server is fine, the model's sample was not;
-* any other 4xx (bad request, wrong key, unknown model) and refusals would fail the same way again,
-  so they stop at once.
+* any other 4xx (bad request, wrong key, unknown model), a 3xx (redirects are not followed),
+  refusals and a destination that is not allowed would fail the same way again, so they stop at
+  once.
 
 The API key is sent only as a Bearer header and is scrubbed from every error message.
 """
@@ -37,6 +40,8 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 import orjson
 
+from feedback.core import outbound
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -52,7 +57,8 @@ RETRY_AFTER_CAP = 60.0
 """Seconds: a server asking for a longer pause is treated as asking for this one, so a stage never
 hangs for an hour on one header."""
 
-_MAX_SERVER_MESSAGE = 500
+_MAX_QUOTE = 500
+"""Characters of a model's refusal quoted in a message."""
 
 
 class GeneratorError(Exception):
@@ -145,11 +151,11 @@ class ChatClient:
         self._settings = settings
         self._sleep = sleep
         self._url = f"{settings.base_url.rstrip('/')}/chat/completions"
-        self._shown_url = _display_url(self._url)
+        self._host = outbound.host_of(self._url)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
-        self._http = httpx.Client(
+        self._http = outbound.client(
             timeout=settings.timeout,
             headers=headers,
             limits=httpx.Limits(
@@ -306,10 +312,16 @@ class ChatClient:
         what it cannot."""
         try:
             response = self._http.post(self._url, content=payload)
+        except outbound.DestinationRefused as refused:
+            raise self._error(refused.message, kind="invalid") from None
+        except httpx.InvalidURL:
+            raise self._error(
+                "The generator's base_url is not a valid http(s) URL.", kind="invalid"
+            ) from None
         except httpx.TimeoutException:
             raise _Retry(
                 self._error(
-                    f"The generator at {self._shown_url} did not answer within "
+                    f"The generator at {self._host} did not answer within "
                     f"{self._settings.timeout:g} s",
                     kind="timeout",
                 ),
@@ -318,7 +330,7 @@ class ChatClient:
         except httpx.TransportError as exc:
             raise _Retry(
                 self._error(
-                    f"Cannot reach the generator at {self._shown_url}: {exc or type(exc).__name__}",
+                    f"Cannot reach the generator at {self._host}: {exc or type(exc).__name__}",
                     kind="unreachable",
                 ),
                 wait=None,
@@ -330,7 +342,7 @@ class ChatClient:
                 self._error(self._status_message(response), kind="http"),
                 wait=_retry_after(response.headers.get("retry-after")),
             )
-        if not 200 <= status < 300:
+        if not 200 <= status < 300:  # 3xx included: a redirect could lead anywhere
             raise self._error(self._status_message(response), kind="http")
 
         try:
@@ -372,9 +384,9 @@ class ChatClient:
         return content
 
     def _status_message(self, response: httpx.Response) -> str:
-        message = f"The generator at {self._shown_url} answered HTTP {response.status_code}"
-        detail = _server_error_detail(response)
-        return f"{message}: {detail}" if detail else message
+        """The status and the host; the body (which may be anything the server chose to send
+        back) goes to the DEBUG log only."""
+        return outbound.status_message(response, service="The generator")
 
     def _error(self, message: str, *, kind: GeneratorErrorKind) -> GeneratorError:
         """Every message passes through here, so none can carry the key (a server may echo it
@@ -415,29 +427,7 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
-def _server_error_detail(response: httpx.Response) -> str:
-    """The server's own explanation of an error status, in the shapes the common servers use:
-    OpenAI and vLLM `{"error": {"message"}}`, Ollama `{"error": "..."}`, others `{"message"}` or
-    `{"detail"}`; else the start of the body."""
-    try:
-        data = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return _shorten(response.text.strip())
-    detail: Any = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            detail = error.get("message")
-        elif isinstance(error, str):
-            detail = error
-        if not isinstance(detail, str):
-            detail = data.get("message") or data.get("detail")
-    if isinstance(detail, str):
-        return _shorten(detail.strip())
-    return _shorten(response.text.strip())
-
-
-def _shorten(text: str, limit: int = _MAX_SERVER_MESSAGE) -> str:
+def _shorten(text: str, limit: int = _MAX_QUOTE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

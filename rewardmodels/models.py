@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from feedback.core.fields import EncryptedTextField
 from feedback.models import Project
 
 
@@ -122,7 +123,8 @@ class Generator(models.Model):
     name = models.CharField(max_length=200)
     base_url = models.URLField(max_length=500)
     model = models.CharField(max_length=200)
-    api_key = models.CharField(max_length=500, blank=True, default="")
+    # Stored encrypted; at most 500 characters (services.c3po.generator_save).
+    api_key = EncryptedTextField(blank=True, default="")
     temperature = models.FloatField(default=0.7)
     concurrency = models.PositiveSmallIntegerField(default=4)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,39 @@ def fresh_cache(settings: Any) -> None:
     whole database."""
     default = settings.CACHES["default"]
     settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": uuid.uuid4().hex}}
+
+
+Dns = Callable[[str, list[list[str]]], list[str]]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> Dns:
+    """`dns(name, answers)`: lookups of `name` get the addresses answers[0], then answers[1], ...
+    (the last one repeats); every other name goes to the real resolver. Returns the list of the
+    lookups of `name` made so far. DNS is a service the project does not own, and the test
+    machine may have none."""
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def install(name: str, answers: list[list[str]]) -> list[str]:
+        remaining = list(answers)
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host != name:
+                return real(host, port, *args, **kwargs)
+            looked_up.append(host)
+            addresses = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0))
+                if ":" in address
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))
+                for address in addresses
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        return looked_up
+
+    return install
 
 
 @pytest.fixture

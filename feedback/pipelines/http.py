@@ -1,4 +1,7 @@
-"""A project's own pipeline over HTTP (the protocol is in feedback/pipelines/protocol.py)."""
+"""A project's own pipeline over HTTP (the protocol is in feedback/pipelines/protocol.py).
+
+Requests go out through `feedback.core.outbound`: only to allowed destinations, no redirects, and
+an error reply is reported by its status and host, never by its body."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
+from feedback.core import outbound
 from feedback.pipelines.protocol import PipelineError
 
 RETRIES = 2  # after the first attempt, on timeouts, connection errors and 5xx
@@ -42,31 +46,33 @@ class HttpPipeline:
     def _post(self, operation: str, body: dict[str, Any]) -> Any:
         delay = BACKOFF_SECONDS
         problem = ""
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        with outbound.client(timeout=self.timeout, headers=self.headers) as client:
             for attempt in range(RETRIES + 1):
                 if attempt:
                     time.sleep(delay)
                     delay *= 2
                 try:
-                    reply = client.post(
-                        f"{self.url}/{operation}", content=orjson.dumps(body), headers=self.headers
-                    )
+                    reply = client.post(f"{self.url}/{operation}", content=orjson.dumps(body))
+                except outbound.DestinationRefused as refused:
+                    raise PipelineError(refused.message) from None
+                except httpx.InvalidURL:
+                    raise PipelineError("The pipeline's URL is not a valid http(s) URL.") from None
                 except httpx.TimeoutException:
-                    problem = f"did not answer within {self.timeout:g} s"
+                    problem = f"The pipeline did not answer within {self.timeout:g} s"
                     continue
                 except httpx.TransportError as error:
-                    problem = f"could not be reached ({type(error).__name__})"
+                    problem = f"The pipeline could not be reached ({type(error).__name__})"
                     continue
                 if reply.status_code >= 500:
-                    problem = f"failed with HTTP {reply.status_code}"
+                    problem = outbound.status_message(reply, service="The pipeline")
                     continue
                 if reply.status_code != 200:
                     raise PipelineError(
-                        f"The pipeline refused the {operation} request with HTTP "
-                        f"{reply.status_code}."
+                        f"{outbound.status_message(reply, service='The pipeline')} "
+                        f"to the {operation} request."
                     )
                 try:
                     return orjson.loads(reply.content)
                 except orjson.JSONDecodeError:
                     raise PipelineError("The pipeline returned malformed JSON.") from None
-        raise PipelineError(f"The pipeline {problem} ({RETRIES + 1} attempts).")
+        raise PipelineError(f"{problem} ({RETRIES + 1} attempts).")

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from feedback.core import outbound
 from feedback.models import (
     ApiKey,
     Membership,
@@ -162,7 +163,12 @@ def project_settings_update(*, project: Project, **values: Any) -> Project:
 def connector_save(
     *, project: Project, url: str, secret: str | None, timeout_seconds: int
 ) -> PipelineConnector:
-    """Register or change the project's pipeline. `secret=None` keeps the stored secret."""
+    """Register or change the project's pipeline. `secret=None` keeps the stored secret.
+    A URL the platform may not call (credentials in it, or an internal address) is refused
+    here, and checked again on every call."""
+    problem = outbound.destination_problem(url)
+    if problem:
+        raise ServiceError(problem, field="url")
     defaults: dict[str, Any] = {"url": url, "timeout_seconds": timeout_seconds}
     if secret is not None:
         defaults["secret"] = secret

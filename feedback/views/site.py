@@ -90,17 +90,21 @@ def connector_save(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
     form = ConnectorForm(request.POST)
     if not form.is_valid():
-        return _render_settings(request, membership, connector_form=form, status=400)
+        return _render_settings(request, membership, connector_form=form.redact(), status=400)
     if form.cleaned_data["remove"]:
         services.connector_remove(project=membership.project)
         messages.success(request, "Connector removed: the demo pipeline answers questions again.")
     else:
-        services.connector_save(
-            project=membership.project,
-            url=form.cleaned_data["url"],
-            secret=form.cleaned_data["secret"] or None,
-            timeout_seconds=form.cleaned_data["timeout_seconds"],
-        )
+        try:
+            services.connector_save(
+                project=membership.project,
+                url=form.cleaned_data["url"],
+                secret=form.cleaned_data["secret"] or None,
+                timeout_seconds=form.cleaned_data["timeout_seconds"],
+            )
+        except services.ServiceError as error:
+            form.add_error(error.field, error.message)
+            return _render_settings(request, membership, connector_form=form.redact(), status=400)
         messages.success(request, "Connector saved.")
     return redirect("feedback:project_settings", slug=slug)
 

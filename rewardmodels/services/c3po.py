@@ -28,7 +28,8 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from feedback.core.validators import bidi_problem, url_problem
+from feedback.core import outbound
+from feedback.core.validators import bidi_problem
 from feedback.models import Answer, Critique, Project
 from feedback.services.errors import ServiceError
 from rewardmodels import c3po
@@ -129,7 +130,10 @@ def generator_save(
     errors: dict[str, list[str]] = {}
     clean_name = _text(name, "name", errors, limit=200, required=True)
     url = _text(base_url, "base_url", errors, limit=500, required=True)
-    if url and (problem := url_problem(url)):
+    # Credentials in the URL, or an address inside the platform's network, are refused here;
+    # every call checks the destination again (feedback.core.outbound).
+    problem = outbound.destination_problem(url) if url else None
+    if problem:
         errors["base_url"] = [problem]
     clean_model = _text(model, "model", errors, limit=200, required=True)
     for field, shown in (("name", clean_name), ("model", clean_model)):

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback.core.outbound import redact_url
 from feedback.models import Critique, Membership, Role
 from feedback.views.access import membership_or_404
 from rewardmodels import c3po as c3po_rules
@@ -99,6 +100,7 @@ def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except C3POInvalid as invalid:
         form = {k: v for k, v in post.items() if k != "api_key"}  # never echo the key
+        form["base_url"] = redact_url(post.get("base_url", ""))  # nor a password in the URL
         errors = {f"generator {k}": v for k, v in invalid.errors.items()}
         context = _feedback_context(membership, generator_form=form, errors=errors)
         return render(request, "rewardmodels/feedback_list.html", context, status=400)

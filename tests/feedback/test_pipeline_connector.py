@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
@@ -43,7 +44,9 @@ from feedback.pipelines.protocol import PipelineError, checked_reply
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.reruns import RERUN_STALE, rerun_execute, reruns_sweep
 from feedback.tasks import rerun_execute as rerun_execute_task
+from tests.conftest import Dns
 from tests.factories import AnswerFactory, MembershipFactory, StageFactory, UserFactory
+from tests.rewardmodels.chat_server import ChatServer
 
 # The real backoff, read before any test shortens it.
 REAL_BACKOFF_SECONDS = http_pipeline.BACKOFF_SECONDS
@@ -75,6 +78,7 @@ class Reply:
     status: int = 200
     body: Any = b""
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(content)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(content)
         except OSError:  # the client gave up waiting (a timeout test)
@@ -156,6 +162,11 @@ def pipeline_server() -> Iterator[ScriptedPipeline]:
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_pipeline, "BACKOFF_SECONDS", 0.01)
+
+
+def host_of(server: ScriptedPipeline) -> str:
+    """How messages name the pipeline's host."""
+    return server.url.removeprefix("http://")
 
 
 def closed_port_url() -> str:
@@ -467,9 +478,13 @@ def test_a_pipeline_failing_every_time_gives_up_after_three_attempts(
     with pytest.raises(PipelineError) as raised:
         HttpPipeline(pipeline_server.url, timeout=5).ask(QUESTION)
 
-    # then it was tried three times and the message names the status
+    # then it was tried three times and the message names the status and the host, not what
+    # the pipeline said
     assert pipeline_server.paths() == ["/ask"] * 3
-    assert str(raised.value) == f"The pipeline failed with HTTP {status} (3 attempts)."
+    assert str(raised.value) == (
+        f"The pipeline at {host_of(pipeline_server)} answered HTTP {status} "
+        f"({HTTPStatus(status).phrase}) (3 attempts)."
+    )
 
 
 def test_a_pipeline_slower_than_the_connector_timeout_did_not_answer_in_time(
@@ -509,9 +524,12 @@ def test_a_4xx_reply_stops_at_once(pipeline_server: ScriptedPipeline, status: in
     with pytest.raises(PipelineError) as raised:
         HttpPipeline(pipeline_server.url, timeout=5).ask(QUESTION)
 
-    # then there was exactly one attempt, and the message names the status
+    # then there was exactly one attempt, and the message names the status and the host
     assert pipeline_server.paths() == ["/ask"]
-    assert str(raised.value) == f"The pipeline refused the ask request with HTTP {status}."
+    assert str(raised.value) == (
+        f"The pipeline at {host_of(pipeline_server)} answered HTTP {status} "
+        f"({HTTPStatus(status).phrase}) to the ask request."
+    )
 
 
 @pytest.mark.parametrize(
@@ -610,10 +628,10 @@ def test_the_ask_page_stores_the_connectors_answer_with_its_trace(
 @pytest.mark.parametrize(
     ("replies", "expected"),
     [
-        ([Reply(status=503)], "The pipeline failed with HTTP 503 (3 attempts)."),
+        ([Reply(status=503)], "answered HTTP 503 (Service Unavailable) (3 attempts)."),
         ([Reply(delay=3.0, body=answer_reply())], "did not answer within 1 s (3 attempts)"),
         ([Reply(body=b"{not json")], "The pipeline returned malformed JSON."),
-        ([Reply(status=401)], "The pipeline refused the ask request with HTTP 401."),
+        ([Reply(status=401)], "answered HTTP 401 (Unauthorized) to the ask request."),
         ([Reply(body=without(answer_reply(), "model"))], "The pipeline's answer is invalid"),
         ([Reply(status=500), Reply(body=[1, 2])], "The pipeline's reply is not a JSON object."),
         (
@@ -936,7 +954,10 @@ def test_a_rerun_whose_pipeline_keeps_failing_ends_failed_without_a_revision(
 
     # then the re-run failed after three attempts, with a message; no revision exists
     assert rerun.status == RerunStatus.FAILED
-    assert rerun.error == "The pipeline failed with HTTP 500 (3 attempts)."
+    assert rerun.error == (
+        f"The pipeline at {host_of(pipeline_server)} answered HTTP 500 (Internal Server Error) "
+        "(3 attempts)."
+    )
     assert rerun.revision_id is None
     assert rerun.finished_at is not None
     assert pipeline_server.paths() == ["/rerun"] * 3
@@ -1088,3 +1109,203 @@ def test_a_worker_whose_rerun_was_swept_meanwhile_keeps_nothing(
     assert "start it again" in rerun.error
     assert rerun.revision_id is None
     assert list(Answer.objects.values_list("external_id", flat=True)) == ["a-1"]
+
+
+# --- 6. Where the platform may send requests ------------------------------------------------
+
+# An error reply's body may be an internal service's page, or echo a credential back.
+SECRET_BODY = b'{"error": "db password is hunter2-7c1e, admin token tk_live_4f9a"}'
+BODY_FRAGMENTS = ("hunter2-7c1e", "tk_live_4f9a")
+
+
+@pytest.fixture
+def nothing_allowed(settings: Any) -> None:
+    """Production's default: no host may be in the refused ranges."""
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("nothing_allowed")
+@pytest.mark.parametrize(
+    ("url", "host", "kind"),
+    [
+        ("http://127.0.0.1:8080", "127.0.0.1", "is a loopback"),
+        ("http://localhost:8080/pipeline", "localhost", "resolves to a loopback"),
+        ("http://[::1]:8080", "::1", "is a loopback"),
+        ("http://[::ffff:127.0.0.1]:8080", "::ffff:127.0.0.1", "is a loopback"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254", "is a link-local"),
+        ("http://10.0.0.7:9000", "10.0.0.7", "is a private"),
+    ],
+    ids=["loopback", "localhost", "ipv6-loopback", "ipv4-mapped", "metadata", "private"],
+)
+def test_a_connector_inside_the_network_is_refused_when_saved(
+    project: Project, url: str, host: str, kind: str
+) -> None:
+    # given a connector, and an owner
+    connector_for(project, "https://pipeline.example.org", secret=SECRET, timeout=10)
+    owner = member(project, Role.OWNER, "olga")
+
+    # when the owner points it at an internal address
+    response = owner.post(
+        connector_url(project), {"url": url, "secret": "new-secret-5b2d", "timeout_seconds": "3"}
+    )
+
+    # then 400, saying why by the URL field; the stored connector is unchanged
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert escape(f"Requests to {host} are not allowed: it {kind} address.") in html
+    assert html.index("Pipeline URL") < html.index("are not allowed")
+    assert "new-secret-5b2d" not in html
+    connector = PipelineConnector.objects.get(project=project)
+    assert (connector.url, connector.secret, connector.timeout_seconds) == (
+        "https://pipeline.example.org",
+        SECRET,
+        10,
+    )
+
+
+@pytest.mark.django_db
+def test_credentials_in_the_connector_url_are_refused_and_not_shown_again(
+    project: Project,
+) -> None:
+    # given an owner
+    owner = member(project, Role.OWNER, "olga")
+
+    # when the URL carries a user name and password
+    response = owner.post(
+        connector_url(project),
+        {"url": "https://bot:pw-91c3e@pipeline.example.org/v1", "timeout_seconds": "5"},
+    )
+
+    # then 400 naming the problem; the password is not put back into the page; nothing stored
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Must not contain a user name or password." in html
+    assert "pw-91c3e" not in html
+    assert 'value="https://pipeline.example.org/v1"' in html
+    assert not PipelineConnector.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("nothing_allowed")
+def test_a_connector_saved_earlier_is_refused_at_call_time_and_nothing_is_sent(
+    project: Project, pipeline_server: ScriptedPipeline
+) -> None:
+    # given a connector to a local address, stored before the policy (or by another path)
+    connector_for(project, pipeline_server.url, secret=SECRET, timeout=1)
+    pipeline_server.script(Reply(body=answer_reply()))
+    client = member(project, Role.RATER, "rita")
+
+    # when a member asks a question
+    response = client.post(f"/projects/{project.slug}/ask/", {"question": QUESTION})
+
+    # then the page says the destination is refused; the pipeline got nothing (nor the secret)
+    assert response.status_code == 502
+    assert escape("Requests to 127.0.0.1 are not allowed: it is a loopback address.") in (
+        response.content.decode()
+    )
+    assert pipeline_server.requests == []
+    assert not Answer.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("nothing_allowed")
+def test_a_rerun_through_a_refused_connector_fails_with_the_reason(
+    project: Project, pipeline_server: ScriptedPipeline
+) -> None:
+    # given a queued re-run, and a connector to a local address
+    connector_for(project, pipeline_server.url, secret=SECRET)
+    pipeline_server.script(Reply(body=rerun_reply))
+    answer = AnswerFactory.create(project=project, external_id="a-1")
+    stage = StageFactory.create(
+        answer=answer, position=0, kind="retrieval", output={"documents": DOCUMENTS}
+    )
+    rerun = Rerun.objects.create(
+        project=project,
+        answer=answer,
+        stage=stage,
+        requested_by=UserFactory.create(username="anna"),
+        corrected_output={"documents": DOCUMENTS[:1]},
+    )
+
+    # when the worker runs it
+    rerun_execute(rerun_id=rerun.pk)
+
+    # then it failed at once with the reason, and nothing was sent
+    rerun.refresh_from_db()
+    assert rerun.status == RerunStatus.FAILED
+    assert rerun.error.startswith("Requests to 127.0.0.1 are not allowed")
+    assert pipeline_server.requests == []
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("nothing_allowed")
+def test_a_name_that_rebinds_to_the_local_host_after_saving_is_refused_when_asked(
+    project: Project, pipeline_server: ScriptedPipeline, dns: Dns
+) -> None:
+    # given a name that resolves to a public address when the connector is saved, and to the
+    # local host afterwards
+    dns("pipeline.rebind.example", [["93.184.215.14"], ["127.0.0.1"]])
+    port = pipeline_server.url.rsplit(":", 1)[1]
+    owner = member(project, Role.OWNER, "olga")
+    saved = owner.post(
+        connector_url(project),
+        {"url": f"http://pipeline.rebind.example:{port}", "timeout_seconds": "2"},
+    )
+    assert saved.status_code == 302
+    pipeline_server.script(Reply(body=answer_reply()))
+
+    # when a question is asked
+    response = owner.post(f"/projects/{project.slug}/ask/", {"question": QUESTION})
+
+    # then the call checked the address it connects to, and refused it
+    assert response.status_code == 502
+    assert escape("Requests to pipeline.rebind.example are not allowed") in (
+        response.content.decode()
+    )
+    assert pipeline_server.requests == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [401, 500])
+def test_an_error_reply_is_described_without_its_body(
+    project: Project, pipeline_server: ScriptedPipeline, status: int
+) -> None:
+    # given an (allowed) pipeline whose error reply holds secrets
+    connector_for(project, pipeline_server.url, timeout=1)
+    pipeline_server.script(Reply(status=status, body=SECRET_BODY))
+    client = member(project, Role.RATER, "rita")
+
+    # when a member asks
+    response = client.post(f"/projects/{project.slug}/ask/", {"question": QUESTION})
+
+    # then the page names the status and the host, and none of the body
+    html = response.content.decode()
+    assert response.status_code == 502
+    assert f"The pipeline at {host_of(pipeline_server)} answered HTTP {status}" in html
+    assert not any(fragment in html for fragment in BODY_FRAGMENTS)
+
+
+@pytest.mark.django_db
+def test_a_redirect_to_an_internal_address_is_not_followed(
+    project: Project, pipeline_server: ScriptedPipeline, settings: Any
+) -> None:
+    # given a pipeline allowed by name that redirects to another local service
+    settings.OUTBOUND_ALLOWED_HOSTS = ["localhost"]
+    port = pipeline_server.url.rsplit(":", 1)[1]
+    with ChatServer() as internal:
+        connector_for(project, f"http://localhost:{port}", timeout=1)
+        pipeline_server.script(Reply(status=307, headers={"Location": f"{internal.url}/ask"}))
+        client = member(project, Role.RATER, "rita")
+
+        # when a member asks
+        response = client.post(f"/projects/{project.slug}/ask/", {"question": QUESTION})
+
+        # then the redirect is reported, not followed: the other service received nothing
+        expected = (
+            f"The pipeline at localhost:{port} answered HTTP 307 (Temporary Redirect) to the ask "
+            "request."
+        )
+        assert response.status_code == 502
+        assert escape(expected) in response.content.decode()
+        assert internal.requests == []

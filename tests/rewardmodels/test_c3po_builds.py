@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from feedback.models import Project
 from feedback.services import answers_ingest
-from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, Generator
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, Generator, VerbalFeedback
 from rewardmodels.services import c3po as c3po_services
 from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
@@ -540,3 +540,160 @@ def test_a_bad_seed_is_refused(api: APIClient, seed: Any) -> None:
     assert response.status_code == 400
     assert "seed" in response.json()["error"]["fields"]
     assert not C3POBuild.objects.exists()
+
+
+# --- where the platform may send requests ----------------------------------------------------
+
+# An error reply's body may be an internal service's page, or echo a credential back.
+SECRET_BODY = {"error": {"message": "vault token hvs.CAESIJ9x-internal; db password hunter2-7c1e"}}
+BODY_FRAGMENTS = ("hvs.CAESIJ9x", "hunter2-7c1e")
+
+
+def _researcher(project: Project) -> Client:
+    user = UserFactory.create(username="rhea")
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def _run_build(project: Project, generator: Generator) -> C3POBuild:
+    """A build started and executed here, in the test's thread (the worker's code path)."""
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=SMALL)
+    c3po_services.build_execute(build_id=build.pk)
+    build.refresh_from_db()
+    return build
+
+
+INTERNAL_BASE_URLS = [
+    ("http://127.0.0.1:8000/v1", "Requests to 127.0.0.1 are not allowed: it is a loopback"),
+    ("http://localhost:11434/v1", "Requests to localhost are not allowed: it resolves to a loop"),
+    ("http://2130706433:8000/v1", "Requests to 2130706433 are not allowed: it resolves to a loop"),
+    ("http://0177.0.0.1:8000/v1", "Requests to 0177.0.0.1 are not allowed: it resolves to a loop"),
+    ("http://[::ffff:127.0.0.1]/v1", "Requests to ::ffff:127.0.0.1 are not allowed: it is a loop"),
+    ("http://169.254.169.254/v1", "Requests to 169.254.169.254 are not allowed: it is a link-loc"),
+    ("http://192.168.0.10:8000/v1", "Requests to 192.168.0.10 are not allowed: it is a private"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("base_url", "message"), INTERNAL_BASE_URLS)
+def test_an_internal_generator_is_refused_when_saved_through_the_api(
+    api: APIClient, settings: Any, base_url: str, message: str
+) -> None:
+    # given no internal host allowed (production's default)
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+
+    # when a generator on an internal address is registered
+    response = api.post(
+        "/api/v1/generators",
+        {"name": "local", "base_url": base_url, "model": "m", "api_key": "sk-x"},
+        format="json",
+    )
+
+    # then 400 naming base_url and why; nothing is stored
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    [problem] = error["fields"]["base_url"]
+    assert problem.startswith(message)
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("base_url", "message"), INTERNAL_BASE_URLS[:2])
+def test_an_internal_generator_is_refused_when_saved_on_the_page(
+    project: Project, settings: Any, base_url: str, message: str
+) -> None:
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    browser = _researcher(project)
+
+    response = browser.post(
+        f"/projects/{project.slug}/models/generators/",
+        {"name": "local", "base_url": base_url, "model": "m", "api_key": "sk-x"},
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert f"generator base_url: {message}" in html
+    assert "sk-x" not in html
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
+def test_credentials_in_the_base_url_are_refused_and_never_echoed(project: Project) -> None:
+    # given a base URL carrying a user name and password, sent through the API and the page
+    base_url = "https://bot:pw-52e1a@llm.example.org/v1"
+    api = bearer_client(api_key_for(project))
+    from_api = api.post(
+        "/api/v1/generators",
+        {"name": "remote", "base_url": base_url, "model": "m"},
+        format="json",
+    )
+    from_page = _researcher(project).post(
+        f"/projects/{project.slug}/models/generators/",
+        {"name": "remote", "base_url": base_url, "model": "m"},
+    )
+
+    # then both refuse it, naming the field, without the password anywhere in the answer
+    assert from_api.status_code == 400
+    assert from_api.json()["error"]["fields"]["base_url"] == [
+        "Must not contain a user name or password."
+    ]
+    assert from_page.status_code == 400
+    assert "generator base_url: Must not contain a user name or password." in (
+        from_page.content.decode()
+    )
+    for response in (from_api, from_page):
+        assert "pw-52e1a" not in response.content.decode()
+    assert not Generator.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_generator_saved_earlier_is_refused_at_call_time_and_the_build_says_why(
+    project: Project, chat: ChatServer, settings: Any
+) -> None:
+    # given a generator on the local host stored before the policy, and none allowed now
+    generator = Generator.objects.create(
+        project=project, name="local", base_url=chat.url, model="m", api_key="sk-local-77"
+    )
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+
+    # when a build runs with it
+    build = _run_build(project, generator)
+
+    # then it fails at the first stage with the reason; nothing (nor the key) was sent
+    assert build.status == BuildStatus.FAILED
+    assert build.error.startswith(
+        "Stage 1 (categories) stopped: Requests to 127.0.0.1 are not allowed: it is a loopback "
+        "address."
+    )
+    assert chat.requests == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [400, 401])  # 5xx: the client's tests (no retry waits here)
+def test_a_generators_error_reply_never_reaches_the_build_the_api_or_the_page(
+    project: Project, chat: ChatServer, status: int
+) -> None:
+    # given an (allowed) generator whose error replies carry secrets
+    chat.responder = lambda body: (status, {}, SECRET_BODY)
+    generator = Generator.objects.create(
+        project=project, name="local", base_url=chat.url, model="m", api_key="sk-local-77"
+    )
+
+    # when a build runs with it, and its owner looks at it through the API and the page
+    build = _run_build(project, generator)
+    from_api = bearer_client(api_key_for(project)).get(f"/api/v1/c3po-builds/{build.pk}")
+    page = _researcher(project).get(f"/projects/{project.slug}/models/builds/{build.pk}/")
+
+    # then the build failed naming the status and the host; the body is nowhere
+    host = chat.url.removeprefix("http://").removesuffix("/v1")
+    assert build.status == BuildStatus.FAILED
+    assert f"The generator at {host} answered HTTP {status}" in build.error
+    assert from_api.status_code == 200
+    assert page.status_code == 200
+    assert f"answered HTTP {status}" in page.content.decode()
+    for text in (build.error, from_api.content.decode(), page.content.decode()):
+        assert not any(fragment in text for fragment in BODY_FRAGMENTS)

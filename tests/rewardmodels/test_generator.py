@@ -6,6 +6,7 @@ import pickle
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -66,6 +67,11 @@ def make_client(server: ChatServer, waits: list[float]) -> Iterator[Callable[...
     yield make
     for client in clients:
         client.close()
+
+
+def host_of(server: ChatServer) -> str:
+    """How messages name the server: its host and port, never the path."""
+    return server.url.removeprefix("http://").removesuffix("/v1")
 
 
 def free_port() -> int:
@@ -273,8 +279,10 @@ def test_a_server_that_always_fails_is_an_http_error_naming_the_status(
         make_client(max_attempts=3).complete_text(MESSAGES)
 
     assert caught.value.kind == "http"
-    assert "500" in caught.value.message
-    assert "CUDA out of memory" in caught.value.message
+    assert caught.value.message.startswith(
+        f"The generator at {host_of(server)} answered HTTP 500 (Internal Server Error)"
+    )
+    assert "CUDA out of memory" not in caught.value.message  # the body is never quoted
     assert len(server.completions) == 3
     assert len(waits) == 2
 
@@ -297,7 +305,7 @@ def test_401_stops_at_once_without_revealing_the_key(
 
     assert caught.value.kind == "http"
     assert "401" in caught.value.message
-    assert "Incorrect API key provided" in caught.value.message
+    assert "Incorrect API key provided" not in caught.value.message
     assert key not in caught.value.message
     assert key not in str(caught.value)
     assert len(server.completions) == 1
@@ -314,21 +322,26 @@ def test_401_stops_at_once_without_revealing_the_key(
     ],
     ids=["openai-shape", "ollama-shape", "detail-shape", "plain-text"],
 )
-def test_other_4xx_stop_at_once_quoting_the_server(
+def test_other_4xx_stop_at_once_naming_the_status_and_host_but_not_the_reply(
     server: ChatServer,
     make_client: Callable[..., ChatClient],
     status: int,
     payload: Any,
     detail: str,
 ) -> None:
+    # The reply's body is whatever the destination chose to send: it may be an internal
+    # service's page or echo a secret, so messages (which builds store and pages show) never
+    # quote it.
     server.responder = lambda body: (status, {}, payload)
 
     with pytest.raises(GeneratorError) as caught:
         make_client().complete_text(MESSAGES)
 
     assert caught.value.kind == "http"
-    assert str(status) in caught.value.message
-    assert detail in caught.value.message
+    assert caught.value.message == (
+        f"The generator at {host_of(server)} answered HTTP {status} ({HTTPStatus(status).phrase})"
+    )
+    assert detail not in caught.value.message
     assert len(server.completions) == 1
 
 
@@ -544,3 +557,45 @@ def test_generator_error_survives_pickling() -> None:
 def test_generator_error_rejects_an_unknown_kind() -> None:
     with pytest.raises(ValueError, match="kind"):
         GeneratorError("x", kind="weird")  # type: ignore[arg-type]
+
+
+# -- where requests may go ----------------------------------------------------------------------
+
+
+def test_an_internal_generator_is_refused_at_once_without_sending_the_key(
+    server: ChatServer, make_client: Callable[..., ChatClient], settings: Any, waits: list[float]
+) -> None:
+    # given no internal host allowed (production's default)
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+
+    # when a generator on the local host is called
+    with pytest.raises(GeneratorError) as caught:
+        make_client(api_key="sk-local-1").complete_text(MESSAGES)
+
+    # then it is refused at once, as settings that can't work, and nothing was sent
+    assert caught.value.kind == "invalid"
+    assert caught.value.message.startswith(
+        "Requests to 127.0.0.1 are not allowed: it is a loopback address."
+    )
+    assert server.requests == []
+    assert waits == []
+
+
+def test_a_redirect_is_an_error_and_is_not_followed(
+    server: ChatServer, make_client: Callable[..., ChatClient]
+) -> None:
+    with ChatServer() as internal:
+        server.responder = lambda body: (
+            308,
+            {"Location": f"{internal.url}/chat/completions"},
+            b"",
+        )
+
+        with pytest.raises(GeneratorError) as caught:
+            make_client().complete_text(MESSAGES)
+
+        assert caught.value.kind == "http"
+        assert caught.value.message == (
+            f"The generator at {host_of(server)} answered HTTP 308 (Permanent Redirect)"
+        )
+        assert internal.requests == []
