@@ -21,8 +21,8 @@ The rules the table encodes:
   search has something to find).
 
 Unsafe requests carry a harmless or invalid body: they show who gets past the access check
-without doing much. Every request runs in a savepoint that is rolled back, so no cell sees
-what another did.
+without doing much. Every request runs in a savepoint that is rolled back, and the cache is
+emptied after it, so no cell sees what another did.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import orjson
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponseBase
 from django.shortcuts import resolve_url
@@ -783,6 +784,9 @@ def send(world: World, entry: Entry, call: Call, principal: str, path: str) -> t
         except Exception as error:  # the cell failed: report it with the others
             result, content = f"500 ({type(error).__name__}: {error})", b""
         transaction.set_rollback(True)
+    # What the request left in the cache goes too (counts of failed API-key attempts per
+    # address, say), so the revoked key's cells don't throttle the cells that follow.
+    cache.clear()
     return result, content
 
 
