@@ -25,6 +25,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from feedback import selectors, services
+from feedback.core.access import membership_or_404, viewer_of
+from feedback.core.pages import is_htmx
 from feedback.debug_mode import (
     RELEVANCE_LABELS,
     AnswerState,
@@ -54,8 +56,6 @@ from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.interventions import InterventionsInvalid, interventions_save
 from feedback.services.queues import AssignmentExpired
 from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
-from feedback.views.access import membership_or_404
-from feedback.views.answers import _is_htmx, viewer_of
 from feedback.views.queues import to_next_item
 
 ANSWER_PREFIX = "answer-"  # the editor of an answer without a trace
@@ -386,7 +386,7 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     try:
         rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)
     except RerunUnavailable as unavailable:
-        if _is_htmx(request):
+        if is_htmx(request):
             context: dict[str, Any] = {
                 "view": {"stage": stage, "rerun": None},
                 "rerun_error": str(unavailable),
@@ -395,7 +395,7 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             return render(request, "feedback/answer_debug.html#rerun-status", context, status=409)
         messages.error(request, str(unavailable))
         return redirect(_debug_url(answer))
-    if _is_htmx(request):
+    if is_htmx(request):
         context = {"view": {"stage": stage, "rerun": rerun}, "project": membership.project}
         return render(request, "feedback/answer_debug.html#rerun-status", context)
     messages.success(request, "Re-run started; this page shows its progress.")
@@ -412,7 +412,7 @@ def rerun_status(request: HttpRequest, slug: str, rerun_id: int) -> HttpResponse
         project=membership.project,
     )
     context = {"view": {"stage": rerun.stage, "rerun": rerun}, "project": membership.project}
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return redirect(_debug_url(rerun.answer))
     return render(request, "feedback/answer_debug.html#rerun-status", context)
 

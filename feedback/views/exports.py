@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import datasets, selectors, services
+from feedback.core.access import membership_or_404
+from feedback.core.pages import render_page
 from feedback.models import ExportFormat, ExportStatus, Membership, Role
-from feedback.views.access import membership_or_404
 
 SHOWN_EXPORTS = 50
 
@@ -39,10 +40,10 @@ def _context(
 @login_required
 def export_list(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    template = "feedback/exports.html"
-    if getattr(request, "htmx", False):
-        template += "#export-list"  # the poll while snapshots are being written
-    return render(request, template, _context(membership))
+    # With htmx: the poll while snapshots are being written.
+    return render_page(
+        request, "feedback/exports.html", _context(membership), partial="export-list"
+    )
 
 
 @require_POST

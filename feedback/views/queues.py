@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
+from feedback.core.access import membership_or_404
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.services.queues import (
     REACTION_STATES,
@@ -21,7 +22,6 @@ from feedback.services.queues import (
     QueueFilter,
     QueueInvalid,
 )
-from feedback.views.access import membership_or_404
 
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:

@@ -18,11 +18,11 @@ from django.views.defaults import server_error as django_server_error
 
 from config.celery_app import app as celery_app
 from feedback import selectors, services
-from feedback.api_support import error_body
+from feedback.core.access import membership_or_404
+from feedback.core.api import error_body
+from feedback.core.middleware import database_unavailable_response, is_api, is_database_outage
 from feedback.forms import ConnectorForm, ProjectSettingsForm
-from feedback.middleware import database_unavailable_response, is_api, is_database_outage
 from feedback.models import ApiKey, Membership, PipelineConnector, Role, Scope, WorkerHeartbeat
-from feedback.views.access import membership_or_404
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback.core.access import membership_or_404
 from feedback.core.outbound import redact_url
+from feedback.core.pages import render_page
 from feedback.models import Critique, Membership, Role
-from feedback.views.access import membership_or_404
 from rewardmodels import c3po as c3po_rules
 from rewardmodels import selectors, services
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, ReviewStatus, Scope
@@ -197,9 +198,7 @@ def build_detail(request: HttpRequest, slug: str, build_id: int) -> HttpResponse
         "samples": samples,
         "parts": services.c3po.PARTS,
     }
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/build_detail.html#build-status", context)
-    return render(request, "rewardmodels/build_detail.html", context)
+    return render_page(request, "rewardmodels/build_detail.html", context, partial="build-status")
 
 
 @require_POST

@@ -11,8 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback.core.access import membership_or_404
+from feedback.core.pages import render_page
 from feedback.models import Membership, Role
-from feedback.views.access import membership_or_404
 from rewardmodels import plots, selectors, services
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -159,9 +160,9 @@ def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
         extra["score_error"] = " ".join(m for ms in invalid.errors.values() for m in ms)
         status = 400
     context = _detail_context(membership, model, **extra)
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/model_detail.html#score", context, status=status)
-    return render(request, "rewardmodels/model_detail.html", context, status=status)
+    return render_page(
+        request, "rewardmodels/model_detail.html", context, partial="score", status=status
+    )
 
 
 @require_GET
@@ -170,9 +171,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     run = _run_or_404(membership, run_id)
     context = {"membership": membership, "project": membership.project, "run": run}
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/run_detail.html#run-status", context)
-    return render(request, "rewardmodels/run_detail.html", context)
+    return render_page(request, "rewardmodels/run_detail.html", context, partial="run-status")
 
 
 @require_POST

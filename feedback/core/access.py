@@ -1,8 +1,18 @@
+"""Who is asking: on a page, the caller's membership of the project in the URL; and the
+viewer id a signed-in person's feedback is recorded under (pages and API)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from feedback import selectors
 from feedback.models import Membership, Role, role_includes
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
 
 
 def membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATER) -> Membership:
@@ -13,3 +23,9 @@ def membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATE
     if not role_includes(membership.role, min_role):
         raise PermissionDenied(f"This page needs the {min_role} role.")
     return membership
+
+
+def viewer_of(request: HttpRequest | Request) -> str:
+    """The viewer a signed-in person's feedback is recorded as: themselves, whatever a form or
+    a body says."""
+    return f"user:{request.user.pk}"
