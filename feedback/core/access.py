@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from feedback import selectors
-from feedback.models import Membership, Role, role_includes
+from feedback.models import Answer, Membership, Role, role_includes
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -23,6 +23,14 @@ def membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATE
     if not role_includes(membership.role, min_role):
         raise PermissionDenied(f"This page needs the {min_role} role.")
     return membership
+
+
+def answer_or_404(membership: Membership, external_id: str) -> Answer:
+    """An answer of the caller's project; any other (or one since deleted) answers 404."""
+    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
+    if answer is None:
+        raise Http404("This answer does not exist (any more).")
+    return answer
 
 
 def viewer_of(request: HttpRequest | Request) -> str:

@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
-from feedback.core.access import membership_or_404, viewer_of
+from feedback.core.access import answer_or_404, membership_or_404, viewer_of
 from feedback.core.csp import allow_remote_images
 from feedback.core.pages import is_htmx, render_page
 from feedback.events import OUTCOMES
@@ -47,13 +47,6 @@ COMPARE_KEYS = {"a": "1", "b": "2", "tie": "3", "both_bad": "4"}
 
 def _new_event_id() -> str:
     return f"web:{uuid.uuid4()}"
-
-
-def _answer_or_404(membership: Membership, external_id: str) -> Answer:
-    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
-    if answer is None:
-        raise Http404("This answer does not exist (any more).")
-    return answer
 
 
 def _posted_answer(
@@ -196,7 +189,7 @@ def _followup_context(
 @login_required
 def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     viewer = viewer_of(request)
     # The follow-up is decided before this view is recorded as a new exposure.
     context = {
@@ -393,7 +386,7 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
     answer = None
     if request.GET.get("answer"):
-        answer = _answer_or_404(membership, request.GET["answer"])
+        answer = answer_or_404(membership, request.GET["answer"])
     return allow_remote_images(
         render(request, "feedback/compare.html", _compare_context(request, membership, answer)),
         allowed=membership.project.allow_images,
