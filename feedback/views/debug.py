@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from feedback import selectors, services
-from feedback.core.access import answer_or_404, membership_or_404, viewer_of
+from feedback.core.access import answer_or_404, found_or_404, membership_or_404, viewer_of
 from feedback.core.pages import is_htmx
 from feedback.debug_mode import (
     RELEVANCE_LABELS,
@@ -360,8 +360,7 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     answer = answer_or_404(membership, external_id)
     raw = request.POST.get("stage", "")
     stage = selectors.stage_get(answer=answer, position=int(raw)) if raw.isdigit() else None
-    if stage is None:
-        raise Http404("No stage at that position.")
+    stage = found_or_404(stage, "No stage at that position.")
     try:
         rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)
     except RerunUnavailable as unavailable:
@@ -385,9 +384,9 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
 @login_required
 def rerun_status(request: HttpRequest, slug: str, rerun_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    rerun = selectors.rerun_get(project=membership.project, rerun_id=rerun_id)
-    if rerun is None:
-        raise Http404("No such re-run.")
+    rerun = found_or_404(
+        selectors.rerun_get(project=membership.project, rerun_id=rerun_id), "No such re-run."
+    )
     context = {"view": {"stage": rerun.stage, "rerun": rerun}, "project": membership.project}
     if not is_htmx(request):
         return redirect(_debug_url(rerun.answer))

@@ -7,14 +7,14 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
-from feedback.core.access import membership_or_404
+from feedback.core.access import found_or_404, membership_or_404
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.selectors import REACTION_STATES, QueueFilter
 from feedback.services.queues import AssignmentExpired, QueueInvalid
@@ -22,9 +22,7 @@ from feedback.services.queues import AssignmentExpired, QueueInvalid
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
     queue = selectors.queue_get(project=membership.project, queue_id=queue_id)
-    if queue is None:
-        raise Http404("No such queue.")
-    return queue
+    return found_or_404(queue, "No such queue.")
 
 
 def _date(value: str, field: str, errors: dict[str, list[str]]) -> date | None:
@@ -144,9 +142,7 @@ def _posted_assignment(
         if raw.isdigit()
         else None
     )
-    if assignment is None:
-        raise Http404("No such item of yours in this queue.")
-    return assignment
+    return found_or_404(assignment, "No such item of yours in this queue.")
 
 
 @require_POST

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors as feedback_selectors
-from feedback.core.access import membership_or_404
+from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.outbound import redact_url
 from feedback.core.pages import render_page
 from feedback.models import Membership, Role
@@ -71,8 +71,7 @@ def feedback_create(request: HttpRequest, slug: str) -> HttpResponse:
 def critique_promote(request: HttpRequest, slug: str, critique_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     critique = feedback_selectors.critique_get(project=membership.project, critique_id=critique_id)
-    if critique is None:
-        raise Http404("No such critique.")
+    critique = found_or_404(critique, "No such critique.")
     feedback = services.c3po.critique_promote(critique=critique, created_by=membership.user)
     messages.success(request, "The critique is now verbal feedback; build its dataset below.")
     return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
@@ -110,8 +109,7 @@ def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _detail_context(membership: Membership, feedback_id: int, **extra: Any) -> dict[str, Any]:
     feedback = selectors.verbal_feedback_get(project=membership.project, feedback_id=feedback_id)
-    if feedback is None:
-        raise Http404("No such verbal feedback.")
+    feedback = found_or_404(feedback, "No such verbal feedback.")
     return {
         "membership": membership,
         "project": membership.project,
@@ -169,9 +167,7 @@ def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpRespo
 
 def _build_or_404(membership: Membership, build_id: int) -> C3POBuild:
     build = selectors.build_get(project=membership.project, build_id=build_id)
-    if build is None:
-        raise Http404("No such build.")
-    return build
+    return found_or_404(build, "No such build.")
 
 
 @require_GET
@@ -273,9 +269,9 @@ def _render_review(
 def review_submit(request: HttpRequest, slug: str, build_id: int, item_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     build = _build_or_404(membership, build_id)
-    item = selectors.build_item_get(build=build, item_id=item_id)
-    if item is None:
-        raise Http404("No such item in this build.")
+    item = found_or_404(
+        selectors.build_item_get(build=build, item_id=item_id), "No such item in this build."
+    )
     action = request.POST.get("action", "")
     revised = request.POST.get("revised")
     if action == "approve" and revised is not None and revised.strip() != item.revised.strip():

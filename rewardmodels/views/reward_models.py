@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback.core.access import membership_or_404
+from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.pages import render_page
 from feedback.models import Membership, Role
 from rewardmodels import plots, selectors, services
@@ -27,16 +27,12 @@ def _researcher(request: HttpRequest, slug: str) -> Membership:
 
 def _model_or_404(membership: Membership, model_id: int) -> RewardModel:
     model = selectors.reward_model_get(project=membership.project, model_id=model_id)
-    if model is None:
-        raise Http404("No such reward model.")
-    return model
+    return found_or_404(model, "No such reward model.")
 
 
 def _run_or_404(membership: Membership, run_id: int) -> TrainingRun:
     run = selectors.training_run_get(project=membership.project, run_id=run_id)
-    if run is None:
-        raise Http404("No such training run.")
-    return run
+    return found_or_404(run, "No such training run.")
 
 
 def _list_context(membership: Membership, **extra: Any) -> dict[str, Any]:
