@@ -54,11 +54,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
-    "feedback.middleware.ChunkedBodyMiddleware",
-    "feedback.middleware.DatabaseUnavailableMiddleware",
+    "feedback.core.middleware.ChunkedBodyMiddleware",
+    "feedback.core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "feedback.middleware.RejectNulCharactersMiddleware",
+    "feedback.core.middleware.RejectNulCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -235,13 +235,13 @@ API_RETRY_AFTER_SECONDS = 5
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "feedback.auth.ApiKeyAuthentication",
+        "feedback.core.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["feedback.api_support.OrjsonParser"],
-    "DEFAULT_RENDERER_CLASSES": ["feedback.api_support.OrjsonRenderer"],
-    "EXCEPTION_HANDLER": "feedback.api_support.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["feedback.core.api.OrjsonParser"],
+    "DEFAULT_RENDERER_CLASSES": ["feedback.core.api.OrjsonRenderer"],
+    "EXCEPTION_HANDLER": "feedback.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Content type is chosen by the Accept header only, never by a ?format= parameter.

@@ -1,5 +1,5 @@
 """REST API v1 of the feedback app: thin views that parse, call one service or selector, and
-render. Errors leave through `feedback.api_support.exception_handler`."""
+render. Errors leave through `feedback.core.api.exception_handler`."""
 
 from __future__ import annotations
 
@@ -16,31 +16,26 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, Throttled
+from rest_framework.exceptions import NotFound, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import datasets, events, schemas, selectors, services
-from feedback.api_support import (
+from feedback.core.access import viewer_of
+from feedback.core.api import (
+    ERRORS,
+    ErrorSerializer,
     FileRenderer,
     InvalidInput,
     NdjsonRenderer,
+    NotReady,
     OrjsonRenderer,
     TextRenderer,
 )
-from feedback.auth import project_for
+from feedback.core.auth import project_for
 from feedback.ingest import parse_timestamp
 from feedback.models import Answer, ApiKey, Export, ExportStatus, FeedbackEvent, Scope, Source
-
-ERRORS = {
-    400: OpenApiResponse(schemas.ErrorSerializer, description="Invalid input; fields named."),
-    401: OpenApiResponse(schemas.ErrorSerializer, description="No or bad API key."),
-    403: OpenApiResponse(schemas.ErrorSerializer, description="The key lacks the scope."),
-    413: OpenApiResponse(schemas.ErrorSerializer, description="Body over the size limit."),
-    415: OpenApiResponse(schemas.ErrorSerializer, description="The body is not JSON."),
-    503: OpenApiResponse(schemas.ErrorSerializer, description="Database down; retry later."),
-}
 
 
 def batch_items(body: Any, key: str) -> list[Any]:
@@ -142,7 +137,7 @@ class AnswerDetailApi(APIView):
         summary="An answer with its trace, feedback counts and revisions",
         responses={
             200: schemas.AnswerOutputSerializer,
-            404: OpenApiResponse(schemas.ErrorSerializer, description="No such answer here."),
+            404: OpenApiResponse(ErrorSerializer, description="No such answer here."),
             **{code: ERRORS[code] for code in (401, 403, 503)},
         },
     )
@@ -199,7 +194,7 @@ class FeedbackApi(APIView):
         responses={
             200: schemas.FeedbackResponseSerializer,
             201: schemas.FeedbackResponseSerializer,
-            429: OpenApiResponse(schemas.ErrorSerializer, description="Viewers over the limit."),
+            429: OpenApiResponse(ErrorSerializer, description="Viewers over the limit."),
             **ERRORS,
         },
         description=(
@@ -222,7 +217,7 @@ class FeedbackApi(APIView):
                 project=project,
                 items=items,
                 source=Source.BROWSER,
-                viewer=f"user:{request.user.pk}",
+                viewer=viewer_of(request),
             )
         if all(r.limit == "rate_limited" for r in results):
             raise Throttled(
@@ -358,7 +353,7 @@ class DatasetExportApi(APIView):
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
             **{code: ERRORS[code] for code in (400, 401, 403, 503)},
-            404: OpenApiResponse(schemas.ErrorSerializer, description="No such dataset."),
+            404: OpenApiResponse(ErrorSerializer, description="No such dataset."),
         },
         description=(
             "One JSON object per line, written as the database produces them (constant memory). "
@@ -444,7 +439,7 @@ class ExportDetailApi(APIView):
         summary="An export's status, progress, row count and sha256",
         responses={
             200: schemas.ExportOutputSerializer,
-            404: OpenApiResponse(schemas.ErrorSerializer, description="No such export here."),
+            404: OpenApiResponse(ErrorSerializer, description="No such export here."),
             **{code: ERRORS[code] for code in (401, 403, 503)},
         },
     )
@@ -461,8 +456,8 @@ class ExportDownloadApi(APIView):
         summary="The export's file, once it has succeeded",
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            404: OpenApiResponse(schemas.ErrorSerializer, description="No such export here."),
-            409: OpenApiResponse(schemas.ErrorSerializer, description="Not ready (or failed)."),
+            404: OpenApiResponse(ErrorSerializer, description="No such export here."),
+            409: OpenApiResponse(ErrorSerializer, description="Not ready (or failed)."),
             **{code: ERRORS[code] for code in (401, 403, 503)},
         },
     )
@@ -477,8 +472,3 @@ class ExportDownloadApi(APIView):
             filename=Path(export.file.name or "export").name,
             content_type="application/octet-stream",
         )
-
-
-class NotReady(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "not_ready"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
@@ -18,18 +17,6 @@ from feedback.datasets.definitions import DATASETS
 
 # Ids and names are shown in lists: characters that reorder the text around them are refused.
 NO_BIDI = " No bidirectional control characters (U+202A-U+202E, U+2066-U+2069)."
-
-
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "feedback.auth.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A project API key (`fbk_…`), created on the project's API keys page.",
-        }
 
 
 class MessageSerializer(serializers.Serializer[Any]):
@@ -219,18 +206,6 @@ class AnswerOutputSerializer(serializers.Serializer[Any]):
     revisions = serializers.ListField(child=serializers.CharField())
     trace = StageOutputSerializer(many=True)
     feedback_counts = FeedbackCountsSerializer()
-
-
-class ErrorDetailSerializer(serializers.Serializer[Any]):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    error = ErrorDetailSerializer()
 
 
 def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

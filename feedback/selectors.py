@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
@@ -16,17 +17,21 @@ from feedback.models import (
     Answer,
     ApiKey,
     Comparison,
+    Critique,
     Export,
     Exposure,
     FeedbackEvent,
     FollowUp,
     Intervention,
     Membership,
+    PipelineConnector,
     Project,
     QueueAssignment,
     QueueItem,
     Reaction,
+    Rerun,
     Stage,
+    WorkerHeartbeat,
 )
 
 
@@ -46,6 +51,11 @@ def membership_get(*, user: Any, slug: str) -> Membership | None:
     return (
         Membership.objects.select_related("project").filter(user=user, project__slug=slug).first()
     )
+
+
+def connector_get(*, project: Project) -> PipelineConnector | None:
+    """The pipeline the project registered, if any (else the demo pipeline answers)."""
+    return PipelineConnector.objects.filter(project=project).first()
 
 
 def answer_get_detailed(*, project: Project, external_id: str) -> Answer | None:
@@ -73,6 +83,11 @@ def api_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:
     return (
         ApiKey.objects.filter(project=project).select_related("created_by").order_by("-created_at")
     )
+
+
+def worker_heartbeat_latest() -> WorkerHeartbeat | None:
+    """The newest heartbeat of any worker: the health check's one read, so of no project."""
+    return WorkerHeartbeat.objects.order_by("-seen_at").first()
 
 
 def feedback_events_page(
@@ -173,6 +188,15 @@ def answer_for_page(*, project: Project, external_id: str) -> Answer | None:
     return Answer.objects.filter(project=project, external_id=external_id).first()
 
 
+def stages_for_answer(*, answer: Answer) -> list[Stage]:
+    """The answer's trace, in pipeline order."""
+    return list(answer.stages.order_by("position"))
+
+
+def stage_get(*, answer: Answer, position: int) -> Stage | None:
+    return answer.stages.filter(position=position).first()
+
+
 def followup_due(*, answer: Answer, viewer: str, delay: timedelta, now: datetime) -> bool:
     """Ask "did this solve your problem?" once the viewer saw the answer at least `delay`
     ago and has not answered yet."""
@@ -247,6 +271,10 @@ def answer_feedback_counts(*, answer: Answer) -> dict[str, Any]:
     }
 
 
+def critique_get(*, project: Project, critique_id: int) -> Critique | None:
+    return Critique.objects.filter(project=project, pk=critique_id).first()
+
+
 def export_get(*, project: Project, export_id: int) -> Export | None:
     return Export.objects.filter(project=project, pk=export_id).first()
 
@@ -255,7 +283,92 @@ def exports_for_project(*, project: Project) -> QuerySet[Export]:
     return Export.objects.filter(project=project).order_by("-created_at", "-id")
 
 
+# --- debug mode --------------------------------------------------------------------------------
+
+
+def interventions_by_annotator(*, answer: Answer, annotator: Any) -> list[Intervention]:
+    """The annotator's corrections of the answer, oldest first (the order they apply in)."""
+    return list(Intervention.objects.filter(answer=answer, annotator=annotator).order_by("id"))
+
+
+def reruns_by_requester(*, answer: Answer, user: Any) -> list[Rerun]:
+    """The re-runs `user` asked for on the answer's stages, oldest first, with their revisions."""
+    return list(
+        Rerun.objects.filter(answer=answer, requested_by=user)
+        .select_related("revision")
+        .order_by("created_at", "id")
+    )
+
+
+def rerun_get(*, project: Project, rerun_id: int) -> Rerun | None:
+    return (
+        Rerun.objects.select_related("stage", "answer", "revision")
+        .filter(project=project, pk=rerun_id)
+        .first()
+    )
+
+
 # --- annotation queues -------------------------------------------------------------------------
+
+REACTION_STATES = {
+    "any": "Any",
+    "loved": "Loved",
+    "positive": "Has a positive reaction",
+    "negative": "Has a negative reaction",
+    "none": "No reaction",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which answers a queue is made of."""
+
+    model: str = ""
+    model_version: str = ""
+    created_from: date | None = None
+    created_to: date | None = None  # inclusive
+    reaction_state: str = "any"  # one of REACTION_STATES
+    has_trace: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "created_from": self.created_from.isoformat() if self.created_from else None,
+            "created_to": self.created_to.isoformat() if self.created_to else None,
+            "reaction_state": self.reaction_state,
+            "has_trace": self.has_trace,
+        }
+
+
+def answers_matching(*, project: Project, spec: QueueFilter) -> QuerySet[Answer]:
+    """The project's answers that `spec` selects (dates are whole days in the current time
+    zone)."""
+    answers = Answer.objects.filter(project=project)
+    if spec.model:
+        answers = answers.filter(model=spec.model)
+    if spec.model_version:
+        answers = answers.filter(model_version=spec.model_version)
+    tz = timezone.get_current_timezone()
+    if spec.created_from:
+        answers = answers.filter(
+            created_at__gte=datetime.combine(spec.created_from, time.min, tzinfo=tz)
+        )
+    if spec.created_to:
+        day_after = datetime.combine(spec.created_to + timedelta(days=1), time.min, tzinfo=tz)
+        answers = answers.filter(created_at__lt=day_after)
+    active = Reaction.objects.filter(answer=OuterRef("pk"), removed_at__isnull=True)
+    if spec.reaction_state == "loved":
+        answers = answers.filter(Exists(active.filter(kind="love")))
+    elif spec.reaction_state == "positive":
+        answers = answers.filter(Exists(active.filter(kind__in=project.positive_reactions)))
+    elif spec.reaction_state == "negative":
+        answers = answers.filter(Exists(active.filter(kind__in=project.negative_reactions)))
+    elif spec.reaction_state == "none":
+        answers = answers.exclude(Exists(active))
+    if spec.has_trace:
+        answers = answers.filter(Exists(Stage.objects.filter(answer=OuterRef("pk"))))
+    return answers
 
 
 def model_names(*, project: Project) -> list[str]:
@@ -322,6 +435,42 @@ def queue_progress_for(*, queue: AnnotationQueue, annotator: Any) -> dict[str, i
         skipped=Count("id", filter=Q(status="skipped")),
     )
     return {"done": counts["done"], "skipped": counts["skipped"]}
+
+
+def queue_get(*, project: Project, queue_id: int) -> AnnotationQueue | None:
+    return AnnotationQueue.objects.filter(project=project, pk=queue_id).first()
+
+
+def queue_item_count(*, queue: AnnotationQueue) -> int:
+    return queue.items.count()
+
+
+def queue_assignment_get(
+    *, queue: AnnotationQueue, annotator: Any, assignment_id: int
+) -> QueueAssignment | None:
+    """The annotator's own assignment in this queue, with its answer."""
+    return (
+        QueueAssignment.objects.filter(pk=assignment_id, item__queue=queue, annotator=annotator)
+        .select_related("item__answer")
+        .first()
+    )
+
+
+def queue_assignment_of_answer(
+    *, answer: Answer, annotator: Any, assignment_id: int
+) -> QueueAssignment | None:
+    """The annotator's own assignment of this very answer, in a queue of the answer's project,
+    with its queue."""
+    return (
+        QueueAssignment.objects.filter(
+            pk=assignment_id,
+            annotator=annotator,
+            item__answer=answer,
+            item__queue__project_id=answer.project_id,
+        )
+        .select_related("item__queue")
+        .first()
+    )
 
 
 RELEVANCE_ORDER = ("irrelevant", "partial", "relevant")

@@ -16,10 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import schemas as feedback_schemas
-from feedback.api_support import InvalidInput, NdjsonRenderer, OrjsonRenderer
-from feedback.apis import ERRORS, NotReady
-from feedback.auth import project_for
+from feedback.core.api import (
+    ERRORS,
+    ErrorSerializer,
+    InvalidInput,
+    NdjsonRenderer,
+    NotReady,
+    OrjsonRenderer,
+)
+from feedback.core.auth import project_for
 from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
@@ -34,7 +39,7 @@ from rewardmodels.models import (
     VerbalFeedback,
 )
 
-NOT_FOUND = OpenApiResponse(feedback_schemas.ErrorSerializer, description="No such thing here.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such thing here.")
 
 
 def run_as_dict(run: TrainingRun) -> dict[str, Any]:
@@ -250,7 +255,7 @@ class RewardModelScoreApi(APIView):
         responses={
             200: ScoreOutputSerializer,
             404: NOT_FOUND,
-            409: OpenApiResponse(feedback_schemas.ErrorSerializer, description="No version yet."),
+            409: OpenApiResponse(ErrorSerializer, description="No version yet."),
             **ERRORS,
         },
         description="P[Love] models answer `{p_love}` per item; preference models `{reward}`.",
@@ -541,7 +546,7 @@ class BuildResumeApi(APIView):
         responses={
             202: BuildOutputSerializer,
             404: NOT_FOUND,
-            409: OpenApiResponse(feedback_schemas.ErrorSerializer, description="Not failed."),
+            409: OpenApiResponse(ErrorSerializer, description="Not failed."),
             **{c: ERRORS[c] for c in (401, 403, 503)},
         },
     )
@@ -566,7 +571,7 @@ class BuildDatasetApi(APIView):
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
             404: NOT_FOUND,
-            409: OpenApiResponse(feedback_schemas.ErrorSerializer, description="Not finished."),
+            409: OpenApiResponse(ErrorSerializer, description="Not finished."),
             **{c: ERRORS[c] for c in (400, 401, 403, 503)},
         },
         description=(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from feedback.models import Project
+from feedback.models import Critique, Project
 from rewardmodels.models import (
+    BuildStatus,
     C3POBuild,
+    C3POItem,
     Generator,
+    ReviewStatus,
     RewardModel,
     RunStatus,
+    Scope,
     TrainingRun,
     VerbalFeedback,
 )
@@ -61,6 +65,35 @@ def generator_get(*, project: Project, generator_id: int) -> Generator | None:
 
 def generators_for_project(*, project: Project) -> QuerySet[Generator]:
     return Generator.objects.filter(project=project).order_by("name")
+
+
+def critiques_to_promote(*, project: Project) -> QuerySet[Critique]:
+    """The project's critiques not yet promoted to verbal feedback, newest first."""
+    promoted = VerbalFeedback.objects.filter(project=project, critique__isnull=False)
+    return (
+        Critique.objects.filter(project=project)
+        .exclude(pk__in=promoted.values("critique_id"))
+        .select_related("answer")
+        .order_by("-created_at")
+    )
+
+
+def builds_for_feedback(*, feedback: VerbalFeedback) -> QuerySet[C3POBuild]:
+    return feedback.builds.select_related("generator").order_by("-created_at")
+
+
+def builds_in_review(*, project: Project) -> QuerySet[C3POBuild]:
+    """Builds waiting for annotators to review their revised responses."""
+    return builds_for_project(project=project).filter(status=BuildStatus.REVIEW)
+
+
+def build_item_get(*, build: C3POBuild, item_id: int) -> C3POItem | None:
+    return C3POItem.objects.filter(build=build, pk=item_id).first()
+
+
+def build_items_pending_review(*, build: C3POBuild) -> int:
+    """How many in-scope items of the build still wait for a reviewer."""
+    return build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING).count()
 
 
 def build_get(*, project: Project, build_id: int) -> C3POBuild | None:

@@ -10,89 +10,31 @@ a statement that sees every assignment committed before it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from feedback.models import (
     AnnotationQueue,
-    Answer,
     AssignmentStatus,
     Project,
     QueueAssignment,
     QueueItem,
-    Reaction,
-    Stage,
 )
-from feedback.services.errors import ServiceError
 
-REACTION_STATES = {
-    "any": "Any",
-    "loved": "Loved",
-    "positive": "Has a positive reaction",
-    "negative": "Has a negative reaction",
-    "none": "No reaction",
-}
+# The filter a queue is made from is a read; queue_create takes it as its input.
+from feedback.selectors import REACTION_STATES, QueueFilter, answers_matching
+from feedback.services.errors import ServiceError
 
 
 class QueueInvalid(ServiceError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("The queue could not be created.")
         self.errors = errors
-
-
-@dataclass(frozen=True, slots=True)
-class QueueFilter:
-    model: str = ""
-    model_version: str = ""
-    created_from: date | None = None
-    created_to: date | None = None  # inclusive
-    reaction_state: str = "any"
-    has_trace: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "model_version": self.model_version,
-            "created_from": self.created_from.isoformat() if self.created_from else None,
-            "created_to": self.created_to.isoformat() if self.created_to else None,
-            "reaction_state": self.reaction_state,
-            "has_trace": self.has_trace,
-        }
-
-
-def answers_matching(*, project: Project, spec: QueueFilter) -> QuerySet[Answer]:
-    answers = Answer.objects.filter(project=project)
-    if spec.model:
-        answers = answers.filter(model=spec.model)
-    if spec.model_version:
-        answers = answers.filter(model_version=spec.model_version)
-    tz = timezone.get_current_timezone()
-    if spec.created_from:
-        answers = answers.filter(
-            created_at__gte=datetime.combine(spec.created_from, time.min, tzinfo=tz)
-        )
-    if spec.created_to:
-        day_after = datetime.combine(spec.created_to + timedelta(days=1), time.min, tzinfo=tz)
-        answers = answers.filter(created_at__lt=day_after)
-    active = Reaction.objects.filter(answer=OuterRef("pk"), removed_at__isnull=True)
-    if spec.reaction_state == "loved":
-        answers = answers.filter(Exists(active.filter(kind="love")))
-    elif spec.reaction_state == "positive":
-        answers = answers.filter(Exists(active.filter(kind__in=project.positive_reactions)))
-    elif spec.reaction_state == "negative":
-        answers = answers.filter(Exists(active.filter(kind__in=project.negative_reactions)))
-    elif spec.reaction_state == "none":
-        answers = answers.exclude(Exists(active))
-    if spec.has_trace:
-        answers = answers.filter(Exists(Stage.objects.filter(answer=OuterRef("pk"))))
-    return answers
 
 
 def queue_create(

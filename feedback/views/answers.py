@@ -23,12 +23,13 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
+from feedback.core.access import answer_or_404, membership_or_404, viewer_of
 from feedback.core.csp import allow_remote_images
+from feedback.core.pages import is_htmx, render_page
 from feedback.events import OUTCOMES
 from feedback.models import Answer, Membership, Outcome, Winner
 from feedback.rendering import render_markdown
 from feedback.services.feedback import RATE_WINDOW, FeedbackResult
-from feedback.views.access import membership_or_404
 
 ANSWERS_PER_PAGE = 25
 REACTION_EMOJI = {
@@ -44,23 +45,8 @@ CRITIQUE_CATEGORIES = ["incorrect", "unhelpful", "incomplete", "too long", "unsa
 COMPARE_KEYS = {"a": "1", "b": "2", "tie": "3", "both_bad": "4"}
 
 
-def viewer_of(request: HttpRequest) -> str:
-    return f"user:{request.user.pk}"
-
-
 def _new_event_id() -> str:
     return f"web:{uuid.uuid4()}"
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False))
-
-
-def _answer_or_404(membership: Membership, external_id: str) -> Answer:
-    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
-    if answer is None:
-        raise Http404("This answer does not exist (any more).")
-    return answer
 
 
 def _posted_answer(
@@ -71,7 +57,7 @@ def _posted_answer(
     answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
     if answer is not None:
         return answer
-    if not _is_htmx(request):
+    if not is_htmx(request):
         raise Http404("This answer does not exist (any more).")
     context = {"target_id": target_id, "slug": membership.project.slug}
     return render(request, "feedback/answer_gone.html", context, status=404)
@@ -126,10 +112,7 @@ def answer_list(request: HttpRequest, slug: str) -> HttpResponse:
         "filter_query": urlencode(query),
         "emoji": REACTION_EMOJI,
     }
-    template = "feedback/answer_list.html"
-    if _is_htmx(request):
-        template += "#answer-list"
-    return render(request, template, context)
+    return render_page(request, "feedback/answer_list.html", context, partial="answer-list")
 
 
 # --- one answer --------------------------------------------------------------------------------
@@ -206,7 +189,7 @@ def _followup_context(
 @login_required
 def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     viewer = viewer_of(request)
     # The follow-up is decided before this view is recorded as a new exposure.
     context = {
@@ -258,7 +241,7 @@ def _feedback_response(
     """Without htmx: a message and a redirect back (the page works without JavaScript). With
     htmx: the partial, rendered for success or failure, with the failure's status code."""
     ok = result.status != "error"
-    if not _is_htmx(request):
+    if not is_htmx(request):
         if not ok:
             messages.error(request, _error_text(result))
         elif thanks:
@@ -403,7 +386,7 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug)
     answer = None
     if request.GET.get("answer"):
-        answer = _answer_or_404(membership, request.GET["answer"])
+        answer = answer_or_404(membership, request.GET["answer"])
     return allow_remote_images(
         render(request, "feedback/compare.html", _compare_context(request, membership, answer)),
         allowed=membership.project.allow_images,

@@ -18,13 +18,15 @@ from typing import Any
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from feedback import selectors, services
+from feedback.core.access import answer_or_404, found_or_404, membership_or_404, viewer_of
+from feedback.core.pages import is_htmx
 from feedback.debug_mode import (
     RELEVANCE_LABELS,
     AnswerState,
@@ -45,7 +47,6 @@ from feedback.models import (
     Intervention,
     Membership,
     QueueAssignment,
-    Rerun,
     Role,
     Stage,
 )
@@ -54,18 +55,9 @@ from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.interventions import InterventionsInvalid, interventions_save
 from feedback.services.queues import AssignmentExpired
 from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
-from feedback.views.access import membership_or_404
-from feedback.views.answers import _is_htmx, viewer_of
 from feedback.views.queues import to_next_item
 
 ANSWER_PREFIX = "answer-"  # the editor of an answer without a trace
-
-
-def _answer_or_404(membership: Membership, external_id: str) -> Answer:
-    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
-    if answer is None:
-        raise Http404("This answer does not exist (any more).")
-    return answer
 
 
 def _assignment(
@@ -76,15 +68,8 @@ def _assignment(
     raw = request.POST.get("assignment") or request.GET.get("assignment") or ""
     if not raw.isdigit():
         return None
-    return (
-        QueueAssignment.objects.filter(
-            pk=int(raw),
-            annotator=membership.user,
-            item__answer=answer,
-            item__queue__project=membership.project,
-        )
-        .select_related("item__queue")
-        .first()
+    return selectors.queue_assignment_of_answer(
+        answer=answer, annotator=membership.user, assignment_id=int(raw)
     )
 
 
@@ -170,20 +155,15 @@ def _debug_context(
     errors: dict[str, list[str]] | None = None,
     assignment: QueueAssignment | None = None,
 ) -> dict[str, Any]:
-    stages = list(answer.stages.order_by("position"))
-    mine = list(
-        Intervention.objects.filter(answer=answer, annotator=membership.user).order_by("id")
-    )
+    stages = selectors.stages_for_answer(answer=answer)
+    mine = selectors.interventions_by_annotator(answer=answer, annotator=membership.user)
     by_stage: dict[int | None, list[Intervention]] = defaultdict(list)
     for intervention in mine:
         by_stage[intervention.stage_id].append(intervention)
     pipeline = pipeline_for(membership.project)
     rerun_reason = rerun_unavailable_reason(answer, pipeline)
     reruns = {
-        r.stage_id: r
-        for r in Rerun.objects.filter(answer=answer, requested_by=membership.user)
-        .select_related("revision")
-        .order_by("created_at", "id")
+        r.stage_id: r for r in selectors.reruns_by_requester(answer=answer, user=membership.user)
     }
     errors = errors or {}
     views: list[dict[str, Any]] = []
@@ -243,7 +223,7 @@ def _debug_url(answer: Answer, assignment: QueueAssignment | None = None) -> str
 @login_required
 def answer_debug(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     context = _debug_context(
         request, membership, answer, assignment=_assignment(request, membership, answer)
     )
@@ -288,13 +268,11 @@ def _changes_from_form(
 @login_required
 def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     assignment = _assignment(request, membership, answer)
     form = _form_lists(request)
-    stages = list(answer.stages.order_by("position"))
-    mine = list(
-        Intervention.objects.filter(answer=answer, annotator=membership.user).order_by("id")
-    )
+    stages = selectors.stages_for_answer(answer=answer)
+    mine = selectors.interventions_by_annotator(answer=answer, annotator=membership.user)
     if request.POST.get("version") != _version(stages, mine):
         context = _debug_context(
             request,
@@ -362,12 +340,13 @@ def _stage_errors(
 def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     """The live diff under the "Corrected answer" field."""
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     prefix = request.POST.get("prefix", ANSWER_PREFIX)
     stage = None
     if prefix != ANSWER_PREFIX:
         position = prefix.removeprefix("s").removesuffix("-")
-        stage = answer.stages.filter(position=int(position)).first() if position.isdigit() else None
+        if position.isdigit():
+            stage = selectors.stage_get(answer=answer, position=int(position))
     original = str(stage.output.get("text", "")) if stage else answer.response
     corrected = request.POST.get(f"{prefix}answer", original)
     view = {"prefix": prefix, "diff": word_diff(original, corrected.replace("\r\n", "\n"))}
@@ -378,15 +357,14 @@ def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> Http
 @login_required
 def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    answer = _answer_or_404(membership, external_id)
+    answer = answer_or_404(membership, external_id)
     raw = request.POST.get("stage", "")
-    stage = answer.stages.filter(position=int(raw)).first() if raw.isdigit() else None
-    if stage is None:
-        raise Http404("No stage at that position.")
+    stage = selectors.stage_get(answer=answer, position=int(raw)) if raw.isdigit() else None
+    stage = found_or_404(stage, "No stage at that position.")
     try:
         rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)
     except RerunUnavailable as unavailable:
-        if _is_htmx(request):
+        if is_htmx(request):
             context: dict[str, Any] = {
                 "view": {"stage": stage, "rerun": None},
                 "rerun_error": str(unavailable),
@@ -395,7 +373,7 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             return render(request, "feedback/answer_debug.html#rerun-status", context, status=409)
         messages.error(request, str(unavailable))
         return redirect(_debug_url(answer))
-    if _is_htmx(request):
+    if is_htmx(request):
         context = {"view": {"stage": stage, "rerun": rerun}, "project": membership.project}
         return render(request, "feedback/answer_debug.html#rerun-status", context)
     messages.success(request, "Re-run started; this page shows its progress.")
@@ -406,13 +384,11 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
 @login_required
 def rerun_status(request: HttpRequest, slug: str, rerun_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    rerun = get_object_or_404(
-        Rerun.objects.select_related("stage", "answer", "revision"),
-        pk=rerun_id,
-        project=membership.project,
+    rerun = found_or_404(
+        selectors.rerun_get(project=membership.project, rerun_id=rerun_id), "No such re-run."
     )
     context = {"view": {"stage": rerun.stage, "rerun": rerun}, "project": membership.project}
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return redirect(_debug_url(rerun.answer))
     return render(request, "feedback/answer_debug.html#rerun-status", context)
 

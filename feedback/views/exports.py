@@ -7,14 +7,15 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import datasets, selectors, services
+from feedback.core.access import found_or_404, membership_or_404
+from feedback.core.pages import render_page
 from feedback.models import ExportFormat, ExportStatus, Membership, Role
-from feedback.views.access import membership_or_404
 
 SHOWN_EXPORTS = 50
 
@@ -39,10 +40,10 @@ def _context(
 @login_required
 def export_list(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    template = "feedback/exports.html"
-    if getattr(request, "htmx", False):
-        template += "#export-list"  # the poll while snapshots are being written
-    return render(request, template, _context(membership))
+    # With htmx: the poll while snapshots are being written.
+    return render_page(
+        request, "feedback/exports.html", _context(membership), partial="export-list"
+    )
 
 
 @require_POST
@@ -76,8 +77,7 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
 def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResponseBase:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     export = selectors.export_get(project=membership.project, export_id=export_id)
-    if export is None:
-        raise Http404("No such export.")
+    export = found_or_404(export, "No such export.")
     if export.status != ExportStatus.SUCCEEDED:
         return HttpResponse(f"The export is {export.status}.", status=409)
     return FileResponse(

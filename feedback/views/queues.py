@@ -7,25 +7,22 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
+from feedback.core.access import found_or_404, membership_or_404
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
-from feedback.services.queues import (
-    REACTION_STATES,
-    AssignmentExpired,
-    QueueFilter,
-    QueueInvalid,
-)
-from feedback.views.access import membership_or_404
+from feedback.selectors import REACTION_STATES, QueueFilter
+from feedback.services.queues import AssignmentExpired, QueueInvalid
 
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
-    return get_object_or_404(AnnotationQueue, pk=queue_id, project=membership.project)
+    queue = selectors.queue_get(project=membership.project, queue_id=queue_id)
+    return found_or_404(queue, "No such queue.")
 
 
 def _date(value: str, field: str, errors: dict[str, list[str]]) -> date | None:
@@ -91,7 +88,8 @@ def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
     if errors:
         context = _list_context(membership, form=post, errors=errors)
         return render(request, "feedback/queues.html", context, status=400)
-    messages.success(request, f"Queue “{queue.name}” created with {queue.items.count()} answers.")
+    count = selectors.queue_item_count(queue=queue)
+    messages.success(request, f"Queue “{queue.name}” created with {count} answers.")
     return redirect("feedback:queue_detail", slug, queue.pk)
 
 
@@ -138,15 +136,13 @@ def _posted_assignment(
 ) -> QueueAssignment:
     raw = request.POST.get("assignment", "")
     assignment = (
-        QueueAssignment.objects.filter(pk=int(raw), item__queue=queue, annotator=membership.user)
-        .select_related("item__answer")
-        .first()
+        selectors.queue_assignment_get(
+            queue=queue, annotator=membership.user, assignment_id=int(raw)
+        )
         if raw.isdigit()
         else None
     )
-    if assignment is None:
-        raise Http404("No such item of yours in this queue.")
-    return assignment
+    return found_or_404(assignment, "No such item of yours in this queue.")
 
 
 @require_POST

@@ -11,29 +11,27 @@ import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback import selectors as feedback_selectors
+from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.outbound import redact_url
-from feedback.models import Critique, Membership, Role
-from feedback.views.access import membership_or_404
+from feedback.core.pages import render_page
+from feedback.models import Membership, Role
 from rewardmodels import c3po as c3po_rules
 from rewardmodels import selectors, services
-from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, ReviewStatus, Scope
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
 from rewardmodels.services.c3po import C3POInvalid
 
 
 def _feedback_context(membership: Membership, **extra: Any) -> dict[str, Any]:
     project = membership.project
-    promoted = selectors.verbal_feedback_for_project(project=project).exclude(critique=None)
     return {
         "membership": membership,
         "project": project,
         "feedback_list": selectors.verbal_feedback_for_project(project=project)[:50],
-        "critiques": Critique.objects.filter(project=project)
-        .exclude(pk__in=promoted.values("critique_id"))
-        .select_related("answer")
-        .order_by("-created_at")[:20],
+        "critiques": selectors.critiques_to_promote(project=project)[:20],
         "generators": selectors.generators_for_project(project=project),
         "builds": selectors.builds_for_project(project=project)[:20],
         "form": {},
@@ -72,7 +70,8 @@ def feedback_create(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def critique_promote(request: HttpRequest, slug: str, critique_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    critique = get_object_or_404(Critique, pk=critique_id, project=membership.project)
+    critique = feedback_selectors.critique_get(project=membership.project, critique_id=critique_id)
+    critique = found_or_404(critique, "No such critique.")
     feedback = services.c3po.critique_promote(critique=critique, created_by=membership.user)
     messages.success(request, "The critique is now verbal feedback; build its dataset below.")
     return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
@@ -110,13 +109,12 @@ def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _detail_context(membership: Membership, feedback_id: int, **extra: Any) -> dict[str, Any]:
     feedback = selectors.verbal_feedback_get(project=membership.project, feedback_id=feedback_id)
-    if feedback is None:
-        raise Http404("No such verbal feedback.")
+    feedback = found_or_404(feedback, "No such verbal feedback.")
     return {
         "membership": membership,
         "project": membership.project,
         "feedback": feedback,
-        "builds": feedback.builds.select_related("generator").order_by("-created_at"),
+        "builds": selectors.builds_for_feedback(feedback=feedback),
         "generators": selectors.generators_for_project(project=membership.project),
         "defaults": c3po_rules.DEFAULT_COUNTS,
         "form": {},
@@ -169,9 +167,7 @@ def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpRespo
 
 def _build_or_404(membership: Membership, build_id: int) -> C3POBuild:
     build = selectors.build_get(project=membership.project, build_id=build_id)
-    if build is None:
-        raise Http404("No such build.")
-    return build
+    return found_or_404(build, "No such build.")
 
 
 @require_GET
@@ -197,9 +193,7 @@ def build_detail(request: HttpRequest, slug: str, build_id: int) -> HttpResponse
         "samples": samples,
         "parts": services.c3po.PARTS,
     }
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/build_detail.html#build-status", context)
-    return render(request, "rewardmodels/build_detail.html", context)
+    return render_page(request, "rewardmodels/build_detail.html", context, partial="build-status")
 
 
 @require_POST
@@ -235,9 +229,7 @@ def build_dataset(request: HttpRequest, slug: str, build_id: int) -> StreamingHt
 def review_list(request: HttpRequest, slug: str) -> HttpResponse:
     """Builds waiting for annotators: where the review queue starts."""
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    builds = selectors.builds_for_project(project=membership.project).filter(
-        status=BuildStatus.REVIEW
-    )
+    builds = selectors.builds_in_review(project=membership.project)
     context = {"membership": membership, "project": membership.project, "builds": builds}
     return render(request, "rewardmodels/reviews.html", context)
 
@@ -261,13 +253,12 @@ def _render_review(
     status: int = 200,
 ) -> HttpResponse:
     item = item or services.c3po.item_next_for_review(build=build)
-    pending = build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING)
     context = {
         "membership": membership,
         "project": membership.project,
         "build": build,
         "item": item,
-        "pending": pending.count(),
+        "pending": selectors.build_items_pending_review(build=build),
         "errors": errors or {},
     }
     return render(request, "rewardmodels/review.html", context, status=status)
@@ -278,7 +269,9 @@ def _render_review(
 def review_submit(request: HttpRequest, slug: str, build_id: int, item_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     build = _build_or_404(membership, build_id)
-    item = get_object_or_404(C3POItem, pk=item_id, build=build)
+    item = found_or_404(
+        selectors.build_item_get(build=build, item_id=item_id), "No such item in this build."
+    )
     action = request.POST.get("action", "")
     revised = request.POST.get("revised")
     if action == "approve" and revised is not None and revised.strip() != item.revised.strip():

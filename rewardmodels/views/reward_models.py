@@ -11,8 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback.core.access import found_or_404, membership_or_404
+from feedback.core.pages import render_page
 from feedback.models import Membership, Role
-from feedback.views.access import membership_or_404
 from rewardmodels import plots, selectors, services
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -26,16 +27,12 @@ def _researcher(request: HttpRequest, slug: str) -> Membership:
 
 def _model_or_404(membership: Membership, model_id: int) -> RewardModel:
     model = selectors.reward_model_get(project=membership.project, model_id=model_id)
-    if model is None:
-        raise Http404("No such reward model.")
-    return model
+    return found_or_404(model, "No such reward model.")
 
 
 def _run_or_404(membership: Membership, run_id: int) -> TrainingRun:
     run = selectors.training_run_get(project=membership.project, run_id=run_id)
-    if run is None:
-        raise Http404("No such training run.")
-    return run
+    return found_or_404(run, "No such training run.")
 
 
 def _list_context(membership: Membership, **extra: Any) -> dict[str, Any]:
@@ -159,9 +156,9 @@ def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
         extra["score_error"] = " ".join(m for ms in invalid.errors.values() for m in ms)
         status = 400
     context = _detail_context(membership, model, **extra)
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/model_detail.html#score", context, status=status)
-    return render(request, "rewardmodels/model_detail.html", context, status=status)
+    return render_page(
+        request, "rewardmodels/model_detail.html", context, partial="score", status=status
+    )
 
 
 @require_GET
@@ -170,9 +167,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     run = _run_or_404(membership, run_id)
     context = {"membership": membership, "project": membership.project, "run": run}
-    if getattr(request, "htmx", False):
-        return render(request, "rewardmodels/run_detail.html#run-status", context)
-    return render(request, "rewardmodels/run_detail.html", context)
+    return render_page(request, "rewardmodels/run_detail.html", context, partial="run-status")
 
 
 @require_POST

@@ -1,5 +1,6 @@
-"""What every API endpoint shares: JSON in and out (orjson), the error shape
-`{"error": {"code", "message", "fields"?}}`, and the limits on request bodies."""
+"""What every API endpoint of both apps shares: JSON in and out (orjson), the error shape
+`{"error": {"code", "message", "fields"?}}` with its schema and the error responses every
+operation documents, and the limits on request bodies."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
@@ -41,6 +43,37 @@ class InvalidInput(exceptions.APIException):
     def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.fields = fields or {}
+
+
+class NotReady(exceptions.APIException):
+    """409: the thing asked for exists but is not in a state to give it (an export or a build
+    still running, a model with no trained version)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_ready"
+
+
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = ErrorDetailSerializer()
+
+
+# The errors any operation may answer; each operation lists the ones that apply to it.
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; fields named."),
+    401: OpenApiResponse(ErrorSerializer, description="No or bad API key."),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope."),
+    413: OpenApiResponse(ErrorSerializer, description="Body over the size limit."),
+    415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
+    503: OpenApiResponse(ErrorSerializer, description="Database down; retry later."),
+}
 
 
 class OrjsonParser(BaseParser):

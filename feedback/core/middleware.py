@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
 
-from feedback.api_support import ServiceUnavailable, error_body
+from feedback.core.api import ServiceUnavailable, error_body
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from feedback import selectors
 from feedback.core.throttling import auth_failure_record, auth_failures_wait, client_address
-from feedback.models import SCOPE_MIN_ROLE, ApiKey, Membership, Project, Scope, role_includes
+from feedback.models import SCOPE_MIN_ROLE, ApiKey, Project, Scope, role_includes
 from feedback.services import api_key_authenticate
 
 
@@ -80,6 +82,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the schema describes `ApiKeyAuthentication` (registered when this module loads,
+    which it does wherever the authentication class is used)."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A project API key (`fbk_…`), created on the project's API keys page.",
+        }
+
+
 def project_for(request: Request, *scopes: Scope) -> Project:
     """The project this request acts on, once the caller is allowed one of `scopes` in it."""
     wanted = " or ".join(f"'{s}'" for s in scopes)
@@ -90,11 +107,7 @@ def project_for(request: Request, *scopes: Scope) -> Project:
     slug = request.query_params.get("project")
     if not slug:
         raise exceptions.ValidationError({"project": ["Name the project: ?project=<slug>."]})
-    membership: Any = (
-        Membership.objects.select_related("project")
-        .filter(user_id=getattr(request.user, "pk", None) or 0, project__slug=slug)
-        .first()
-    )
+    membership = selectors.membership_get(user=request.user, slug=slug)
     if membership is None:
         raise exceptions.NotFound("No such project.")
     if not any(role_includes(membership.role, SCOPE_MIN_ROLE[scope]) for scope in scopes):

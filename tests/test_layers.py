@@ -1,0 +1,196 @@
+"""The layers stay apart, checked on the source itself so new code can't quietly blur them:
+
+- pages, API views and authentication read through selectors and write through services: no
+  ORM query in them;
+- a module never imports another module's private name (a helper two modules need is a shared
+  helper, in feedback/core);
+- the reward-model app uses the shared infrastructure in feedback/core, never feedback's views
+  or API modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("feedback", "rewardmodels")
+
+# Where requests are parsed and answered: the modules that must hold no ORM query.
+REQUEST_LAYER = sorted(
+    {
+        *ROOT.glob("feedback/views/*.py"),
+        *ROOT.glob("rewardmodels/views/*.py"),
+        ROOT / "feedback" / "apis.py",
+        ROOT / "rewardmodels" / "apis.py",
+        ROOT / "feedback" / "core" / "access.py",
+        ROOT / "feedback" / "core" / "auth.py",
+        ROOT / "feedback" / "core" / "pages.py",
+    }
+)
+
+# Methods only a queryset or a related manager has (or whose no-argument form only they have):
+# calling one builds or runs a query.
+QUERY_METHODS = {
+    "aggregate",
+    "annotate",
+    "bulk_create",
+    "bulk_update",
+    "defer",
+    "distinct",
+    "exclude",
+    "exists",
+    "extra",
+    "filter",
+    "first",
+    "get_or_create",
+    "in_bulk",
+    "iterator",
+    "last",
+    "only",
+    "order_by",
+    "prefetch_related",
+    "raw",
+    "select_for_update",
+    "select_related",
+    "update_or_create",
+    "using",
+    "values_list",
+}
+QUERY_METHODS_WITHOUT_ARGUMENTS = {"count"}  # str.count and list.count take one
+QUERY_SHORTCUTS = {"get_object_or_404", "get_list_or_404"}
+# Raw SQL and transactions belong in selectors and services.
+DATABASE_HANDLES = {"connection", "connections", "transaction"}
+
+# Feedback's modules that answer requests: the reward-model app must not depend on them.
+FEEDBACK_REQUEST_MODULES = (
+    "feedback.views",
+    "feedback.apis",
+    "feedback.api_urls",
+    "feedback.urls",
+    "feedback.schemas",
+)
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
+def _project_sources() -> Iterator[Path]:
+    for app in APPS:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path
+
+
+def _query_offences(path: Path) -> list[str]:
+    """One line per source line that queries, naming its outermost query expression."""
+    found: dict[int, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        offence = _query_offence(node)
+        if offence is not None and isinstance(node, ast.expr | ast.stmt):
+            found.setdefault(node.lineno, offence)  # the walk meets outer expressions first
+    return [f"{_relative(path)}:{line}: {offence}" for line, offence in sorted(found.items())]
+
+
+def _query_offence(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and node.attr == "objects":
+        return f"{ast.unparse(node)} (a model manager)"
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in QUERY_SHORTCUTS:
+            return f"{name}(...)"
+        if isinstance(func, ast.Attribute) and (
+            name in QUERY_METHODS or (name in QUERY_METHODS_WITHOUT_ARGUMENTS and not node.args)
+        ):
+            return f"{ast.unparse(func)}(...)"
+    if isinstance(node, ast.ImportFrom) and node.module == "django.db":
+        handles = [alias.name for alias in node.names if alias.name in DATABASE_HANDLES]
+        if handles:
+            return f"imports {', '.join(handles)} from django.db"
+    return None
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str, str]]:
+    """(line, module, name) of every absolute import in the file, at any depth (a function-level
+    import counts too); `name` is "" for `import module`."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, ""
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                yield node.lineno, node.module, alias.name
+
+
+def test_the_request_layer_holds_no_orm_query() -> None:
+    # given the modules that parse requests and render answers
+    assert len(REQUEST_LAYER) > 8, "the list of modules went missing"
+    # when their code is read
+    offences = [offence for path in REQUEST_LAYER for offence in _query_offences(path)]
+    # then none of it queries the database: that is what selectors (reads) and services
+    # (writes) are for
+    assert offences == [], "ORM code outside selectors and services:\n" + "\n".join(offences)
+
+
+def test_the_orm_check_sees_each_kind_of_query(tmp_path: Path) -> None:
+    # given a view written the way the rule forbids, once per kind of query
+    source = tmp_path / "view.py"
+    source.write_text(
+        "from django.db import connection\n"
+        "from django.shortcuts import get_object_or_404\n"
+        "def view(request, project, answer):\n"
+        "    a = Answer.objects.get(pk=1)\n"
+        "    b = get_object_or_404(Answer, pk=1)\n"
+        "    c = answer.stages.filter(position=0).first()\n"
+        "    d = project.answers.select_related('revision_of')\n"
+        "    e = answer.critiques.count()\n"
+        "    f = 'text'.count('t') + len(request.POST.get('x', ''))\n"
+    )
+    # when it is checked
+    found = [offence.split(": ", 1)[1] for offence in _query_offences(source)]
+    # then every query is named, and the string method of the same name is not
+    assert found == [
+        "imports connection from django.db",
+        "Answer.objects (a model manager)",
+        "get_object_or_404(...)",
+        "answer.stages.filter(position=0).first(...)",
+        "project.answers.select_related(...)",
+        "answer.critiques.count(...)",
+    ]
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    # given every module of the two apps
+    offences = [
+        f"{_relative(path)}:{line}: from {module} import {name}"
+        for path in _project_sources()
+        for line, module, name in _imports(path)
+        # when one imports a private name of another of the project's modules
+        if module.split(".")[0] in APPS and name.startswith("_") and not name.startswith("__")
+    ]
+    # then it should have been a shared helper instead
+    assert offences == [], "private names imported across modules:\n" + "\n".join(offences)
+
+
+@pytest.mark.parametrize("module", FEEDBACK_REQUEST_MODULES)
+def test_rewardmodels_never_imports_feedbacks_views_or_api_modules(module: str) -> None:
+    # given every module of the reward-model app, and one of feedback's request modules
+    offences = [
+        f"{_relative(path)}:{line}: {imported}"
+        for path in sorted((ROOT / "rewardmodels").rglob("*.py"))
+        for line, imported_module, name in _imports(path)
+        # when one of them imports it (or a module under it) by any spelling
+        for imported in [f"{imported_module}.{name}" if name else imported_module]
+        if any(
+            candidate == module or candidate.startswith(f"{module}.")
+            for candidate in (imported_module, imported)
+        )
+    ]
+    # then that is a dependency on feedback's request layer: what both apps need lives in
+    # feedback/core
+    assert offences == [], f"rewardmodels imports {module}:\n" + "\n".join(offences)
