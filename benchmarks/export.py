@@ -3,10 +3,10 @@
 What is compared
     * api:  `GET /api/v1/datasets/p_love.jsonl?form=text` with a Bearer key of scope `export`,
       served by the real web process (gunicorn with `platform/gunicorn.conf.py` and the
-      production settings, started as `benchmarks/ingest.py` starts it, but with one worker:
-      every request goes to the same warmed-up process, so its memory high-water mark is the
-      export's). The client speaks HTTP/1.1 on a raw socket, decodes the chunked body as it
-      arrives and keeps none of it: it counts the lines and hashes the bytes.
+      production settings, started by `benchmarks/common.py` as for every benchmark, but with
+      one worker: every request goes to the same warmed-up process, so its memory high-water
+      mark is the export's). The client speaks HTTP/1.1 on a raw socket, decodes the chunked
+      body as it arrives and keeps none of it: it counts the lines and hashes the bytes.
     * psql: `psql -c "COPY (SELECT row_to_json(r) FROM (<the same SELECT>) r) TO STDOUT ..."`,
       its stdout read through a pipe by the same counting and hashing code. The statement is
       not written by hand: a `manage.py shell -c` subprocess builds the dataset's rows exactly
@@ -53,23 +53,28 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import psycopg
-
-# The sibling benchmark owns the setup they share: settings, database, gunicorn.
-from ingest import DEFAULT_DATABASE_URL, child_pids, ensure_database, gunicorn, manage, server_env
+from common import (
+    BackendCpu,
+    bench_setup,
+    cpu_seconds,
+    gunicorn,
+    gunicorn_workers,
+    manage_json,
+    refill,
+    status_kib,
+)
 
 PROJECT_SLUG = "bench-export"
 DATASET = "p_love"
@@ -82,17 +87,7 @@ RATIO_TARGET = 0.5
 FLAT_TOLERANCE = 0.15
 SOCKET_TIMEOUT_SECONDS = 120.0
 READ_BYTES = 1 << 20
-POLL_SECONDS = 0.05
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
-
-# The columns this script writes that older versions of the migrations did not create.
-REQUIRED_COLUMNS = (
-    ("feedback_answer", "prompt_hash"),
-    ("feedback_exposure", "window_start"),
-    ("feedback_reaction", "event_id"),
-    ("feedback_project", "love_window"),
-)
 
 # Run by `manage.py shell -c`: the COPY statement the endpoint runs, with its parameters
 # interpolated, for each `until` in EXPORT_BENCH_UNTILS (null: no filter). Printed as JSON.
@@ -125,41 +120,6 @@ print(json.dumps(statements))
 
 # --- setup -------------------------------------------------------------------------------------
 
-
-def check_schema(database_url: str) -> None:
-    """Exit with advice when the database predates the current migrations (they were rewritten
-    once, so `migrate` can report nothing to do on a database it cannot bring up to date)."""
-    with psycopg.connect(database_url) as conn:
-        present = set(
-            conn.execute(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = 'public'"
-            ).fetchall()
-        )
-    missing = [
-        f"{table}.{column}" for table, column in REQUIRED_COLUMNS if (table, column) not in present
-    ]
-    if missing:
-        name = urlsplit(database_url).path.lstrip("/")
-        sys.exit(
-            f"{name} lacks {', '.join(missing)}: it was migrated by an older version of the "
-            f"migrations. Drop it (dropdb -h 127.0.0.1 -U postgres {name}) or point DATABASE_URL "
-            "at another database."
-        )
-
-
-DELETE_STATEMENTS = (
-    "DELETE FROM feedback_reaction WHERE project_id = %(project)s",
-    "DELETE FROM feedback_exposure WHERE project_id = %(project)s",
-    "DELETE FROM feedback_critique WHERE project_id = %(project)s",
-    "DELETE FROM feedback_comparison WHERE project_id = %(project)s",
-    "DELETE FROM feedback_followup WHERE project_id = %(project)s",
-    "DELETE FROM feedback_feedbackevent WHERE project_id = %(project)s",
-    "DELETE FROM feedback_stage USING feedback_answer "
-    "WHERE feedback_stage.answer_id = feedback_answer.id "
-    "AND feedback_answer.project_id = %(project)s",
-    "DELETE FROM feedback_answer WHERE project_id = %(project)s",
-)
 
 # %% is a literal %: psycopg reads %s and %(name)s as parameters.
 FILL_STATEMENTS = (
@@ -243,26 +203,9 @@ def fill(database_url: str, project_id: int, answers: int, exposures: int) -> fl
         "step": SPREAD / exposures,
         "love_every": LOVE_EVERY,
     }
-    with psycopg.connect(database_url) as conn:
-        # The foreign keys are checked at commit, one query per reference: about 30 s for the
-        # rows deleted and inserted here. Every reference is a join on rows of this transaction,
-        # so a superuser skips the triggers (the references are checked below instead).
-        try:
-            conn.execute("SET LOCAL session_replication_role = replica")
-        except psycopg.errors.InsufficientPrivilege:
-            conn.rollback()
-        for statement in (*DELETE_STATEMENTS, *FILL_STATEMENTS):
+    with refill(database_url, project_id, DANGLING_REFERENCES) as conn:
+        for statement in FILL_STATEMENTS:
             conn.execute(statement, params)
-        conn.commit()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        dangling = conn.execute(DANGLING_REFERENCES, params).fetchone()
-        if dangling != (0, 0, 0):
-            sys.exit(f"fill: dangling references (exposure, reaction, event): {dangling}")
-        # Sets the hint bits and statistics, so the first export reads like the later ones.
-        conn.execute(
-            "VACUUM (ANALYZE) feedback_answer, feedback_feedbackevent, feedback_exposure, "
-            "feedback_reaction"
-        )
     return time.perf_counter() - start
 
 
@@ -327,8 +270,7 @@ def compile_statements(env: dict[str, str], untils: list[datetime | None]) -> li
         "EXPORT_BENCH_FORM": FORM,
         "EXPORT_BENCH_UNTILS": json.dumps([u.isoformat() if u else None for u in untils]),
     }
-    output = manage(statement_env, "shell", "-c", COMPILE_STATEMENTS)
-    statements: list[str] = json.loads(output.strip().splitlines()[-1])
+    statements: list[str] = manage_json(statement_env, COMPILE_STATEMENTS)
     return statements
 
 
@@ -347,75 +289,6 @@ class Sink:
         self.lines += data.count(b"\n")
         self.size += len(data)
         self.digest.update(data)
-
-
-def stat_fields(pid: int) -> list[str]:
-    """/proc/<pid>/stat from field 3 (state) on: field n is at index n - 3."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-class BackendCpu:
-    """CPU seconds of the PostgreSQL backends serving one database while a block runs. They are
-    sampled every POLL_SECONDS, since a backend can end before the block does (psql's does)."""
-
-    def __init__(self, database: str) -> None:
-        self.marker = f" {database} ".encode()
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.done = threading.Event()
-        self.poller = threading.Thread(target=self._poll, daemon=True)
-
-    def _sample(self) -> dict[int, float]:
-        found = {}
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                title = cmdline.read_bytes()
-                if title.startswith(b"postgres: ") and self.marker in title:
-                    pid = int(cmdline.parent.name)
-                    found[pid] = cpu_seconds(pid)
-            except (OSError, ValueError):
-                continue  # the process ended while we looked
-        return found
-
-    def _poll(self) -> None:
-        while not self.done.wait(POLL_SECONDS):
-            self.last.update(self._sample())
-
-    def __enter__(self) -> BackendCpu:
-        self.first = self._sample()
-        self.last = dict(self.first)
-        self.poller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.poller.join()
-        self.last.update(self._sample())
-
-    def seconds(self) -> float:
-        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
-
-
-def status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise LookupError(f"no {key} in /proc/{pid}/status")
-
-
-def gunicorn_workers() -> list[int]:
-    """The gunicorn worker pids: the children of our gunicorn child."""
-    masters = [
-        pid
-        for pid in child_pids(os.getpid())
-        if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-    return [worker for master in masters for worker in child_pids(master)]
 
 
 @dataclass
@@ -622,20 +495,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    database = urlsplit(database_url).path.lstrip("/")
     # One worker: every request, the warm-up included, goes to the process whose memory is read.
-    env = {**server_env(database_url), "WEB_CONCURRENCY": "1"}
-
-    ensure_database(database_url)
-    manage(env, "migrate", "--no-input")
-    check_schema(database_url)
-    manage(env, "create_project", PROJECT_SLUG)
-    api_key = manage(env, "create_api_key", "--project", PROJECT_SLUG, "--scopes", "export")
-    api_key = api_key.strip().splitlines()[-1]
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT id FROM feedback_project WHERE slug = %s", [PROJECT_SLUG])
-        project_id: int = row.fetchone()[0]  # type: ignore[index]
+    bench = bench_setup(PROJECT_SLUG, scopes="export", extra_env={"WEB_CONCURRENCY": "1"})
+    database_url, database, env = bench.database_url, bench.database, bench.env
+    project_id, api_key = bench.project_id, bench.api_key
 
     fill_seconds = fill(database_url, project_id, args.answers, args.exposures)
     expected = counts(database_url, project_id, args.subset)

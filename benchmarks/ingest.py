@@ -33,35 +33,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import os
 import queue
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
+from common import bench_setup, clear_project, gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/feedback_bench"
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 PROJECT_SLUG = "bench"
 SEED = 20260131
 STAGES_PER_ANSWER = 3
-HEALTH_TIMEOUT_SECONDS = 30.0
 
 WORDS = (
     "answer", "retrieval", "query", "model", "context", "document", "score", "user", "token",
@@ -75,59 +63,7 @@ WORDS = (
 Answer = dict[str, Any]
 
 
-# --- setup -------------------------------------------------------------------------------------
-
-
-def server_env(database_url: str) -> dict[str, str]:
-    """The environment of manage.py and gunicorn: the inherited one plus the bench settings."""
-    return {
-        **os.environ,
-        "SECRET_KEY": "bench-secret-key-not-for-production-0000000000000000000000",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", DEFAULT_BROKER_URL),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-    }
-
-
-def ensure_database(database_url: str) -> None:
-    """CREATE DATABASE for the URL's database unless it exists (via the `postgres` database)."""
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    """Run a management command; its stdout, or exit with its output when it fails."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def delete_bench_answers(database_url: str, project_id: int) -> None:
-    """Remove the bench project's answers and stages, then VACUUM so every run starts alike."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "DELETE FROM feedback_stage USING feedback_answer "
-            "WHERE feedback_stage.answer_id = feedback_answer.id "
-            "AND feedback_answer.project_id = %s",
-            [project_id],
-        )
-        conn.execute("DELETE FROM feedback_answer WHERE project_id = %s", [project_id])
-        conn.execute("VACUUM (ANALYZE) feedback_answer, feedback_stage")
+# --- checks --------------------------------------------------------------------------------
 
 
 def check_counts(database_url: str, project_id: int, expected_answers: int) -> None:
@@ -146,76 +82,6 @@ def check_counts(database_url: str, project_id: int, expected_answers: int) -> N
             f"row counts: {answers} answers, {stages} stages; "
             f"expected {expected_answers} and {expected_stages}"
         )
-
-
-# --- gunicorn --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_pids(parent: int) -> list[int]:
-    """Pids of the processes whose parent is `parent` (Linux /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended while we looked
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def wait_healthy(port: int, server: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    log.seek(0)
-    tail = log.read().decode(errors="replace")[-4000:]
-    sys.exit(f"gunicorn did not answer 200 on /healthz within {HEALTH_TIMEOUT_SECONDS}s:\n{tail}")
-
-
-@contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[tuple[int, int]]:
-    """Run the web process on a free port until the block ends; yields (port, workers)."""
-    port = free_port()
-    # An empty GUNICORN_ACCESS_LOG makes gunicorn open("") and fail; /dev/null discards it.
-    server_environ = {
-        **env,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_ACCESS_LOG": "/dev/null",
-    }
-    command = [str(BIN / "gunicorn"), "-c", "platform/gunicorn.conf.py", "config.wsgi"]
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=server_environ, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_healthy(port, server, log)
-            yield port, len(child_pids(server.pid))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -437,29 +303,20 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    env = server_env(database_url)
-
-    ensure_database(database_url)
-    manage(env, "migrate", "--no-input")
-    manage(env, "create_project", PROJECT_SLUG)
-    api_key = manage(env, "create_api_key", "--project", PROJECT_SLUG, "--scopes", "ingest")
-    api_key = api_key.strip().splitlines()[-1]
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT id FROM feedback_project WHERE slug = %s", [PROJECT_SLUG])
-        project_id: int = row.fetchone()[0]  # type: ignore[index]
+    bench = bench_setup(PROJECT_SLUG, scopes="ingest")
+    database_url, project_id, api_key = bench.database_url, bench.project_id, bench.api_key
 
     answers = make_answers(args.answers)
     bodies = batch_bodies(answers, args.batch)
 
     def reset() -> None:
-        delete_bench_answers(database_url, project_id)
+        clear_project(database_url, project_id, ("feedback_stage", "feedback_answer"))
 
     def check() -> None:
         check_counts(database_url, project_id, args.answers)
 
     api, raw = Phase("api", []), Phase("copy", [])
-    with gunicorn(env) as (port, workers):
+    with gunicorn(bench.env) as (port, workers):
         print(
             f"answers={args.answers} batch={args.batch} clients={args.clients} "
             f"repeat={args.repeat} gunicorn_workers={workers}"

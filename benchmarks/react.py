@@ -12,11 +12,11 @@ What is compared
 
 Both run against the real web process: gunicorn with `platform/gunicorn.conf.py` and the
 production settings (DEBUG off, a SECRET_KEY, no SSL redirect; access log to /dev/null), started
-as `benchmarks/ingest.py` starts it. The load generator runs on the same machine: `--processes`
-client processes, each with its own threads, `--connections` in all. A client speaks HTTP/1.1 on
-raw sockets with prebuilt requests (gunicorn's sync workers close the connection after every
-response, so a request includes its TCP connect), so the client stays far cheaper per request
-than the server. The same generator drives both endpoints.
+as every benchmark starts it (`benchmarks/common.py`). The load generator runs on the same
+machine: `--processes` client processes, each with its own threads, `--connections` in all. A
+client speaks HTTP/1.1 on raw sockets with prebuilt requests (gunicorn's sync workers close the
+connection after every response, so a request includes its TCP connect), so the client stays far
+cheaper per request than the server. The same generator drives both endpoints.
 
 Phases, each `--warmup` seconds (not counted) followed by `--seconds` measured seconds:
     1. closed loop, reaction: every connection sends its next request as soon as the previous
@@ -59,7 +59,6 @@ import functools
 import itertools
 import math
 import multiprocessing
-import os
 import random
 import secrets
 import socket
@@ -71,15 +70,13 @@ from pathlib import Path
 
 import orjson
 import psycopg
-
-# The sibling benchmark owns the setup both share: settings, database, gunicorn.
-from ingest import (
-    DEFAULT_DATABASE_URL,
-    child_pids,
-    ensure_database,
+from common import (
+    CLOCK_TICKS,
+    bench_setup,
+    clear_project,
     gunicorn,
-    manage,
-    server_env,
+    gunicorn_workers,
+    process_ticks,
 )
 
 PROJECT_SLUG = "bench-react"
@@ -96,22 +93,6 @@ EXCHANGE_ERRORS = (OSError, EOFError, ValueError, IndexError)
 
 
 # --- setup -------------------------------------------------------------------------------------
-
-
-def project_id_of(database_url: str, slug: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT id FROM feedback_project WHERE slug = %s", [slug]).fetchone()
-    assert row is not None
-    project_id: int = row[0]
-    return project_id
-
-
-def delete_bench_feedback(database_url: str, project_id: int) -> None:
-    """Remove the project's reactions and feedback events of earlier runs, then VACUUM."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM feedback_reaction WHERE project_id = %s", [project_id])
-        conn.execute("DELETE FROM feedback_feedbackevent WHERE project_id = %s", [project_id])
-        conn.execute("VACUUM (ANALYZE) feedback_reaction, feedback_feedbackevent")
 
 
 def answer_payloads(count: int) -> list[dict[str, object]]:
@@ -165,15 +146,6 @@ def feedback_counts(database_url: str, project_id: int) -> tuple[int, int, int]:
 # --- where the CPU went (Linux /proc; everything runs on this machine) -------------------------
 
 
-def process_ticks(pid: int) -> int | None:
-    """utime + stime of a process in clock ticks; None when it is gone or not readable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
-
-
 def machine_busy_ticks() -> int:
     """Ticks all CPUs spent on anything but idle and iowait since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -189,11 +161,7 @@ class CpuSnapshot:
 
 
 def cpu_snapshot(database_url: str) -> CpuSnapshot:
-    masters = [
-        pid
-        for pid in child_pids(os.getpid())
-        if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    workers = gunicorn_workers()
     with psycopg.connect(database_url, autocommit=True) as conn:
         backends = [
             int(row[0])
@@ -204,10 +172,15 @@ def cpu_snapshot(database_url: str) -> CpuSnapshot:
         ]
 
     def ticks(pids: list[int]) -> dict[int, int]:
-        return {pid: t for pid in pids if (t := process_ticks(pid)) is not None}
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = process_ticks(pid)
+            except OSError:
+                continue  # gone, or not ours to read
+        return found
 
-    web = ticks([pid for master in masters for pid in child_pids(master)])
-    return CpuSnapshot(time.monotonic(), machine_busy_ticks(), web, ticks(backends))
+    return CpuSnapshot(time.monotonic(), machine_busy_ticks(), ticks(workers), ticks(backends))
 
 
 @dataclass
@@ -222,14 +195,12 @@ class CpuSpent:
 
     @classmethod
     def between(cls, before: CpuSnapshot, after: CpuSnapshot) -> CpuSpent:
-        tick = os.sysconf("SC_CLK_TCK")
-
         def spent(start: dict[int, int], end: dict[int, int]) -> float:
-            return sum(t - start.get(pid, 0) for pid, t in end.items()) / tick
+            return sum(t - start.get(pid, 0) for pid, t in end.items()) / CLOCK_TICKS
 
         return cls(
             after.at - before.at,
-            (after.machine - before.machine) / tick,
+            (after.machine - before.machine) / CLOCK_TICKS,
             spent(before.web, after.web),
             spent(before.postgres, after.postgres),
         )
@@ -536,22 +507,14 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    env = server_env(database_url)
-
-    ensure_database(database_url)
-    manage(env, "migrate", "--no-input")
-    manage(env, "create_project", PROJECT_SLUG)
-    api_key = manage(
-        env, "create_api_key", "--project", PROJECT_SLUG, "--scopes", "ingest,feedback"
-    )
-    api_key = api_key.strip().splitlines()[-1]
-    project_id = project_id_of(database_url, PROJECT_SLUG)
-    delete_bench_feedback(database_url, project_id)
+    bench = bench_setup(PROJECT_SLUG, scopes="ingest,feedback")
+    database_url, project_id, api_key = bench.database_url, bench.project_id, bench.api_key
+    # The reactions and feedback events of earlier runs go, so the daily cap starts afresh.
+    clear_project(database_url, project_id, ("feedback_reaction", "feedback_feedbackevent"))
 
     run_tag = f"react-{secrets.token_hex(4)}"
     threads = args.connections // args.processes
-    with gunicorn(env) as (port, workers):
+    with gunicorn(bench.env) as (port, workers):
         answers = ingest_answers(port, api_key, args.answers)
         print(
             f"gunicorn_workers={workers} client_processes={args.processes} "

@@ -46,7 +46,7 @@ to a viewer who never saw it before, at times spread over the 60 days before two
 older than the 24 h Love window, so all are labelled); a Love reaction (with its feedback event)
 follows 1 to 60 minutes later with the planted probability (about 8% in all). The AUC of the
 planted probability on the test part is printed as the ceiling. As a superuser the fill skips the
-foreign-key triggers and checks the references itself afterwards (as `benchmarks/export.py`).
+foreign-key triggers and checks the references itself afterwards (`common.refill`).
 
 The target: ratio <= 1.3 with each peak RSS <= 2 GiB and the two ROC-AUCs within 0.01. The last
 line is `ratio=<platform seconds / plain seconds>`.
@@ -82,7 +82,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -492,8 +491,7 @@ def copy_love_events(
 
 def fill(database_url: str, project_id: int, wanted: dict[str, int]) -> Filled:
     """Replace the bench project's rows with fresh ones in one transaction."""
-    import psycopg
-    from export import DELETE_STATEMENTS
+    from common import refill
 
     start = time.perf_counter()
     rng = np.random.default_rng(SEED)
@@ -504,32 +502,14 @@ def fill(database_url: str, project_id: int, wanted: dict[str, int]) -> Filled:
     oracle = auc(plan.loved[test], plan.probability[test])
     text_oracle = auc(plan.loved[test], texts.logits[plan.answer[test]])
     loves = int(plan.loved.sum())
-    params = {"project": project_id}
-    with psycopg.connect(database_url) as conn:
-        # As export.py: the foreign keys would be checked at commit, one query per row; every
-        # reference made here is checked below instead, so a superuser skips the triggers.
-        try:
-            conn.execute("SET LOCAL session_replication_role = replica")
-        except psycopg.errors.InsufficientPrivilege:
-            conn.rollback()
-        for statement in DELETE_STATEMENTS:
-            conn.execute(statement, params)
+    with refill(database_url, project_id, DANGLING_REFERENCES) as conn:
         fingerprint = {**wanted, "loves": loves, "oracle_auc": oracle, "text_auc": text_oracle}
         created_at = newest - SPREAD - timedelta(days=1)
         ids = copy_answers(conn, project_id, texts, created_at, fingerprint)
         answer_ids = np.asarray(ids, dtype=np.int64)
         copy_exposures(conn, project_id, answer_ids, plan)
         copy_love_events(conn, project_id, answer_ids, plan)
-        conn.execute(REACTIONS_FROM_EVENTS, params)
-        conn.commit()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        dangling = conn.execute(DANGLING_REFERENCES, params).fetchone()
-        if dangling != (0, 0, 0):
-            sys.exit(f"fill: dangling references (exposure, reaction, event): {dangling}")
-        conn.execute(
-            "VACUUM (ANALYZE) feedback_answer, feedback_feedbackevent, feedback_exposure, "
-            "feedback_reaction"
-        )
+        conn.execute(REACTIONS_FROM_EVENTS, {"project": project_id})
     return Filled(time.perf_counter() - start, loves, oracle, text_oracle)
 
 
@@ -550,7 +530,7 @@ class Child:
 def run_child(command: list[str], env: dict[str, str], database: str) -> Child:
     """Run a child to its end; its own peak RSS and CPU come from wait4, not RUSAGE_CHILDREN
     (whose ru_maxrss is the largest of all children so far)."""
-    from export import BackendCpu
+    from common import BackendCpu
 
     with tempfile.TemporaryFile() as errors, BackendCpu(database) as backends:
         start = time.perf_counter()
@@ -654,13 +634,11 @@ EXPORT_COLUMNS = ("prompt", "response", "label", "shown_at", "user_ref")
 def export_csv(database_url: str, env: dict[str, str], path: Path) -> float:
     """Write the p_love rows to `path` as CSV; seconds taken. (The plain script counts them.)"""
     import psycopg
-    from ingest import manage
+    from common import manage_json
 
     start = time.perf_counter()
-    output = manage(
-        {**env, "TRAIN_BENCH_COLUMNS": json.dumps(EXPORT_COLUMNS)}, "shell", "-c", EXPORT_STATEMENT
-    )
-    statement: str = json.loads(output.strip().splitlines()[-1])
+    columns_env = {**env, "TRAIN_BENCH_COLUMNS": json.dumps(EXPORT_COLUMNS)}
+    statement: str = manage_json(columns_env, EXPORT_STATEMENT)
     with (
         psycopg.connect(database_url) as conn,
         path.open("wb") as file,
@@ -881,24 +859,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     import psycopg
-    from export import check_schema
-    from ingest import DEFAULT_DATABASE_URL, ensure_database, manage, server_env
+    from common import bench_setup
 
     args = parse_args()
     check_plain_settings()
-    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    database = urlsplit(database_url).path.lstrip("/")
     media = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    env = {**server_env(database_url), "MEDIA_ROOT": str(media)}
-    env["TRAIN_BENCH_PROJECT"] = PROJECT_SLUG
     try:
-        ensure_database(database_url)
-        manage(env, "migrate", "--no-input")
-        check_schema(database_url)
-        manage(env, "create_project", PROJECT_SLUG)
+        bench = bench_setup(
+            PROJECT_SLUG,
+            extra_env={"MEDIA_ROOT": str(media), "TRAIN_BENCH_PROJECT": PROJECT_SLUG},
+        )
+        database_url, database, env = bench.database_url, bench.database, bench.env
+        project_id = bench.project_id
         with psycopg.connect(database_url, autocommit=True) as conn:
-            row = conn.execute("SELECT id FROM feedback_project WHERE slug = %s", [PROJECT_SLUG])
-            project_id: int = row.fetchone()[0]  # type: ignore[index]
             for statement in RESET_MODELS:
                 conn.execute(statement, {"project": project_id})
             found = existing(conn, project_id)

@@ -212,7 +212,9 @@ def _documents_errors(errors: Errors, path: str, output: dict[str, Any]) -> None
 
 
 def _stage_output_errors(errors: Errors, path: str, kind: str, output: dict[str, Any]) -> None:
-    """The per-kind shape of a stage's output (the design's Stage rules)."""
+    """The per-kind shape of a stage's output: decomposition has `subqueries` (strings),
+    retrieval and rerank have `documents`, generation has a `text`; tool and other stages can
+    output any object."""
     if kind == "decomposition":
         subqueries = output.get("subqueries")
         if not isinstance(subqueries, list) or not all(isinstance(q, str) for q in subqueries):

@@ -39,8 +39,9 @@ urlpatterns = [
         debug.answer_rerun,
         name="answer_rerun",
     ),
-    # The design fixes this path. It must precede the answer page, so the page of an answer
-    # whose external_id itself ends in "/debug" is shadowed (its API and debug mode are not).
+    # Debug mode's public address (links to it are shared), so it keeps this form. It must
+    # precede the answer page, so the page of an answer whose external_id itself ends in
+    # "/debug" is shadowed (its API and debug mode are not).
     path("<slug:slug>/answers/<path:external_id>/debug/", debug.answer_debug, name="answer_debug"),
     path("<slug:slug>/answers/<path:external_id>/", answers.answer_detail, name="answer_detail"),
     path("<slug:slug>/reruns/<int:rerun_id>/", debug.rerun_status, name="rerun_status"),

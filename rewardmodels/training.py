@@ -1,7 +1,7 @@
 """Reward models learned from users' feedback: P[Love] and Bradley-Terry preferences.
 
-Pure computation over plain data (CONVENTIONS rule 2): no Django, no ORM. A service loads rows,
-calls these functions and stores what they return.
+Pure computation over plain data: no Django, no ORM, so every function can be tested on synthetic
+data without a database. A service loads rows, calls these functions and stores what they return.
 
 * **P[Love]** (RLUF): does an exposure (an answer shown to a viewer) get a Love reaction within a
   window? A logistic model trained out of core with `SGDClassifier.partial_fit` over batches, so

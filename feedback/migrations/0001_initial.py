@@ -8,6 +8,10 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # The indexes here are plain AddIndex, also on the large tables (exposures, feedback events,
+    # stages): the tables are created empty in this same migration, so there is nothing to
+    # lock. A later index on those tables uses AddIndexConcurrentlyOnPostgres
+    # (feedback/core/migrations.py), as 0006 does.
 
     initial = True
 

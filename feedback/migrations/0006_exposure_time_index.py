@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from feedback.core.migrations import AddIndexConcurrentlyOnPostgres
+
 
 class Migration(migrations.Migration):
+    # The index is built concurrently on PostgreSQL, which can't happen inside a transaction.
+    atomic = False
 
     dependencies = [
         ('feedback', '0005_queues_connector_reruns'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrentlyOnPostgres(
             model_name='exposure',
             index=models.Index(fields=['project', 'shown_at', 'id'], name='exposure_project_time'),
         ),

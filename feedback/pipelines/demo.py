@@ -1,4 +1,4 @@
-"""The built-in demo pipeline: a small, offline question-answering pipeline over `DEMO_CORPUS`.
+"""The built-in demo pipeline: a small, offline question-answering pipeline over the demo corpus.
 
 It is the default "connector", so the debug-mode workflow (correct a stage, "re-run from here",
 compare the revised answer) can be tried without any external AI service. It has the same three
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
-from feedback.demo_data import DEMO_CORPUS
+from feedback.demo_data import demo_corpus
 
 MODEL = "demo-pipeline"
 MODEL_VERSION = "tfidf-1"
@@ -100,7 +100,7 @@ class _Index:
 @cache
 def _index() -> _Index:
     """Fit the vectorizer once, on first use, so importing this module stays cheap."""
-    documents = tuple(dict(doc) for doc in DEMO_CORPUS)
+    documents = tuple(demo_corpus())
     # Sublinear tf keeps a word repeated in one document from drowning the others; the title is
     # part of the text because it is the densest statement of what a document is about. English
     # stop words are dropped inside `_tokens` (before stemming) rather than by `stop_words=`.

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from feedback.demo_data import DEMO_QUESTIONS, demo_answers
+from feedback.demo_data import demo_answers, demo_questions
 from feedback.models import AnnotationQueue, Role
 from feedback.pipelines import demo
 from feedback.services import answers_ingest, feedback_record, member_set, project_create
@@ -125,7 +125,7 @@ class Command(BaseCommand):
         # re-run from a corrected stage in debug mode.
         asked = [
             {**demo.ask(item["question"]), "external_id": f"demo-ask-{i:02d}"}
-            for i, item in enumerate(DEMO_QUESTIONS, start=1)
+            for i, item in enumerate(demo_questions(), start=1)
         ]
         asked_results = answers_ingest(project=project, items=asked)
         self.stdout.write(
