@@ -28,7 +28,7 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self.stopped.wait(float(settings.TRAINING_HEARTBEAT_SECONDS)):
+            while not self.stopped.wait(float(settings.JOB_HEARTBEAT_SECONDS)):
                 self.rows.update(heartbeat_at=timezone.now())
         finally:
             connection.close()  # the thread's own connection
