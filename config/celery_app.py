@@ -30,7 +30,7 @@ app.conf.task_routes = {
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
     "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
-    "rewardmodels.tasks.training_runs_sweep": {"queue": Queue.DEFAULT},
+    "rewardmodels.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
     "rewardmodels.tasks.c3po_builds_sweep": {"queue": Queue.DEFAULT},
 }

@@ -307,7 +307,11 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "exports-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 120.0, "args": ["export"]},
     "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
-    "training-runs-sweep": {"task": "rewardmodels.tasks.training_runs_sweep", "schedule": 60.0},
+    "training-runs-sweep": {
+        "task": "rewardmodels.tasks.jobs_sweep",
+        "schedule": 60.0,
+        "args": ["training_run"],
+    },
     "c3po-builds-sweep": {"task": "rewardmodels.tasks.c3po_builds_sweep", "schedule": 60.0},
 }
 

@@ -20,6 +20,7 @@ from feedback import schemas as feedback_schemas
 from feedback.api_support import InvalidInput, NdjsonRenderer, OrjsonRenderer
 from feedback.apis import ERRORS, NotReady
 from feedback.auth import project_for
+from feedback.core.jobs import JobStatus
 from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
@@ -29,7 +30,6 @@ from rewardmodels.models import (
     Generator,
     Objective,
     RewardModel,
-    RunStatus,
     TrainingRun,
     VerbalFeedback,
 )
@@ -122,7 +122,7 @@ class ModelOutputSerializer(serializers.Serializer[Any]):
 class RunOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     reward_model = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=RunStatus.values)
+    status = serializers.ChoiceField(choices=JobStatus.values)
     progress = serializers.FloatField()
     message = serializers.CharField()
     error = serializers.CharField()

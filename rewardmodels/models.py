@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from feedback.core.fields import EncryptedTextField
+from feedback.core.jobs import Job, JobStatus, job_constraints
 from feedback.models import Project
 
 
@@ -45,52 +46,25 @@ class RewardModel(models.Model):
         return self.name
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
 def _artifact_path(run: TrainingRun, filename: str) -> str:
     return f"reward-models/{run.project_id}/{run.reward_model_id}/{filename}"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(Job):
     reward_model = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="runs")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    error = models.TextField(blank=True, default="")
     # The model's config when the run was requested: a version records what it was trained with.
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     artifact = models.FileField(upload_to=_artifact_path, blank=True)
     version = models.PositiveIntegerField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RunStatus.values), name="training_run_status_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(progress__gte=0.0, progress__lte=1.0),
-                name="training_run_progress_range",
-            ),
+            *job_constraints("training_run", JobStatus.values),
             # A version belongs to exactly one succeeded run.
             models.UniqueConstraint(
                 fields=["reward_model", "version"],
@@ -98,7 +72,7 @@ class TrainingRun(models.Model):
                 name="training_run_version_unique",
             ),
             models.CheckConstraint(
-                condition=Q(version__isnull=True) | Q(status=RunStatus.SUCCEEDED),
+                condition=Q(version__isnull=True) | Q(status=JobStatus.SUCCEEDED),
                 name="training_run_version_only_when_succeeded",
             ),
         ]
@@ -106,10 +80,6 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.reward_model_id} ({self.status})"
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in ACTIVE_RUN_STATUSES
 
 
 # --- C3PO: verbal feedback and the datasets built from it ---------------------------------------

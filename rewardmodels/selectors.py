@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from feedback.core.jobs import JobStatus
 from feedback.models import Project
 from rewardmodels.models import (
     C3POBuild,
     Generator,
     RewardModel,
-    RunStatus,
     TrainingRun,
     VerbalFeedback,
 )
@@ -32,7 +32,7 @@ def reward_models_for_project(*, project: Project) -> QuerySet[RewardModel]:
 
 
 def versions_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:
-    return reward_model.runs.filter(status=RunStatus.SUCCEEDED).order_by("-version")
+    return reward_model.runs.filter(status=JobStatus.SUCCEEDED).order_by("-version")
 
 
 def runs_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:

@@ -51,6 +51,7 @@ from django.urls.resolvers import RoutePattern
 from django.utils import timezone
 
 from feedback import services
+from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
 from feedback.models import Answer, Critique, Project, Role, Scope
 from feedback.services.exports import export_build, export_request
@@ -63,7 +64,6 @@ from rewardmodels.models import (
     C3POItem,
     Generator,
     ReviewStatus,
-    RunStatus,
     TrainingRun,
 )
 from rewardmodels.models import Scope as ItemScope
@@ -266,7 +266,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     rng = np.random.default_rng(0)
     predictions = rng.random(50)
     TrainingRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.SUCCEEDED,
+        status=JobStatus.SUCCEEDED,
         version=1,
         progress=1.0,
         metrics=evaluate_p_love(rng.random(50) < predictions, predictions),

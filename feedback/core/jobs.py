@@ -128,6 +128,11 @@ class JobKind(Generic[J]):
         return self.model._default_manager.all()
 
 
+def seconds_setting(name: str) -> Callable[[], timedelta]:
+    """A `stale_after` read from the setting `name` (seconds) each time it is used."""
+    return lambda: timedelta(seconds=float(getattr(settings, name)))
+
+
 class JobFailed(Exception):
     """The work can't be done, for a reason a person can act on; the job fails with `message`."""
 
