@@ -32,6 +32,5 @@ app.conf.task_routes = {
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
-    "rewardmodels.tasks.c3po_builds_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

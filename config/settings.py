@@ -312,7 +312,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["training_run"],
     },
-    "c3po-builds-sweep": {"task": "rewardmodels.tasks.c3po_builds_sweep", "schedule": 60.0},
+    "c3po-builds-sweep": {
+        "task": "rewardmodels.tasks.jobs_sweep",
+        "schedule": 60.0,
+        "args": ["c3po_build"],
+    },
 }
 
 LOGGING = {

@@ -24,6 +24,7 @@ from feedback.core.jobs import JobStatus
 from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
+from rewardmodels.datasets import PARTS
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
@@ -303,12 +304,11 @@ def build_as_dict(build: C3POBuild) -> dict[str, Any]:
         "review": build.review,
         "seed": build.seed,
         "requested": build.counts,
-        "counts": services.c3po.build_counts(build=build),
+        "counts": selectors.build_counts(build=build),
         "created_at": build.created_at,
         "finished_at": build.finished_at,
         "dataset": {
-            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}"
-            for part in services.c3po.PARTS
+            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}" for part in PARTS
         }
         if build.status == BuildStatus.SUCCEEDED
         else None,
@@ -561,7 +561,7 @@ class BuildDatasetApi(APIView):
         operation_id="c3po_builds_dataset",
         summary="One part of a finished build's dataset as JSON Lines",
         parameters=[
-            OpenApiParameter("part", str, enum=list(services.c3po.PARTS), required=True),
+            OpenApiParameter("part", str, enum=list(PARTS), required=True),
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
@@ -579,17 +579,15 @@ class BuildDatasetApi(APIView):
         project = project_for(request, Scope.TRAIN)
         build = _build_or_404(project, build_id)
         part = request.query_params.get("part", "")
-        if part not in services.c3po.PARTS:
-            raise InvalidInput(
-                "Unknown part.", {"part": [f"Must be one of: {', '.join(services.c3po.PARTS)}."]}
-            )
+        if part not in PARTS:
+            raise InvalidInput("Unknown part.", {"part": [f"Must be one of: {', '.join(PARTS)}."]})
         if build.status != BuildStatus.SUCCEEDED:
             raise NotReady(
                 f"The build is {build.status}; its dataset is served once it has succeeded."
             )
         lines = (
             orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-            for row in services.c3po.dataset_rows(build=build, part=part)
+            for row in selectors.build_dataset_rows(build=build, part=part)
         )
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'inline; filename="c3po-{build.pk}-{part}.jsonl"'

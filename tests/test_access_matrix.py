@@ -63,10 +63,10 @@ from rewardmodels.models import (
     C3POBuild,
     C3POItem,
     Generator,
+    PromptScope,
     ReviewStatus,
     TrainingRun,
 )
-from rewardmodels.models import Scope as ItemScope
 from rewardmodels.services import reward_model_create, training_run_start
 from rewardmodels.services.c3po import build_start, verbal_feedback_create
 from rewardmodels.training import evaluate_p_love
@@ -280,10 +280,10 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     )
     items = []
     for scope, review in [
-        (ItemScope.IN_SCOPE, ReviewStatus.APPROVED),
-        (ItemScope.NEAR_SCOPE, ReviewStatus.PENDING),
-        (ItemScope.OUT_OF_SCOPE, ReviewStatus.PENDING),
-        (ItemScope.IN_SCOPE, ReviewStatus.PENDING),  # waits for review
+        (PromptScope.IN_SCOPE, ReviewStatus.APPROVED),
+        (PromptScope.NEAR_SCOPE, ReviewStatus.PENDING),
+        (PromptScope.OUT_OF_SCOPE, ReviewStatus.PENDING),
+        (PromptScope.IN_SCOPE, ReviewStatus.PENDING),  # waits for review
     ]:
         prompt = f"How do I boil rice? {scope} {review} {marker}"
         items.append(
@@ -293,7 +293,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
                 prompt=prompt,
                 prompt_hash=hashlib.sha256(prompt.encode()).hexdigest(),
                 baseline=f"Boil it. {marker}",
-                revised=f"Boil. {marker}" if scope == ItemScope.IN_SCOPE else "",
+                revised=f"Boil. {marker}" if scope == PromptScope.IN_SCOPE else "",
                 split="train",
                 review_status=review,
             )

@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible chat completions server for tests, over real HTTP.
 
-The generator is a service the project does not own, so tests mock it, and do so over real HTTP
-(CONVENTIONS rule 13): the real `httpx` client, real sockets, real status codes and headers.
+The generator is a service the project does not own, so tests mock it, and only over real HTTP:
+the real `httpx` client, real sockets, real status codes and headers.
 
 API
 ---
