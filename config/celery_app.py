@@ -28,7 +28,6 @@ app.conf.task_routes = {
     "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
     "feedback.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
-    "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},

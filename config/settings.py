@@ -306,7 +306,7 @@ TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "exports-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 120.0, "args": ["export"]},
-    "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
+    "reruns-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 60.0, "args": ["rerun"]},
     "training-runs-sweep": {
         "task": "rewardmodels.tasks.jobs_sweep",
         "schedule": 60.0,

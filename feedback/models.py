@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from feedback.core.fields import EncryptedTextField
-from feedback.core.jobs import Job, JobStatus, job_constraints
+from feedback.core.jobs import ACTIVE_STATUSES, Job, JobStatus, job_constraints
 
 DEFAULT_REACTIONS = ["love", "like", "dislike", "laugh", "wow", "sad", "angry"]
 DEFAULT_POSITIVE_REACTIONS = ["love", "like"]
@@ -613,14 +613,7 @@ class QueueAssignment(models.Model):
         return f"{self.item_id} → {self.annotator_id} ({self.status})"
 
 
-class RerunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Rerun(models.Model):
+class Rerun(Job):
     """Re-running the stages after a corrected one. The stage-level pair is the original
     `stage` (before) and `corrected_output` (after); `revision` is the new answer."""
 
@@ -631,26 +624,17 @@ class Rerun(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     corrected_output = models.JSONField()
-    status = models.CharField(
-        max_length=16, choices=RerunStatus.choices, default=RerunStatus.QUEUED
-    )
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    error = models.TextField(blank=True, default="")
     revision = models.OneToOneField(
         Answer, null=True, blank=True, on_delete=models.SET_NULL, related_name="rerun_source"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            _choices_check("status", RerunStatus, "rerun_status_valid"),
+            *job_constraints("rerun", JobStatus.values),
             # A double click starts one re-run, not two.
             models.UniqueConstraint(
                 fields=["stage", "requested_by"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=ACTIVE_STATUSES),
                 name="rerun_one_active",
             ),
         ]
