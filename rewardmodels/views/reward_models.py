@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback.core.jobs import JobStatus
 from feedback.models import Membership, Role
 from feedback.views.access import membership_or_404
 from rewardmodels import plots, selectors, services
@@ -180,7 +181,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     run = services.training_run_cancel(run=_run_or_404(membership, run_id))
-    messages.info(request, "Cancelled." if run.status == "cancelled" else "Cancelling…")
+    messages.info(request, "Cancelled." if run.status == JobStatus.CANCELLED else "Cancelling…")
     return redirect("rewardmodels:run_detail", slug, run.pk)
 
 

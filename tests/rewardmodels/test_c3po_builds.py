@@ -552,9 +552,9 @@ SECRET_BODY = {"error": {"message": "vault token hvs.CAESIJ9x-internal; db passw
 BODY_FRAGMENTS = ("hvs.CAESIJ9x", "hunter2-7c1e")
 
 
-def _researcher(project: Project) -> Client:
-    user = UserFactory.create(username="rhea")
-    MembershipFactory.create(user=user, project=project, role="researcher")
+def _member(project: Project, role: str = "researcher", username: str = "rhea") -> Client:
+    user = UserFactory.create(username=username)
+    MembershipFactory.create(user=user, project=project, role=role)
     browser = Client()
     browser.force_login(user)
     return browser
@@ -610,7 +610,7 @@ def test_an_internal_generator_is_refused_when_saved_on_the_page(
     project: Project, settings: Any, base_url: str, message: str
 ) -> None:
     settings.OUTBOUND_ALLOWED_HOSTS = []
-    browser = _researcher(project)
+    browser = _member(project)
 
     response = browser.post(
         f"/projects/{project.slug}/models/generators/",
@@ -634,7 +634,7 @@ def test_credentials_in_the_base_url_are_refused_and_never_echoed(project: Proje
         {"name": "remote", "base_url": base_url, "model": "m"},
         format="json",
     )
-    from_page = _researcher(project).post(
+    from_page = _member(project).post(
         f"/projects/{project.slug}/models/generators/",
         {"name": "remote", "base_url": base_url, "model": "m"},
     )
@@ -689,7 +689,7 @@ def test_a_generators_error_reply_never_reaches_the_build_the_api_or_the_page(
     # when a build runs with it, and its owner looks at it through the API and the page
     build = _run_build(project, generator)
     from_api = bearer_client(api_key_for(project)).get(f"/api/v1/c3po-builds/{build.pk}")
-    page = _researcher(project).get(f"/projects/{project.slug}/models/builds/{build.pk}/")
+    page = _member(project).get(f"/projects/{project.slug}/models/builds/{build.pk}/")
 
     # then the build failed naming the status and the host; the body is nowhere
     host = chat.url.removeprefix("http://").removesuffix("/v1")
@@ -737,14 +737,6 @@ def test_an_attempt_taken_over_while_asking_for_categories_stores_none(
     assert build.categories == []
 
 
-def _annotator(project: Project) -> Client:
-    user = UserFactory.create(username="anna")
-    MembershipFactory.create(user=user, project=project, role="annotator")
-    browser = Client()
-    browser.force_login(user)
-    return browser
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("status", ["queued", "running", "failed", "succeeded"])
 def test_only_a_build_in_review_takes_reviews(project: Project, status: str) -> None:
@@ -760,7 +752,7 @@ def test_only_a_build_in_review_takes_reviews(project: Project, status: str) -> 
         prompt_hash="x" * 64,
         baseline="Running late 🙏",
     )
-    browser = _annotator(project)
+    browser = _member(project, "annotator", "anna")
     url = f"/projects/{project.slug}/models/builds/{build.pk}/review/"
 
     # When an annotator opens its review page and sends a review of the row
