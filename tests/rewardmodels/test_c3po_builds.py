@@ -466,6 +466,62 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     assert len(_dataset(killed_id)["dpo"]) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_build_whose_heartbeat_connection_dies_is_not_taken_for_dead(
+    project: Project, api: APIClient, chat: ChatServer, settings: Any
+) -> None:
+    from django.db import connection
+
+    settings.TRAINING_STALE_SECONDS = 1.5
+    _collected_answers(project)
+    generator_id = _generator(api, chat, concurrency=1)
+    feedback_id = _feedback(api)
+    empty_test_broker()
+
+    # Given a build on a worker, waiting on a slow generator (its heartbeat is all that shows
+    # the worker is alive)
+    chat.delay = 4.0
+    worker = worker_process("c3po")
+    try:
+        build_id = api.post(
+            f"/api/v1/verbal-feedback/{feedback_id}/builds",
+            {"generator": generator_id, "counts": SMALL},
+            format="json",
+        ).json()["id"]
+        heartbeats = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query NOT LIKE '%%progress%%' "
+            'AND query LIKE \'UPDATE "rewardmodels_c3pobuild" SET "heartbeat_at" = %%\''
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(heartbeats)
+                pids = [pid for (pid,) in cursor.fetchall()]
+            if pids and chat.completions:
+                break
+            assert time.monotonic() < deadline, "the build's heartbeat never showed"
+            time.sleep(0.05)
+
+        # When the database drops the heartbeat's connection (a restart, a proxy, an admin)
+        with connection.cursor() as cursor:
+            for pid in pids:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
+
+        # Then the sweeper sees a live worker, and the build finishes in its first attempt
+        swept = jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB)
+        chat.delay = 0.0
+        done = _wait(api, build_id, ("succeeded", "failed"))
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    assert swept == Swept(requeued=0, failed=0, cancelled=0)
+    assert done["status"] == "succeeded", done["error"]
+    assert C3POBuild.objects.get(pk=build_id).attempts == 1
+
+
 @pytest.mark.django_db
 def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: APIClient) -> None:
     feedback = c3po_services.verbal_feedback_create(project=project, text="Be brief.")
