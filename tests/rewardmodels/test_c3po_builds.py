@@ -878,3 +878,7 @@ def test_the_last_review_completes_the_build_even_when_it_races_the_build(
     )
     assert reviews == ["edited", "edited"]
     assert build.status == "succeeded"
+
+
+def test_every_stage_has_one_step() -> None:
+    assert len(c3po_services.STEPS) == len(C3POBuild.STAGES)
