@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from config.celery_app import Queue
 from feedback import datasets
-from feedback.core.jobs import Attempt, JobKind, JobSuperseded, job_enqueue, job_execute
+from feedback.core.jobs import (
+    Attempt,
+    JobCancelled,
+    JobKind,
+    JobSuperseded,
+    job_enqueue,
+    job_execute,
+)
 from feedback.datasets import files
 from feedback.ingest import parse_timestamp
 from feedback.models import Export, ExportFormat, Project
@@ -141,6 +148,6 @@ def _write_file(attempt: Attempt[Export]) -> None:
     # Only now, with the whole file stored, does the export become downloadable.
     try:
         attempt.finish(file=export.file.name, rows=count, total_rows=count, sha256=digest)
-    except JobSuperseded:  # another attempt took over meanwhile: its result stands, not ours
+    except (JobSuperseded, JobCancelled):  # the attempt's result stands no more: no file kept
         export.file.delete(save=False)
         raise
