@@ -385,8 +385,16 @@ class BuildInputSerializer(serializers.Serializer[Any]):
 class BuildOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     feedback = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=BuildStatus.values)
-    stage = serializers.IntegerField(help_text="Stages done, 0 to 7.")
+    status = serializers.ChoiceField(
+        choices=BuildStatus.values,
+        help_text=(
+            "Every job's statuses and `review` (waiting for annotators); nothing cancels a "
+            "build today, so a build is never `cancelled`."
+        ),
+    )
+    stage = serializers.IntegerField(
+        help_text=f"Stages done, 0 to {len(C3POBuild.STAGES)} (the names are in `stages`)."
+    )
     stages = serializers.ListField(child=serializers.CharField())
     progress = serializers.FloatField()
     message = serializers.CharField()
