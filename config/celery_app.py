@@ -21,16 +21,15 @@ class Queue(StrEnum):
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Every task is routed to one queue here; workers declare the queues they consume.
+# Every task is routed to one queue here; workers declare the queues they consume. A job's task
+# is sent by name to the queue its JobKind names (feedback.core.jobs), the same one as here.
 app.conf.task_routes = {
     "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
     "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
-    "feedback.tasks.exports_sweep": {"queue": Queue.DEFAULT},
+    "feedback.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
-    "feedback.tasks.reruns_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
-    "rewardmodels.tasks.training_runs_sweep": {"queue": Queue.DEFAULT},
+    "rewardmodels.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
-    "rewardmodels.tasks.c3po_builds_sweep": {"queue": Queue.DEFAULT},
 }
 app.autodiscover_tasks()

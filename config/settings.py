@@ -263,7 +263,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "ResultStatusEnum": ["created", "duplicate", "error"],
-        "ExportStatusEnum": ["queued", "running", "succeeded", "failed"],
+        # Exports and training runs: one vocabulary for every job (feedback.core.jobs.JobStatus).
+        "JobStatusEnum": ["queued", "running", "succeeded", "failed", "cancelled"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -296,17 +297,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A training run writes its heartbeat this often; one silent for TRAINING_STALE_SECONDS has
-# lost its worker and the sweeper queues it again (once) or fails it.
-TRAINING_HEARTBEAT_SECONDS = env.float("TRAINING_HEARTBEAT_SECONDS", default=15.0)
+# A running job (export, training run, C3PO build, re-run) writes its heartbeat this often. A
+# training run or C3PO build silent for TRAINING_STALE_SECONDS has lost its worker, and the
+# sweeper queues it again or fails it (feedback.core.jobs).
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=15.0)
 TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
 
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
-    "exports-sweep": {"task": "feedback.tasks.exports_sweep", "schedule": 120.0},
-    "reruns-sweep": {"task": "feedback.tasks.reruns_sweep", "schedule": 60.0},
-    "training-runs-sweep": {"task": "rewardmodels.tasks.training_runs_sweep", "schedule": 60.0},
-    "c3po-builds-sweep": {"task": "rewardmodels.tasks.c3po_builds_sweep", "schedule": 60.0},
+    "exports-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 120.0, "args": ["export"]},
+    "reruns-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 60.0, "args": ["rerun"]},
+    "training-runs-sweep": {
+        "task": "rewardmodels.tasks.jobs_sweep",
+        "schedule": 60.0,
+        "args": ["training_run"],
+    },
+    "c3po-builds-sweep": {
+        "task": "rewardmodels.tasks.jobs_sweep",
+        "schedule": 60.0,
+        "args": ["c3po_build"],
+    },
 }
 
 LOGGING = {

@@ -34,8 +34,9 @@ from feedback.core.api import (
     TextRenderer,
 )
 from feedback.core.auth import project_for
+from feedback.core.jobs import JobStatus
 from feedback.ingest import parse_timestamp
-from feedback.models import Answer, ApiKey, Export, ExportStatus, FeedbackEvent, Scope, Source
+from feedback.models import Answer, ApiKey, Export, FeedbackEvent, Scope, Source
 
 
 def batch_items(body: Any, key: str) -> list[Any]:
@@ -393,7 +394,7 @@ def export_as_dict(export: Export) -> dict[str, Any]:
         "finished_at": export.finished_at.isoformat() if export.finished_at else None,
         "download": (
             reverse("api-export-download", args=[export.pk])
-            if export.status == ExportStatus.SUCCEEDED
+            if export.status == JobStatus.SUCCEEDED
             else None
         ),
     }
@@ -464,7 +465,7 @@ class ExportDownloadApi(APIView):
     def get(self, request: Request, export_id: int) -> FileResponse:
         project = project_for(request, Scope.EXPORT)
         export = _export_or_404(project, export_id)
-        if export.status != ExportStatus.SUCCEEDED:
+        if export.status != JobStatus.SUCCEEDED:
             raise NotReady(f"The export is {export.status}; download it once it has succeeded.")
         return FileResponse(
             export.file.open("rb"),

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from feedback.core.fields import EncryptedTextField
+from feedback.core.jobs import ACTIVE_STATUSES, Job, JobStatus, job_constraints
 
 DEFAULT_REACTIONS = ["love", "like", "dislike", "laugh", "wow", "sad", "angry"]
 DEFAULT_POSITIVE_REACTIONS = ["love", "like"]
@@ -435,18 +436,11 @@ class ExportFormat(models.TextChoices):
     CSV = "csv", "CSV"
 
 
-class ExportStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
 def _export_path(export: "Export", filename: str) -> str:
     return f"exports/{export.project_id}/{filename}"
 
 
-class Export(models.Model):
+class Export(Job):
     """An immutable snapshot of a dataset, written by a worker. The file is attached only once
     it is complete, so nothing half-written is ever served."""
 
@@ -455,30 +449,16 @@ class Export(models.Model):
     format = models.CharField(max_length=8, choices=ExportFormat.choices)
     form = models.CharField(max_length=16, default="conversational")
     filters = models.JSONField(default=dict)
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
-    )
-    progress = models.FloatField(default=0.0)
     rows = models.PositiveBigIntegerField(default=0)
     total_rows = models.PositiveBigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True, default="")
     file = models.FileField(upload_to=_export_path, blank=True)
-    error = models.TextField(blank=True, default="")
     requested_by = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # Written while a worker is writing the file; a stale one means the worker died.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             _choices_check("format", ExportFormat, "export_format_valid"),
-            _choices_check("status", ExportStatus, "export_status_valid"),
-            models.CheckConstraint(
-                condition=Q(progress__gte=0) & Q(progress__lte=1), name="export_progress_range"
-            ),
+            *job_constraints("export", JobStatus.values),
         ]
         indexes = [models.Index(fields=["project", "-created_at"], name="export_newest")]
 
@@ -633,14 +613,7 @@ class QueueAssignment(models.Model):
         return f"{self.item_id} → {self.annotator_id} ({self.status})"
 
 
-class RerunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Rerun(models.Model):
+class Rerun(Job):
     """Re-running the stages after a corrected one. The stage-level pair is the original
     `stage` (before) and `corrected_output` (after); `revision` is the new answer."""
 
@@ -651,26 +624,17 @@ class Rerun(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     corrected_output = models.JSONField()
-    status = models.CharField(
-        max_length=16, choices=RerunStatus.choices, default=RerunStatus.QUEUED
-    )
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    error = models.TextField(blank=True, default="")
     revision = models.OneToOneField(
         Answer, null=True, blank=True, on_delete=models.SET_NULL, related_name="rerun_source"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            _choices_check("status", RerunStatus, "rerun_status_valid"),
+            *job_constraints("rerun", JobStatus.values),
             # A double click starts one re-run, not two.
             models.UniqueConstraint(
                 fields=["stage", "requested_by"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=ACTIVE_STATUSES),
                 name="rerun_one_active",
             ),
         ]

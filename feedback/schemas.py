@@ -12,6 +12,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from feedback import events, ingest
+from feedback.core.jobs import JobStatus
 from feedback.core.validators import MAX_URL_LENGTH
 from feedback.datasets.definitions import DATASETS
 
@@ -360,7 +361,13 @@ class ExportOutputSerializer(serializers.Serializer[Any]):
     format = serializers.CharField()
     form = serializers.CharField()
     filters = serializers.DictField()
-    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    status = serializers.ChoiceField(
+        choices=JobStatus.values,
+        help_text=(
+            "The status vocabulary every job shares (exports, training runs, C3PO builds); "
+            "nothing cancels an export today, so an export is never `cancelled`."
+        ),
+    )
     progress = serializers.FloatField()
     rows = serializers.IntegerField()
     total_rows = serializers.IntegerField(allow_null=True)

@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from feedback.agreement import krippendorff_alpha, pairwise_kappa
+from feedback.core.jobs import ACTIVE_STATUSES
 from feedback.models import (
     AnnotationQueue,
     Answer,
@@ -500,3 +501,25 @@ def queue_agreement(*, queue: AnnotationQueue) -> dict[str, Any]:
         "alpha_ordinal": krippendorff_alpha(units, metric="ordinal", order=RELEVANCE_ORDER),
         "pairs": pairwise_kappa(units),
     }
+
+
+# --- re-runs (feedback.services.reruns) --------------------------------------------------------
+
+
+def answer_get(*, answer_id: int) -> Answer:
+    return Answer.objects.get(pk=answer_id)
+
+
+def answer_stages(*, answer: Answer) -> QuerySet[Stage]:
+    """An answer's trace, in order."""
+    return answer.stages.order_by("position")
+
+
+def stage_interventions(*, stage: Stage, annotator: Any) -> QuerySet[Intervention]:
+    """One annotator's corrections of one stage, in the order they were made."""
+    return Intervention.objects.filter(stage=stage, annotator=annotator).order_by("id")
+
+
+def rerun_active(*, stage: Stage, user: Any) -> Rerun | None:
+    """The user's re-run from this stage that is queued or running, if any."""
+    return Rerun.objects.filter(stage=stage, requested_by=user, status__in=ACTIVE_STATUSES).first()

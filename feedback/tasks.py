@@ -7,8 +7,11 @@ import socket
 from celery import shared_task
 
 from feedback import services
-from feedback.services.exports import EXPORT_TIME_LIMIT
-from feedback.services.reruns import RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
+from feedback.core import jobs
+from feedback.services.exports import EXPORT_JOB, EXPORT_TIME_LIMIT
+from feedback.services.reruns import RERUN_JOB, RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
+
+JOB_KINDS = {kind.name: kind for kind in (EXPORT_JOB, RERUN_JOB)}
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py.
@@ -24,7 +27,7 @@ def worker_heartbeat() -> None:
     services.worker_heartbeat_record(hostname=socket.gethostname())
 
 
-# Routed to Queue.EXPORTS in config/celery_app.py.
+# Sent by name to Queue.EXPORTS (services.exports.EXPORT_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -37,14 +40,15 @@ def export_build(export_id: int) -> None:
     services.exports.export_build(export_id=export_id)
 
 
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind.
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
-def exports_sweep() -> None:
-    """Re-queue or fail exports whose worker died, so none stays "running" for ever."""
-    services.exports.exports_sweep()
+def jobs_sweep(kind: str) -> None:
+    """Queue again, fail or end the jobs of this kind whose worker died, so none stays
+    "running" for ever."""
+    jobs.jobs_sweep(kind=JOB_KINDS[kind])
 
 
-# Routed to Queue.DEFAULT in config/celery_app.py.
+# Sent by name to Queue.DEFAULT (services.reruns.RERUN_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -55,10 +59,3 @@ def exports_sweep() -> None:
 def rerun_execute(rerun_id: int) -> None:
     """Re-run an answer's stages after a correction; the service claims only a queued run."""
     services.reruns.rerun_execute(rerun_id=rerun_id)
-
-
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
-def reruns_sweep() -> None:
-    """Fail re-runs whose worker died, so none stays "running" for ever."""
-    services.reruns.reruns_sweep()

@@ -25,16 +25,17 @@ from feedback.core.api import (
     OrjsonRenderer,
 )
 from feedback.core.auth import project_for
+from feedback.core.jobs import JobStatus
 from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
 from rewardmodels import selectors, services
+from rewardmodels.datasets import PARTS
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     Generator,
     Objective,
     RewardModel,
-    RunStatus,
     TrainingRun,
     VerbalFeedback,
 )
@@ -127,7 +128,7 @@ class ModelOutputSerializer(serializers.Serializer[Any]):
 class RunOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     reward_model = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=RunStatus.values)
+    status = serializers.ChoiceField(choices=JobStatus.values)
     progress = serializers.FloatField()
     message = serializers.CharField()
     error = serializers.CharField()
@@ -308,12 +309,11 @@ def build_as_dict(build: C3POBuild) -> dict[str, Any]:
         "review": build.review,
         "seed": build.seed,
         "requested": build.counts,
-        "counts": services.c3po.build_counts(build=build),
+        "counts": selectors.build_counts(build=build),
         "created_at": build.created_at,
         "finished_at": build.finished_at,
         "dataset": {
-            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}"
-            for part in services.c3po.PARTS
+            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}" for part in PARTS
         }
         if build.status == BuildStatus.SUCCEEDED
         else None,
@@ -390,8 +390,16 @@ class BuildInputSerializer(serializers.Serializer[Any]):
 class BuildOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     feedback = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=BuildStatus.values)
-    stage = serializers.IntegerField(help_text="Stages done, 0 to 7.")
+    status = serializers.ChoiceField(
+        choices=BuildStatus.values,
+        help_text=(
+            "Every job's statuses and `review` (waiting for annotators); nothing cancels a "
+            "build today, so a build is never `cancelled`."
+        ),
+    )
+    stage = serializers.IntegerField(
+        help_text=f"Stages done, 0 to {len(C3POBuild.STAGES)} (the names are in `stages`)."
+    )
     stages = serializers.ListField(child=serializers.CharField())
     progress = serializers.FloatField()
     message = serializers.CharField()
@@ -566,7 +574,7 @@ class BuildDatasetApi(APIView):
         operation_id="c3po_builds_dataset",
         summary="One part of a finished build's dataset as JSON Lines",
         parameters=[
-            OpenApiParameter("part", str, enum=list(services.c3po.PARTS), required=True),
+            OpenApiParameter("part", str, enum=list(PARTS), required=True),
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
@@ -584,17 +592,15 @@ class BuildDatasetApi(APIView):
         project = project_for(request, Scope.TRAIN)
         build = _build_or_404(project, build_id)
         part = request.query_params.get("part", "")
-        if part not in services.c3po.PARTS:
-            raise InvalidInput(
-                "Unknown part.", {"part": [f"Must be one of: {', '.join(services.c3po.PARTS)}."]}
-            )
+        if part not in PARTS:
+            raise InvalidInput("Unknown part.", {"part": [f"Must be one of: {', '.join(PARTS)}."]})
         if build.status != BuildStatus.SUCCEEDED:
             raise NotReady(
                 f"The build is {build.status}; its dataset is served once it has succeeded."
             )
         lines = (
             orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-            for row in services.c3po.dataset_rows(build=build, part=part)
+            for row in selectors.build_dataset_rows(build=build, part=part)
         )
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'inline; filename="c3po-{build.pk}-{part}.jsonl"'

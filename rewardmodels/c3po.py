@@ -11,8 +11,9 @@ teaches a model to apply the feedback where it belongs and nowhere else:
 4. a **baseline** answer for every prompt from the model itself, without the feedback, and for
    in-scope prompts a **revision** of that baseline which follows the feedback.
 
-Pure (CONVENTIONS rule 2): no Django, no network. The service loads and stores rows and hands the
-`JsonRequest`s and message lists built here to `rewardmodels.generator.ChatClient`.
+Pure computation: no Django, no ORM, no network, so it is tested on plain data. The service loads
+and stores rows and hands the `JsonRequest`s and message lists built here to
+`rewardmodels.generator.ChatClient`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
-Scope = Literal["in_scope", "near_scope"]
+# The scopes a generator writes prompts for by category (out-of-scope prompts are sampled first).
+PromptScope = Literal["in_scope", "near_scope"]
 Split = Literal["train", "test"]
 
 DEFAULT_COUNTS: dict[str, int | float] = {
@@ -171,7 +173,7 @@ def categories_request(
 
 
 def prompts_request(
-    feedback: str, *, domain: str, category: str, count: int, scope: Scope
+    feedback: str, *, domain: str, category: str, count: int, scope: PromptScope
 ) -> JsonRequest[list[str]]:
     """Ask for `count` prompts in `category`: in-scope ones where the feedback clearly applies
     (they become preference pairs), or near-scope ones on similar topics where it does not (they

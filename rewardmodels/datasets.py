@@ -13,9 +13,14 @@ from django.db.models import F, QuerySet
 from feedback.datasets.definitions import DATASETS, Dataset, Filters, Rows, time_filters
 from feedback.datasets.sql import AssistantMessage, UserMessage
 from feedback.models import Project
-from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, ReviewStatus, Scope
+from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, PromptScope, ReviewStatus
 
-PART_SCOPES = {"dpo": Scope.IN_SCOPE, "sft_near": Scope.NEAR_SCOPE, "sft_out": Scope.OUT_OF_SCOPE}
+PART_SCOPES = {
+    "dpo": PromptScope.IN_SCOPE,
+    "sft_near": PromptScope.NEAR_SCOPE,
+    "sft_out": PromptScope.OUT_OF_SCOPE,
+}
+PARTS = tuple(PART_SCOPES)
 
 
 def part_items(items: QuerySet[C3POItem], part: str) -> QuerySet[C3POItem]:

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from feedback.core.fields import EncryptedTextField
+from feedback.core.jobs import Job, JobStatus, job_constraints
 from feedback.models import Project
 
 
@@ -45,52 +46,25 @@ class RewardModel(models.Model):
         return self.name
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
 def _artifact_path(run: TrainingRun, filename: str) -> str:
     return f"reward-models/{run.project_id}/{run.reward_model_id}/{filename}"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(Job):
     reward_model = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="runs")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    error = models.TextField(blank=True, default="")
     # The model's config when the run was requested: a version records what it was trained with.
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     artifact = models.FileField(upload_to=_artifact_path, blank=True)
     version = models.PositiveIntegerField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RunStatus.values), name="training_run_status_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(progress__gte=0.0, progress__lte=1.0),
-                name="training_run_progress_range",
-            ),
+            *job_constraints("training_run", JobStatus.values),
             # A version belongs to exactly one succeeded run.
             models.UniqueConstraint(
                 fields=["reward_model", "version"],
@@ -98,7 +72,7 @@ class TrainingRun(models.Model):
                 name="training_run_version_unique",
             ),
             models.CheckConstraint(
-                condition=Q(version__isnull=True) | Q(status=RunStatus.SUCCEEDED),
+                condition=Q(version__isnull=True) | Q(status=JobStatus.SUCCEEDED),
                 name="training_run_version_only_when_succeeded",
             ),
         ]
@@ -106,10 +80,6 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.reward_model_id} ({self.status})"
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in ACTIVE_RUN_STATUSES
 
 
 # --- C3PO: verbal feedback and the datasets built from it ---------------------------------------
@@ -167,26 +137,33 @@ class VerbalFeedback(models.Model):
 
 
 class BuildStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    REVIEW = "review"  # generated; waiting for annotators to review the revised responses
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    """Every job's statuses, and `review`: generated, waiting for annotators to review the
+    revised responses (no worker holds the build then)."""
+
+    QUEUED = JobStatus.QUEUED.value
+    RUNNING = JobStatus.RUNNING.value
+    REVIEW = "review"
+    SUCCEEDED = JobStatus.SUCCEEDED.value
+    FAILED = JobStatus.FAILED.value
+    CANCELLED = JobStatus.CANCELLED.value
 
 
-class C3POBuild(models.Model):
+C3PO_STAGES = (
+    "categories",
+    "in-scope prompts",
+    "near-scope prompts",
+    "out-of-scope prompts",
+    "baseline responses",
+    "revised responses",
+    "train/test split",
+)
+
+
+class C3POBuild(Job):
     """The staged build of one feedback's dataset. Every stage stores what it made in
     `categories` and C3POItem rows, so a build resumes where it stopped."""
 
-    STAGES = (
-        "categories",
-        "in-scope prompts",
-        "near-scope prompts",
-        "out-of-scope prompts",
-        "baseline responses",
-        "revised responses",
-        "train/test split",
-    )
+    STAGES = C3PO_STAGES
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="c3po_builds")
     feedback = models.ForeignKey(VerbalFeedback, on_delete=models.CASCADE, related_name="builds")
@@ -200,33 +177,28 @@ class C3POBuild(models.Model):
     status = models.CharField(
         max_length=16, choices=BuildStatus.choices, default=BuildStatus.QUEUED
     )
-    stage = models.PositiveSmallIntegerField(default=0)  # stages done, 0..7
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    error = models.TextField(blank=True, default="")
+    stage = models.PositiveSmallIntegerField(default=0)  # how many of the stages are done
     categories = models.JSONField(default=list, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
+            *job_constraints("c3po_build", BuildStatus.values),
             models.CheckConstraint(
-                condition=Q(status__in=BuildStatus.values), name="c3po_build_status_valid"
+                condition=Q(stage__lte=len(C3PO_STAGES)), name="c3po_build_stage_range"
             ),
-            models.CheckConstraint(condition=Q(stage__lte=7), name="c3po_build_stage_range"),
         ]
 
     def __str__(self) -> str:
         return f"C3PO build {self.pk} ({self.status})"
 
 
-class Scope(models.TextChoices):
+class PromptScope(models.TextChoices):
+    """Where a C3PO prompt stands to the feedback: it applies (in scope), a similar topic where
+    it does not (near scope), or unrelated (out of scope)."""
+
     IN_SCOPE = "in_scope"
     NEAR_SCOPE = "near_scope"
     OUT_OF_SCOPE = "out_of_scope"
@@ -241,12 +213,12 @@ class ReviewStatus(models.TextChoices):
 
 class C3POItem(models.Model):
     build = models.ForeignKey(C3POBuild, on_delete=models.CASCADE, related_name="items")
-    scope = models.CharField(max_length=16, choices=Scope.choices)
+    scope = models.CharField(max_length=16, choices=PromptScope.choices)
     category = models.CharField(max_length=200, blank=True, default="")
     prompt = models.TextField()
     prompt_hash = models.CharField(max_length=64)  # sha256 of the prompt: unique per build part
-    baseline = models.TextField(blank=True, default="")  # "" until stage 5 wrote it
-    revised = models.TextField(blank=True, default="")  # in-scope only; "" until stage 6
+    baseline = models.TextField(blank=True, default="")  # "" until the baselines stage wrote it
+    revised = models.TextField(blank=True, default="")  # in scope only; "" until revised
     split = models.CharField(max_length=8, blank=True, default="")
     review_status = models.CharField(
         max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
@@ -262,7 +234,9 @@ class C3POItem(models.Model):
             models.UniqueConstraint(
                 fields=["build", "scope", "prompt_hash"], name="c3po_item_prompt_unique"
             ),
-            models.CheckConstraint(condition=Q(scope__in=Scope.values), name="c3po_item_scope"),
+            models.CheckConstraint(
+                condition=Q(scope__in=PromptScope.values), name="c3po_item_scope"
+            ),
             models.CheckConstraint(
                 condition=Q(review_status__in=ReviewStatus.values), name="c3po_item_review"
             ),

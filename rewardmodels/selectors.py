@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Iterator
+from typing import Any
 
-from feedback.models import Critique, Project
+from django.db.models import Count, Q, QuerySet
+
+from feedback.core.jobs import JobStatus
+from feedback.models import Answer, Critique, Project
+from rewardmodels.datasets import build_rows
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     C3POItem,
     Generator,
+    PromptScope,
     ReviewStatus,
     RewardModel,
-    RunStatus,
-    Scope,
     TrainingRun,
     VerbalFeedback,
 )
@@ -36,7 +40,7 @@ def reward_models_for_project(*, project: Project) -> QuerySet[RewardModel]:
 
 
 def versions_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:
-    return reward_model.runs.filter(status=RunStatus.SUCCEEDED).order_by("-version")
+    return reward_model.runs.filter(status=JobStatus.SUCCEEDED).order_by("-version")
 
 
 def runs_of(*, reward_model: RewardModel) -> QuerySet[TrainingRun]:
@@ -91,11 +95,6 @@ def build_item_get(*, build: C3POBuild, item_id: int) -> C3POItem | None:
     return C3POItem.objects.filter(build=build, pk=item_id).first()
 
 
-def build_items_pending_review(*, build: C3POBuild) -> int:
-    """How many in-scope items of the build still wait for a reviewer."""
-    return build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING).count()
-
-
 def build_get(*, project: Project, build_id: int) -> C3POBuild | None:
     return (
         C3POBuild.objects.filter(project=project, pk=build_id)
@@ -110,3 +109,73 @@ def builds_for_project(*, project: Project) -> QuerySet[C3POBuild]:
         .select_related("feedback", "generator")
         .order_by("-created_at", "-id")
     )
+
+
+# --- C3PO builds: review, counts, the dataset, the project's own questions ----------------------
+
+MAX_PROMPT_CHARS = 4000  # longer collected questions are not used as C3PO prompts
+
+
+def build_items_pending_review(*, build: C3POBuild) -> QuerySet[C3POItem]:
+    return build.items.filter(scope=PromptScope.IN_SCOPE, review_status=ReviewStatus.PENDING)
+
+
+def build_pending_review_count(*, build: C3POBuild) -> int:
+    """How many in-scope rows of the build still wait for a reviewer."""
+    return build_items_pending_review(build=build).count()
+
+
+def build_item_next_for_review(*, build: C3POBuild) -> C3POItem | None:
+    """The next in-scope row waiting for an annotator; none unless the build is in review."""
+    if build.status != BuildStatus.REVIEW:
+        return None
+    return build_items_pending_review(build=build).order_by("id").first()
+
+
+def build_dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
+    """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets,
+    the same rows the registry's c3po_* datasets export)."""
+    rows = build_rows(build, part)
+    for row in rows.queryset().iterator(chunk_size=2000):
+        yield {name: row[f"c_{name}"] for name in rows.columns}
+
+
+def build_counts(*, build: C3POBuild) -> dict[str, Any]:
+    """What the build has made so far, per part and review state, in one query."""
+    in_scope = Q(scope=PromptScope.IN_SCOPE)
+    review = {
+        status: Count("id", filter=in_scope & Q(review_status=status))
+        for status in ReviewStatus.values
+    }
+    counts = build.items.aggregate(
+        in_scope=Count("id", filter=in_scope),
+        near_scope=Count("id", filter=Q(scope=PromptScope.NEAR_SCOPE)),
+        out_of_scope=Count("id", filter=Q(scope=PromptScope.OUT_OF_SCOPE)),
+        baselines=Count("id", filter=~Q(baseline="")),
+        revised=Count("id", filter=in_scope & ~Q(revised="")),
+        test=Count("id", filter=Q(split="test")),
+        **{f"review_{status}": count for status, count in review.items()},
+    )
+    return {
+        "categories": len(build.categories),
+        **{k: v for k, v in counts.items() if not k.startswith("review_")},
+        "review": {status: counts[f"review_{status}"] for status in ReviewStatus.values},
+    }
+
+
+def collected_questions(*, project_id: int) -> Iterator[tuple[str, str]]:
+    """The project's own (question, response) pairs, newest first: the last user message of
+    each prompt and the answer given to it, each question once."""
+    seen: set[str] = set()
+    answers = (
+        Answer.objects.filter(project_id=project_id, revision_of__isnull=True)
+        .order_by("-created_at", "-id")
+        .values_list("prompt", "response")
+    )
+    for prompt, response in answers.iterator(chunk_size=2000):
+        question = next(
+            (m.get("content", "") for m in reversed(prompt) if m.get("role") == "user"), ""
+        )
+        if question and question not in seen and len(question) <= MAX_PROMPT_CHARS:
+            seen.add(question)
+            yield question, response

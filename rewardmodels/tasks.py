@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from feedback.core import jobs
 from rewardmodels import services
+
+JOB_KINDS = {kind.name: kind for kind in (services.TRAINING_RUN_JOB, services.c3po.C3PO_BUILD_JOB)}
 
 TRAINING_TIME_LIMIT = 2 * 60 * 60  # seconds; a run longer than this is cut and marked failed
 
 
-# Routed to Queue.TRAINING in config/celery_app.py.
+# Sent by name to Queue.TRAINING (services.TRAINING_RUN_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -22,14 +25,15 @@ def training_run_execute(run_id: int) -> None:
     services.training_run_execute(run_id=run_id)
 
 
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind.
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
-def training_runs_sweep() -> None:
-    """Queue again (once) or fail runs whose worker died, so none stays "running"."""
-    services.training_runs_sweep()
+def jobs_sweep(kind: str) -> None:
+    """Queue again, fail or end the jobs of this kind whose worker died, so none stays
+    "running" for ever."""
+    jobs.jobs_sweep(kind=JOB_KINDS[kind])
 
 
-# Routed to Queue.C3PO in config/celery_app.py.
+# Sent by name to Queue.C3PO (services.c3po.C3PO_BUILD_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -40,10 +44,3 @@ def training_runs_sweep() -> None:
 def c3po_build_execute(build_id: int) -> None:
     """Run or resume a C3PO build; the service claims only a queued build."""
     services.c3po.build_execute(build_id=build_id)
-
-
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
-def c3po_builds_sweep() -> None:
-    """Resume (or fail) builds whose worker died, so none stays "running"."""
-    services.c3po.builds_sweep()

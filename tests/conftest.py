@@ -121,7 +121,7 @@ def worker_process(queue: str) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TRAINING_HEARTBEAT_SECONDS": "0.2",
+        "JOB_HEARTBEAT_SECONDS": "0.2",
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue]
     command += ["--pool=solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]

@@ -51,6 +51,7 @@ from django.urls.resolvers import RoutePattern
 from django.utils import timezone
 
 from feedback import services
+from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
 from feedback.models import Answer, Critique, Project, Role, Scope
 from feedback.services.exports import export_build, export_request
@@ -62,11 +63,10 @@ from rewardmodels.models import (
     C3POBuild,
     C3POItem,
     Generator,
+    PromptScope,
     ReviewStatus,
-    RunStatus,
     TrainingRun,
 )
-from rewardmodels.models import Scope as ItemScope
 from rewardmodels.services import reward_model_create, training_run_start
 from rewardmodels.services.c3po import build_start, verbal_feedback_create
 from rewardmodels.training import evaluate_p_love
@@ -266,7 +266,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     rng = np.random.default_rng(0)
     predictions = rng.random(50)
     TrainingRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.SUCCEEDED,
+        status=JobStatus.SUCCEEDED,
         version=1,
         progress=1.0,
         metrics=evaluate_p_love(rng.random(50) < predictions, predictions),
@@ -280,10 +280,10 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     )
     items = []
     for scope, review in [
-        (ItemScope.IN_SCOPE, ReviewStatus.APPROVED),
-        (ItemScope.NEAR_SCOPE, ReviewStatus.PENDING),
-        (ItemScope.OUT_OF_SCOPE, ReviewStatus.PENDING),
-        (ItemScope.IN_SCOPE, ReviewStatus.PENDING),  # waits for review
+        (PromptScope.IN_SCOPE, ReviewStatus.APPROVED),
+        (PromptScope.NEAR_SCOPE, ReviewStatus.PENDING),
+        (PromptScope.OUT_OF_SCOPE, ReviewStatus.PENDING),
+        (PromptScope.IN_SCOPE, ReviewStatus.PENDING),  # waits for review
     ]:
         prompt = f"How do I boil rice? {scope} {review} {marker}"
         items.append(
@@ -293,7 +293,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
                 prompt=prompt,
                 prompt_hash=hashlib.sha256(prompt.encode()).hexdigest(),
                 baseline=f"Boil it. {marker}",
-                revised=f"Boil. {marker}" if scope == ItemScope.IN_SCOPE else "",
+                revised=f"Boil. {marker}" if scope == PromptScope.IN_SCOPE else "",
                 split="train",
                 review_status=review,
             )

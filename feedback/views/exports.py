@@ -14,8 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import datasets, selectors, services
 from feedback.core.access import found_or_404, membership_or_404
+from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page
-from feedback.models import ExportFormat, ExportStatus, Membership, Role
+from feedback.models import ExportFormat, Membership, Role
 
 SHOWN_EXPORTS = 50
 
@@ -28,7 +29,7 @@ def _context(
         "membership": membership,
         "project": membership.project,
         "exports": exports,
-        "working": any(e.status in (ExportStatus.QUEUED, ExportStatus.RUNNING) for e in exports),
+        "working": any(not e.finished for e in exports),
         "datasets": [(d.name, d.description) for d in datasets.DATASETS.values()],
         "formats": ExportFormat.choices,
         "forms": datasets.FORMS,
@@ -78,7 +79,7 @@ def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResp
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     export = selectors.export_get(project=membership.project, export_id=export_id)
     export = found_or_404(export, "No such export.")
-    if export.status != ExportStatus.SUCCEEDED:
+    if export.status != JobStatus.SUCCEEDED:
         return HttpResponse(f"The export is {export.status}.", status=409)
     return FileResponse(
         export.file.open("rb"), as_attachment=True, filename=Path(export.file.name or "x").name

@@ -3,6 +3,7 @@ these. Each module covers one area and is re-exported here."""
 
 from rewardmodels.services import c3po, reward_models
 from rewardmodels.services.reward_models import (
+    TRAINING_RUN_JOB,
     ModelInvalid,
     config_clean,
     reward_model_activate,
@@ -11,10 +12,10 @@ from rewardmodels.services.reward_models import (
     training_run_cancel,
     training_run_execute,
     training_run_start,
-    training_runs_sweep,
 )
 
 __all__ = [
+    "TRAINING_RUN_JOB",
     "ModelInvalid",
     "c3po",
     "config_clean",
@@ -25,5 +26,4 @@ __all__ = [
     "training_run_cancel",
     "training_run_execute",
     "training_run_start",
-    "training_runs_sweep",
 ]

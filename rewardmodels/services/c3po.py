@@ -6,6 +6,9 @@ there, so a build that stopped (a worker killed, a generator that failed) resume
 was and ends with the same rows. The dataset is served only once the build has succeeded:
 nothing half-written is exported.
 
+A build is a job (feedback.core.jobs): a worker that dies leaves a stale heartbeat, the sweeper
+queues the build again to resume, and only the current attempt's writes land.
+
 Without a generator (the human path) the prompts and baseline responses come from the
 project's own answers, and annotators write the revised responses in the review queue; with
 one and `review` on, annotators approve, edit or reject the generated revisions. Either way
@@ -15,54 +18,64 @@ the dpo part then uses only approved (or edited) rows.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from config.celery_app import Queue
 from feedback.core import outbound
+from feedback.core.jobs import (
+    Attempt,
+    JobFailed,
+    JobKind,
+    job_enqueue,
+    job_execute,
+    job_resume,
+    seconds_setting,
+)
 from feedback.core.validators import bidi_problem
-from feedback.models import Answer, Critique, Project
+from feedback.models import Critique, Project
 from feedback.services.errors import ServiceError
-from rewardmodels import c3po
-from rewardmodels.datasets import build_rows
+from rewardmodels import c3po, selectors
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     C3POItem,
     Generator,
+    PromptScope,
     ReviewStatus,
-    Scope,
     VerbalFeedback,
 )
-from rewardmodels.services.heartbeat import Heartbeat
 
-logger = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 3  # a build whose worker died is resumed automatically this many times
-PARTS = ("dpo", "sft_near", "sft_out")
+C3PO_BUILD_JOB = JobKind(
+    name="c3po_build",
+    model=C3POBuild,
+    task="rewardmodels.tasks.c3po_build_execute",
+    queue=Queue.C3PO,
+    stale_after=seconds_setting("TRAINING_STALE_SECONDS"),
+    # A build whose worker died resumes by itself this many times in all, then fails; a person
+    # can resume it again.
+    max_attempts=3,
+    gave_up="The worker building this stopped repeatedly; resume it to continue.",
+    requeued="Its worker stopped; resuming…",
+    select_related=("feedback", "generator"),
+)
 MAX_TEXT = 5000
 SEED_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
-MAX_PROMPT_CHARS = 4000  # longer collected questions are not used as C3PO prompts
 
 
 class C3POInvalid(ServiceError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("Invalid input; nothing was saved.")
         self.errors = errors
-
-
-class BuildSuperseded(Exception):
-    """This attempt is no longer the build's current one (the sweeper moved on)."""
 
 
 def _text(
@@ -188,8 +201,6 @@ def build_start(
         raise C3POInvalid({"seed": ["Must be 1 to 32 letters, digits, - or _."]})
     if generator is not None and generator.project_id != feedback.project_id:
         raise C3POInvalid({"generator": ["No such generator in this project."]})
-    from rewardmodels.tasks import c3po_build_execute
-
     with transaction.atomic():
         build = C3POBuild.objects.create(
             project_id=feedback.project_id,
@@ -201,22 +212,13 @@ def build_start(
             created_by=created_by,
             message="Waiting for a worker…",
         )
-        transaction.on_commit(lambda: c3po_build_execute.delay(build.pk))
+        job_enqueue(kind=C3PO_BUILD_JOB, job_id=build.pk)
     return build
 
 
 def build_resume(*, build: C3POBuild) -> C3POBuild:
     """Queue a failed build again; it continues from the stage where it stopped."""
-    from rewardmodels.tasks import c3po_build_execute
-
-    with transaction.atomic():
-        resumed = C3POBuild.objects.filter(pk=build.pk, status=BuildStatus.FAILED).update(
-            status=BuildStatus.QUEUED, error="", message="Resuming…", attempts=0
-        )
-        if resumed:
-            transaction.on_commit(lambda: c3po_build_execute.delay(build.pk))
-    build.refresh_from_db()
-    return build
+    return job_resume(kind=C3PO_BUILD_JOB, job=build)
 
 
 # --- executing a build -----------------------------------------------------------------------
@@ -230,91 +232,64 @@ def _prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()
 
 
-class _Run:
-    """One attempt at a build: its progress writes, and the fence that stops an attempt the
-    sweeper has given up on."""
+class _Stage:
+    """One stage of one attempt at a build: its progress reports, and the build's items while
+    the attempt is the current one (writes through it land nowhere once it was superseded)."""
 
-    def __init__(self, build: C3POBuild) -> None:
-        self.build = build
-        self.mine = C3POBuild.objects.filter(
-            pk=build.pk, status=BuildStatus.RUNNING, attempts=build.attempts
-        )
+    def __init__(self, attempt: Attempt[C3POBuild], index: int) -> None:
+        self.attempt = attempt
+        self.index = index
 
-    def report(self, stage: int, done: int, total: int) -> None:
+    @property
+    def items(self) -> QuerySet[C3POItem]:
+        return C3POItem.objects.filter(build__in=self.attempt.mine)
+
+    def report(self, done: int, total: int) -> None:
         within = done / total if total else 1.0
-        progress = round((stage + within) / len(C3POBuild.STAGES), 4)
-        name = C3POBuild.STAGES[stage]
-        if not self.mine.update(
-            progress=min(progress, 1.0),
-            message=f"Stage {stage + 1} of 7, {name}: {done} of {total}",
-            heartbeat_at=timezone.now(),
-        ):
-            raise BuildSuperseded
-
-    def stage_done(self, stage: int) -> None:
-        if not self.mine.update(stage=stage + 1, heartbeat_at=timezone.now()):
-            raise BuildSuperseded
+        stages = len(C3POBuild.STAGES)
+        self.attempt.progress(
+            round((self.index + within) / stages, 4),
+            f"Stage {self.index + 1} of {stages}, {C3POBuild.STAGES[self.index]}: "
+            f"{done} of {total}",
+        )
 
 
 def build_execute(*, build_id: int) -> None:
-    """Run (or resume) a build. Only a queued build is claimed: a second delivery does nothing."""
-    now = timezone.now()
-    claimed = C3POBuild.objects.filter(pk=build_id, status=BuildStatus.QUEUED).update(
-        status=BuildStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        error="",
-    )
-    if not claimed:
-        return
-    build = C3POBuild.objects.select_related("feedback", "generator").get(pk=build_id)
-    run = _Run(build)
+    """Run (or resume) a build. Only a queued build (or one whose worker died) is claimed: a
+    second delivery does nothing."""
+    job_execute(kind=C3PO_BUILD_JOB, job_id=build_id, work=_build)
+
+
+def _build(attempt: Attempt[C3POBuild]) -> None:
+    build = attempt.job
     client = _client(build.generator)
     try:
-        with Heartbeat(run.mine):
-            for stage, step in enumerate(STEPS):
-                if stage < build.stage:
-                    continue
-                try:
-                    step(build, run, client)
-                except GeneratorError as error:
-                    name = C3POBuild.STAGES[stage]
-                    run.mine.update(
-                        status=BuildStatus.FAILED,
-                        error=f"Stage {stage + 1} ({name}) stopped: {error.message} "
-                        "Fix the generator or the counts, then resume the build.",
-                        message="",
-                        finished_at=timezone.now(),
-                    )
-                    return
-                run.stage_done(stage)
-                build.stage = stage + 1
-        pending = build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING)
-        needs_people = build.review and pending.exists()
-        run.mine.update(
-            status=BuildStatus.REVIEW if needs_people else BuildStatus.SUCCEEDED,
-            progress=1.0,
-            message=(
-                "Waiting for annotators to review the revised responses."
-                if needs_people
-                else "Done."
-            ),
-            finished_at=None if needs_people else timezone.now(),
-        )
-    except BuildSuperseded:
-        logger.info("c3po build %s: attempt %s superseded", build_id, build.attempts)
-    except Exception as error:  # recorded on the row; the task itself must not retry
-        logger.exception("c3po build %s failed", build_id)
-        run.mine.update(
-            status=BuildStatus.FAILED,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            message="",
-            finished_at=timezone.now(),
-        )
+        for index, step in enumerate(STEPS):
+            if index < build.stage:
+                continue
+            try:
+                step(build, _Stage(attempt, index), client)
+            except GeneratorError as error:
+                raise JobFailed(
+                    f"Stage {index + 1} ({C3POBuild.STAGES[index]}) stopped: {error.message} "
+                    "Fix the generator or the counts, then resume the build."
+                ) from error
+            attempt.progress(stage=index + 1)
+            build.stage = index + 1
     finally:
         if client is not None:
             client.close()
+    with transaction.atomic():
+        # Locked: no review lands between counting what is pending and the status it decides.
+        attempt.lock()
+        if build.review and selectors.build_items_pending_review(build=build).exists():
+            attempt.finish(
+                status=BuildStatus.REVIEW,
+                message="Waiting for annotators to review the revised responses.",
+                finished_at=None,
+            )
+        else:
+            attempt.finish()
 
 
 def _client(generator: Generator | None) -> ChatClient | None:
@@ -348,25 +323,10 @@ def _insert(build: C3POBuild, scope: str, category: str, prompts: list[str], **e
     )
 
 
-def _collected(build: C3POBuild) -> Iterator[tuple[str, str]]:
-    """The project's own (question, response) pairs, newest first: the last user message of
-    each prompt and the answer given to it."""
-    seen: set[str] = set()
-    answers = (
-        Answer.objects.filter(project_id=build.project_id, revision_of__isnull=True)
-        .order_by("-created_at", "-id")
-        .values_list("prompt", "response")
-    )
-    for prompt, response in answers.iterator(chunk_size=2000):
-        question = next(
-            (m.get("content", "") for m in reversed(prompt) if m.get("role") == "user"), ""
-        )
-        if question and question not in seen and len(question) <= MAX_PROMPT_CHARS:
-            seen.add(question)
-            yield question, response
+Step = Callable[[C3POBuild, _Stage, ChatClient | None], None]
 
 
-def _stage_categories(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+def _stage_categories(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
     if build.categories:
         return
     feedback = build.feedback
@@ -382,21 +342,25 @@ def _stage_categories(build: C3POBuild, run: _Run, client: ChatClient | None) ->
         categories = client.complete_json(
             request.messages, name=request.name, schema=request.schema, validate=request.validate
         )
-    C3POBuild.objects.filter(pk=build.pk).update(categories=categories)
+    stage.attempt.write(categories=categories)
     build.categories = categories
 
 
-def _stage_prompts(scope: str) -> Callable[[C3POBuild, _Run, ChatClient | None], None]:
-    key = "in_scope_per_category" if scope == Scope.IN_SCOPE else "near_scope_per_category"
-    stage = 1 if scope == Scope.IN_SCOPE else 2
+def _stage_prompts(scope: PromptScope) -> Step:
+    key = "in_scope_per_category" if scope == PromptScope.IN_SCOPE else "near_scope_per_category"
 
-    def step(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+    def step(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
         count = build.counts[key]
         if client is None:
-            if scope == Scope.IN_SCOPE and not build.items.filter(scope=scope).exists():
+            if scope == PromptScope.IN_SCOPE and not build.items.filter(scope=scope).exists():
                 # The human path: the project's own questions and answers; annotators write
                 # the revision where the feedback applies and reject the rest.
-                pairs = list(_take(_collected(build), count * len(build.categories)))
+                pairs = list(
+                    islice(
+                        selectors.collected_questions(project_id=build.project_id),
+                        count * len(build.categories),
+                    )
+                )
                 _insert(
                     build,
                     scope,
@@ -419,7 +383,7 @@ def _stage_prompts(scope: str) -> Callable[[C3POBuild, _Run, ChatClient | None],
                 domain=feedback.domain,
                 category=category,
                 count=count,
-                scope=scope,  # type: ignore[arg-type]
+                scope=scope.value,  # type: ignore[arg-type]
             )
             assert client is not None
             return client.complete_json(
@@ -433,34 +397,32 @@ def _stage_prompts(scope: str) -> Callable[[C3POBuild, _Run, ChatClient | None],
             nonlocal done
             _insert(build, scope, todo[index], prompts)
             done += 1
-            run.report(stage, done, total)
+            stage.report(done, total)
 
         client.map(ask, todo, on_result=store)
 
     return step
 
 
-def _take(pairs: Iterator[tuple[str, str]], n: int) -> Iterator[tuple[str, str]]:
-    for i, pair in enumerate(pairs):
-        if i >= n:
-            return
-        yield pair
-
-
-def _stage_out_of_scope(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+def _stage_out_of_scope(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
     wanted = build.counts["out_of_scope"]
-    have = build.items.filter(scope=Scope.OUT_OF_SCOPE).count()
+    out_of_scope = build.items.filter(scope=PromptScope.OUT_OF_SCOPE)
+    have = out_of_scope.count()
     if have >= wanted:
         return
     used = set(build.items.values_list("prompt", flat=True))
-    collected = [(q, r) for q, r in _collected(build) if q not in used]
+    collected = [
+        (q, r)
+        for q, r in selectors.collected_questions(project_id=build.project_id)
+        if q not in used
+    ]
     sampled = c3po.sample_out_of_scope(
         [q for q, _ in collected], wanted - have, seed=_int_seed(build.seed), exclude=used
     )
     response_of = dict(collected)
     # The project's own answers are the baselines of its own prompts when no model is asked.
     baselines = [response_of[q] if client is None else "" for q in sampled]
-    _insert(build, Scope.OUT_OF_SCOPE, "", sampled, baseline=baselines)
+    _insert(build, PromptScope.OUT_OF_SCOPE, "", sampled, baseline=baselines)
     missing = wanted - have - len(sampled)
     if missing <= 0 or client is None:
         return
@@ -475,24 +437,22 @@ def _stage_out_of_scope(build: C3POBuild, run: _Run, client: ChatClient | None) 
         prompts = client.complete_json(
             request.messages, name=request.name, schema=request.schema, validate=request.validate
         )
-        before = build.items.filter(scope=Scope.OUT_OF_SCOPE).count()
-        _insert(build, Scope.OUT_OF_SCOPE, "", [p for p in prompts if p not in used])
-        added = build.items.filter(scope=Scope.OUT_OF_SCOPE).count() - before
+        before = out_of_scope.count()
+        _insert(build, PromptScope.OUT_OF_SCOPE, "", [p for p in prompts if p not in used])
+        added = out_of_scope.count() - before
         if added == 0:
             raise GeneratorError(
                 "The generator keeps repeating out-of-scope prompts; lower the count.",
                 kind="invalid",
             )
         missing -= added
-        run.report(3, wanted - missing, wanted)
+        stage.report(wanted - missing, wanted)
 
 
 def _fill(
-    build: C3POBuild,
-    run: _Run,
+    stage: _Stage,
     client: ChatClient | None,
     *,
-    stage: int,
     items: QuerySet[C3POItem],
     field: str,
     messages: Callable[[C3POItem], list[dict[str, str]]],
@@ -506,59 +466,56 @@ def _fill(
 
     def store(index: int, text: str) -> None:
         nonlocal done
-        C3POItem.objects.filter(pk=todo[index].pk).update(**{field: text})
+        stage.items.filter(pk=todo[index].pk).update(**{field: text})
         done += 1
-        run.report(stage, done, total)
+        stage.report(done, total)
 
     client.map(lambda item: client.complete_text(messages(item)), todo, on_result=store)
 
 
-def _stage_baselines(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+def _stage_baselines(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
     _fill(
-        build,
-        run,
+        stage,
         client,
-        stage=4,
         items=build.items.all(),
         field="baseline",
         messages=lambda item: c3po.baseline_messages(item.prompt),
     )
 
 
-def _stage_revisions(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+def _stage_revisions(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
     text = build.feedback.text
     _fill(
-        build,
-        run,
+        stage,
         client,
-        stage=5,
-        items=build.items.filter(scope=Scope.IN_SCOPE),
+        items=build.items.filter(scope=PromptScope.IN_SCOPE),
         field="revised",
         messages=lambda item: c3po.revise_messages(text, item.prompt, item.baseline),
     )
     if not build.review:  # generated revisions are used as they are
-        build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING).update(
+        stage.items.filter(scope=PromptScope.IN_SCOPE, review_status=ReviewStatus.PENDING).update(
             review_status=ReviewStatus.APPROVED
         )
 
 
-def _stage_split(build: C3POBuild, run: _Run, client: ChatClient | None) -> None:
+def _stage_split(build: C3POBuild, stage: _Stage, client: ChatClient | None) -> None:
     fraction = build.counts["test_fraction"]
-    for scope in Scope.values:
+    for scope in PromptScope.values:
         items = list(build.items.filter(scope=scope).values_list("id", "prompt_hash"))
         test = [
             pk
             for pk, key in items
             if c3po.split_of(key, test_fraction=fraction, seed=build.seed) == "test"
         ]
-        build.items.filter(scope=scope).update(split="train")
-        build.items.filter(pk__in=test).update(split="test")
+        stage.items.filter(scope=scope).update(split="train")
+        stage.items.filter(pk__in=test).update(split="test")
 
 
-STEPS: tuple[Callable[[C3POBuild, _Run, ChatClient | None], None], ...] = (
+# One step per entry of C3POBuild.STAGES, in its order.
+STEPS: tuple[Step, ...] = (
     _stage_categories,
-    _stage_prompts(Scope.IN_SCOPE),
-    _stage_prompts(Scope.NEAR_SCOPE),
+    _stage_prompts(PromptScope.IN_SCOPE),
+    _stage_prompts(PromptScope.NEAR_SCOPE),
     _stage_out_of_scope,
     _stage_baselines,
     _stage_revisions,
@@ -566,40 +523,18 @@ STEPS: tuple[Callable[[C3POBuild, _Run, ChatClient | None], None], ...] = (
 )
 
 
-def builds_sweep(*, now: datetime | None = None) -> tuple[int, int]:
-    """Builds whose worker died (running, heartbeat stale) are queued again to resume, up to
-    MAX_ATTEMPTS, then failed (a person can still resume them). Returns (requeued, failed)."""
-    now = now or timezone.now()
-    stale_before = now - timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
-    stale = C3POBuild.objects.filter(status=BuildStatus.RUNNING, heartbeat_at__lt=stale_before)
-    failed = stale.filter(attempts__gte=MAX_ATTEMPTS).update(
-        status=BuildStatus.FAILED,
-        error="The worker building this stopped repeatedly; resume it to continue.",
-        message="",
-        finished_at=now,
-    )
-    requeue = list(stale.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
-    C3POBuild.objects.filter(pk__in=requeue, status=BuildStatus.RUNNING).update(
-        status=BuildStatus.QUEUED, message="Its worker stopped; resuming…"
-    )
-    from rewardmodels.tasks import c3po_build_execute
-
-    for build_id in requeue:
-        c3po_build_execute.delay(build_id)
-    return len(requeue), failed
-
-
-# --- review and the dataset -------------------------------------------------------------------
+# --- review -------------------------------------------------------------------------------------
 
 
 def item_review(
     *, item: C3POItem, reviewer: User, action: str, revised: str | None = None
 ) -> C3POItem:
-    """Approve, edit (with the new revised response) or reject one in-scope row. When the last
-    pending row of a build in review is reviewed, the build succeeds."""
+    """Approve, edit (with the new revised response) or reject one in-scope row of a build in
+    review. The review that leaves nothing pending completes the build, in the same
+    transaction."""
     if action not in ("approve", "edit", "reject"):
         raise C3POInvalid({"action": ["Must be approve, edit or reject."]})
-    if item.scope != Scope.IN_SCOPE:
+    if item.scope != PromptScope.IN_SCOPE:
         raise C3POInvalid({"item": ["Only in-scope rows are reviewed."]})
     fields: dict[str, Any] = {"reviewed_by": reviewer, "reviewed_at": timezone.now()}
     if action == "edit":
@@ -615,52 +550,18 @@ def item_review(
     else:
         fields["review_status"] = ReviewStatus.REJECTED
     with transaction.atomic():
-        C3POItem.objects.filter(pk=item.pk).update(**fields)
+        # The build's row lock orders this review after the build's own last step and after
+        # every other review, so exactly one review sees nothing left pending.
         build = C3POBuild.objects.select_for_update().get(pk=item.build_id)
-        pending = build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING)
-        if build.status == BuildStatus.REVIEW and not pending.exists():
+        if build.status != BuildStatus.REVIEW:
+            raise C3POInvalid(
+                {"build": [f"The build is {build.get_status_display().lower()}, not in review."]}
+            )
+        C3POItem.objects.filter(pk=item.pk).update(**fields)
+        if not selectors.build_items_pending_review(build=build).exists():
             build.status = BuildStatus.SUCCEEDED
             build.message = "Done: every revised response was reviewed."
             build.finished_at = timezone.now()
             build.save(update_fields=["status", "message", "finished_at"])
     item.refresh_from_db()
     return item
-
-
-def item_next_for_review(*, build: C3POBuild) -> C3POItem | None:
-    return (
-        build.items.filter(scope=Scope.IN_SCOPE, review_status=ReviewStatus.PENDING)
-        .order_by("id")
-        .first()
-    )
-
-
-def dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
-    """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets,
-    the same rows the registry's c3po_* datasets export)."""
-    rows = build_rows(build, part)
-    for row in rows.queryset().iterator(chunk_size=2000):
-        yield {name: row[f"c_{name}"] for name in rows.columns}
-
-
-def build_counts(*, build: C3POBuild) -> dict[str, Any]:
-    """What the build has made so far, per part and review state, in one query."""
-    in_scope = Q(scope=Scope.IN_SCOPE)
-    review = {
-        status: Count("id", filter=in_scope & Q(review_status=status))
-        for status in ReviewStatus.values
-    }
-    counts = build.items.aggregate(
-        in_scope=Count("id", filter=in_scope),
-        near_scope=Count("id", filter=Q(scope=Scope.NEAR_SCOPE)),
-        out_of_scope=Count("id", filter=Q(scope=Scope.OUT_OF_SCOPE)),
-        baselines=Count("id", filter=~Q(baseline="")),
-        revised=Count("id", filter=in_scope & ~Q(revised="")),
-        test=Count("id", filter=Q(split="test")),
-        **{f"review_{status}": count for status, count in review.items()},
-    )
-    return {
-        "categories": len(build.categories),
-        **{k: v for k, v in counts.items() if not k.startswith("review_")},
-        "review": {status: counts[f"review_{status}"] for status in ReviewStatus.values},
-    }

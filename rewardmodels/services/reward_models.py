@@ -9,39 +9,50 @@ metrics and the artifact format are pure code in `rewardmodels.training`.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, IntegerField, Max, Q, QuerySet, Sum
+from django.db.models import Count, IntegerField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from config.celery_app import Queue
+from feedback.core.jobs import (
+    Attempt,
+    JobFailed,
+    JobKind,
+    JobStatus,
+    job_cancel,
+    job_enqueue,
+    job_execute,
+    seconds_setting,
+)
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project
 from feedback.services.errors import ServiceError
 from rewardmodels import training
-from rewardmodels.models import (
-    Objective,
-    RewardModel,
-    RunStatus,
-    TrainingRun,
+from rewardmodels.models import Objective, RewardModel, TrainingRun
+
+TRAINING_RUN_JOB = JobKind(
+    name="training_run",
+    model=TrainingRun,
+    task="rewardmodels.tasks.training_run_execute",
+    queue=Queue.TRAINING,
+    stale_after=seconds_setting("TRAINING_STALE_SECONDS"),
+    max_attempts=2,  # a run whose worker died is tried once more, then marked failed
+    gave_up="The worker training this run stopped (it was retried once).",
+    on_claim={"progress": 0.01, "message": "Reading the data…"},
+    select_related=("reward_model__project",),
 )
-from rewardmodels.services.heartbeat import Heartbeat
-
-logger = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 2  # a run whose worker died is tried once more, then marked failed
 IN_MEMORY_ROWS = 100_000  # up to this many training rows are read once and kept for epochs
 MAX_SCORE_ITEMS = 1000
 
@@ -83,14 +94,6 @@ class ModelInvalid(ServiceError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("The reward model is invalid.")
         self.errors = errors
-
-
-class RunCancelled(Exception):
-    """Raised inside a run when a cancel was requested; the run ends `cancelled`."""
-
-
-class RunSuperseded(Exception):
-    """This attempt is no longer the run's current one (the sweeper moved on)."""
 
 
 def config_clean(objective: str, config: Any) -> dict[str, Any]:
@@ -154,8 +157,6 @@ def reward_model_create(
 
 def training_run_start(*, reward_model: RewardModel, requested_by: User | None) -> TrainingRun:
     """Queue a run; the task is sent once the run's row is committed."""
-    from rewardmodels.tasks import training_run_execute as task
-
     with transaction.atomic():
         run = TrainingRun.objects.create(
             reward_model=reward_model,
@@ -164,25 +165,17 @@ def training_run_start(*, reward_model: RewardModel, requested_by: User | None) 
             requested_by=requested_by,
             message="Waiting for a worker…",
         )
-        transaction.on_commit(lambda: task.delay(run.pk))
+        job_enqueue(kind=TRAINING_RUN_JOB, job_id=run.pk)
     return run
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one stops at its next batch."""
-    now = timezone.now()
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.CANCELLED, message="Cancelled.", finished_at=now
-    )
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        cancel_requested=True, message="Cancelling…"
-    )
-    run.refresh_from_db()
-    return run
+    return job_cancel(job=run)
 
 
 def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardModel:
-    run = reward_model.runs.filter(version=version, status=RunStatus.SUCCEEDED).first()
+    run = reward_model.runs.filter(version=version, status=JobStatus.SUCCEEDED).first()
     if run is None:
         raise ModelInvalid({"version": ["No succeeded run has this version."]})
     RewardModel.objects.filter(pk=reward_model.pk).update(active_run=run)
@@ -193,15 +186,12 @@ def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardM
 # --- executing a run --------------------------------------------------------------------------
 
 
-def stale_after() -> timedelta:
-    return timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
-
-
 @dataclass
 class _Progress:
-    """Progress and cancellation, checked at most once a second from the training loop."""
+    """Progress, checked at most once a second from the training loop; it stops the run when a
+    cancel was asked for (JobCancelled) or another attempt took over (JobSuperseded)."""
 
-    mine: QuerySet[TrainingRun]
+    attempt: Attempt[TrainingRun]
     total: int
     low: float = 0.05
     high: float = 0.85
@@ -215,67 +205,29 @@ class _Progress:
             return
         self.checked_at = now
         fraction = self.low + (self.high - self.low) * min(1.0, self.done / max(1, self.total))
-        updated = self.mine.filter(cancel_requested=False).update(
-            progress=round(fraction, 4),
-            message=f"Training: {self.done:,} of {self.total:,} rows",
-            heartbeat_at=timezone.now(),
-        )
-        if not updated:
-            if self.mine.filter(cancel_requested=True).exists():
-                raise RunCancelled
-            raise RunSuperseded
+        self.attempt.progress(round(fraction, 4), f"Training: {self.done:,} of {self.total:,} rows")
 
     def step(self, fraction: float, message: str) -> None:
-        if not self.mine.filter(cancel_requested=False).update(
-            progress=fraction, message=message, heartbeat_at=timezone.now()
-        ):
-            if self.mine.filter(cancel_requested=True).exists():
-                raise RunCancelled
-            raise RunSuperseded
+        self.attempt.progress(fraction, message)
 
 
 def training_run_execute(*, run_id: int) -> None:
-    """Train one run. Only a queued run is claimed, so a second delivery of the task does
-    nothing; each claim is a new attempt, and only the current attempt may finish the run."""
-    now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        progress=0.01,
-        message="Reading the data…",
-        error="",
-    )
-    if not claimed:
-        return
-    run = TrainingRun.objects.select_related("reward_model__project").get(pk=run_id)
-    mine = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=run.attempts)
+    """Train one run. Only a queued run (or one whose worker died) is claimed, so a second
+    delivery of the task does nothing; only the current attempt may finish the run."""
+    job_execute(kind=TRAINING_RUN_JOB, job_id=run_id, work=_train)
+
+
+def _train(attempt: Attempt[TrainingRun]) -> None:
+    run = attempt.job
+    progress = _Progress(attempt, total=1)
     try:
-        with Heartbeat(mine):
-            if run.reward_model.objective == Objective.P_LOVE:
-                result = _train_p_love(run, _Progress(mine, total=1))
-            else:
-                result = _train_preference(run, _Progress(mine, total=1))
-        _finish(run, mine, result)
-    except RunCancelled:
-        TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-            status=RunStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
-        )
-    except RunSuperseded:
-        logger.info("training run %s: attempt %s superseded", run_id, run.attempts)
+        if run.reward_model.objective == Objective.P_LOVE:
+            result = _train_p_love(run, progress)
+        else:
+            result = _train_preference(run, progress)
     except (ValueError, TrainingDataError) as error:
-        mine.update(
-            status=RunStatus.FAILED, error=str(error), message="", finished_at=timezone.now()
-        )
-    except Exception as error:  # recorded on the row; the task itself must not retry
-        logger.exception("training run %s failed", run_id)
-        mine.update(
-            status=RunStatus.FAILED,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            message="",
-            finished_at=timezone.now(),
-        )
+        raise JobFailed(str(error)) from error
+    _finish(attempt, result)
 
 
 class TrainingDataError(Exception):
@@ -288,40 +240,25 @@ class _Result:
     metrics: dict[str, Any]
 
 
-def _finish(run: TrainingRun, mine: QuerySet[TrainingRun], result: _Result) -> None:
-    """Store the artifact and number the version, only while this attempt is current."""
+def _finish(attempt: Attempt[TrainingRun], result: _Result) -> None:
+    """Store the artifact and number the version, while this attempt is the current one and no
+    cancel was asked for."""
+    run = attempt.job
     with transaction.atomic():
         model = RewardModel.objects.select_for_update().get(pk=run.reward_model_id)
-        current = mine.select_for_update().first()
-        if current is None or current.cancel_requested:
-            if current is not None:
-                mine.update(
-                    status=RunStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
-                )
-            return
+        attempt.lock()
         version = (model.runs.aggregate(v=Max("version"))["v"] or 0) + 1
-        current.artifact.save(
+        run.artifact.save(
             f"run-{run.pk}-v{version}.skops", ContentFile(result.artifact), save=False
         )
-        current.status = RunStatus.SUCCEEDED
-        current.version = version
-        current.metrics = result.metrics
-        current.progress = 1.0
-        current.message = f"Version {version} is ready."
-        current.finished_at = timezone.now()
-        current.save(
-            update_fields=[
-                "artifact",
-                "status",
-                "version",
-                "metrics",
-                "progress",
-                "message",
-                "finished_at",
-            ]
+        attempt.finish(
+            artifact=run.artifact.name,
+            version=version,
+            metrics=result.metrics,
+            message=f"Version {version} is ready.",
         )
         if model.active_run_id is None:
-            model.active_run = current
+            model.active_run_id = run.pk
             model.save(update_fields=["active_run"])
 
 
@@ -533,30 +470,6 @@ def _train_preference(run: TrainingRun, progress: _Progress) -> _Result:
 
 def _dump(model: Any) -> bytes:
     return training.dumps_artifact(model)
-
-
-def training_runs_sweep(*, now: datetime | None = None) -> tuple[int, int]:
-    """Runs whose worker died (running, heartbeat stale): queued again once, then failed.
-    Returns (requeued, failed). Beat runs this every minute."""
-    now = now or timezone.now()
-    stale = TrainingRun.objects.filter(
-        status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after()
-    )
-    failed = stale.filter(Q(attempts__gte=MAX_ATTEMPTS) | Q(cancel_requested=True)).update(
-        status=RunStatus.FAILED,
-        error="The worker training this run stopped (it was retried once).",
-        message="",
-        finished_at=now,
-    )
-    requeue = list(stale.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
-    requeued = TrainingRun.objects.filter(
-        pk__in=requeue, status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after()
-    ).update(status=RunStatus.QUEUED, message="Its worker stopped; queued again…")
-    from rewardmodels.tasks import training_run_execute as task
-
-    for run_id in requeue:
-        task.delay(run_id)
-    return requeued, failed
 
 
 # --- scoring ---------------------------------------------------------------------------------

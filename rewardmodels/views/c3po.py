@@ -21,6 +21,7 @@ from feedback.core.pages import render_page
 from feedback.models import Membership, Role
 from rewardmodels import c3po as c3po_rules
 from rewardmodels import selectors, services
+from rewardmodels.datasets import PARTS
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
 from rewardmodels.services.c3po import C3POInvalid
 
@@ -178,8 +179,8 @@ def build_detail(request: HttpRequest, slug: str, build_id: int) -> HttpResponse
     samples = {}
     if build.status == BuildStatus.SUCCEEDED:
         samples = {
-            part: list(islice(services.c3po.dataset_rows(build=build, part=part), 3))
-            for part in services.c3po.PARTS
+            part: list(islice(selectors.build_dataset_rows(build=build, part=part), 3))
+            for part in PARTS
         }
     context = {
         "membership": membership,
@@ -189,9 +190,9 @@ def build_detail(request: HttpRequest, slug: str, build_id: int) -> HttpResponse
             {"number": i + 1, "name": name, "done": i < build.stage}
             for i, name in enumerate(C3POBuild.STAGES)
         ],
-        "counts": services.c3po.build_counts(build=build),
+        "counts": selectors.build_counts(build=build),
         "samples": samples,
-        "parts": services.c3po.PARTS,
+        "parts": PARTS,
     }
     return render_page(request, "rewardmodels/build_detail.html", context, partial="build-status")
 
@@ -213,11 +214,11 @@ def build_dataset(request: HttpRequest, slug: str, build_id: int) -> StreamingHt
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     build = _build_or_404(membership, build_id)
     part = request.GET.get("part", "")
-    if part not in services.c3po.PARTS or build.status != BuildStatus.SUCCEEDED:
+    if part not in PARTS or build.status != BuildStatus.SUCCEEDED:
         raise Http404("No such part, or the build has not succeeded.")
     lines = (
         orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-        for row in services.c3po.dataset_rows(build=build, part=part)
+        for row in selectors.build_dataset_rows(build=build, part=part)
     )
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
     response["Content-Disposition"] = f'attachment; filename="c3po-{build.pk}-{part}.jsonl"'
@@ -252,13 +253,13 @@ def _render_review(
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    item = item or services.c3po.item_next_for_review(build=build)
+    item = item or selectors.build_item_next_for_review(build=build)
     context = {
         "membership": membership,
         "project": membership.project,
         "build": build,
         "item": item,
-        "pending": selectors.build_items_pending_review(build=build),
+        "pending": selectors.build_pending_review_count(build=build),
         "errors": errors or {},
     }
     return render(request, "rewardmodels/review.html", context, status=status)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback.core.access import found_or_404, membership_or_404
+from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page
 from feedback.models import Membership, Role
 from rewardmodels import plots, selectors, services
@@ -175,7 +176,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     run = services.training_run_cancel(run=_run_or_404(membership, run_id))
-    messages.info(request, "Cancelled." if run.status == "cancelled" else "Cancelling…")
+    messages.info(request, "Cancelled." if run.status == JobStatus.CANCELLED else "Cancelling…")
     return redirect("rewardmodels:run_detail", slug, run.pk)
 
 

@@ -4,21 +4,17 @@ form and the admin answer a 503 page in the site's layout with Retry-After, and 
 soon as the database is back.
 
 The outage is real: the test's connection goes through a TCP proxy that the test stops and
-starts, so the failure is the one psycopg sees when a database host disappears.
+starts (the `proxied_database` fixture), so the failure is the one psycopg sees when a database
+host disappears.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.test import Client
 
 from feedback.models import Answer, Project, Role
@@ -30,79 +26,7 @@ from tests.factories import (
     answer_payload,
     api_key_for,
 )
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to PostgreSQL until stopped; can be started again."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones, as a dead host would."""
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept()
-            self._listener.close()
-            self._listener = None
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-@pytest.fixture
-def proxied_database(transactional_db: Any) -> Iterator[TcpProxy]:
-    connection = connections["default"]
-    original = dict(connection.settings_dict)
-    proxy = TcpProxy((original["HOST"] or "127.0.0.1", int(original["PORT"] or 5432)))
-    proxy.start()
-    connection.close()
-    connection.settings_dict["HOST"], connection.settings_dict["PORT"] = "127.0.0.1", proxy.port
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-        connection.close()
-        connection.settings_dict.update(original)
+from tests.tcp_proxy import TcpProxy
 
 
 def test_outage_answers_503_and_a_retry_after_it_creates_everything(

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from rest_framework.test import APIClient
 
+from feedback.core.jobs import Attempt, JobSuperseded, Swept, jobs_sweep
 from feedback.models import Export, Project
 from feedback.services import exports, feedback_record
 from tests.conftest import bearer_client
@@ -284,12 +285,12 @@ def test_an_export_whose_worker_died_is_retried_once_then_failed(
     export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
     Export.objects.filter(pk=export_id).update(status="running", heartbeat_at=stale, attempts=1)
 
-    requeued, failed = exports.exports_sweep()
-    Export.objects.filter(pk=export_id).update(heartbeat_at=stale, attempts=2)
-    requeued_again, failed_again = exports.exports_sweep()
+    first = jobs_sweep(kind=exports.EXPORT_JOB)
+    Export.objects.filter(pk=export_id).update(status="running", heartbeat_at=stale, attempts=2)
+    second = jobs_sweep(kind=exports.EXPORT_JOB)
 
-    assert (requeued, failed) == (1, 0)
-    assert (requeued_again, failed_again) == (0, 1)
+    assert first == Swept(requeued=1, failed=0, cancelled=0)
+    assert second == Swept(requeued=0, failed=1, cancelled=0)
     export = Export.objects.get()
     assert export.status == "failed"
     assert "stopped" in export.error
@@ -324,10 +325,11 @@ def test_a_presumed_dead_attempt_cannot_overwrite_a_failed_export(
     export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
     Export.objects.filter(pk=export_id).update(status="running", attempts=1)
     export = Export.objects.select_related("project").get()
-    mine = Export.objects.filter(pk=export_id, status="running", attempts=1)
+    attempt = Attempt(exports.EXPORT_JOB, export)
     Export.objects.filter(pk=export_id).update(status="failed", error="worker lost")  # the sweep
 
-    _write_file(export, mine)  # the slow first worker finishes after all
+    with pytest.raises(JobSuperseded):
+        _write_file(attempt)  # the slow first worker goes on after all
 
     export.refresh_from_db()
     assert (export.status, export.error) == ("failed", "worker lost")
@@ -361,3 +363,48 @@ def test_stages_export_to_parquet_with_json_text_columns(
     row = table.to_pylist()[0]
     assert orjson.loads(row["corrected_output"]) == {"text": "chain oil"}
     assert orjson.loads(row["system_output"]) == {"subqueries": ["oil"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_keeps_its_heartbeat_while_its_query_waits(
+    project: Project, reactions: None, settings: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    from django.db import connection, transaction
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.JOB_HEARTBEAT_SECONDS = 0.1
+    export = Export.objects.create(project=project, dataset="kto", format="jsonl")
+
+    def work() -> None:  # as a worker would, on a connection of its own
+        try:
+            exports.export_build(export_id=export.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+
+    # Given an export whose count of the rows waits (here: on a lock another transaction holds,
+    # as it would behind a long migration or a slow disk)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE feedback_reaction IN ACCESS EXCLUSIVE MODE")
+        worker.start()
+        deadline = time.monotonic() + 10
+        while Export.objects.get(pk=export.pk).status != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        claimed = Export.objects.get(pk=export.pk).heartbeat_at
+
+        # When a while passes with the query still waiting
+        time.sleep(1.0)
+        waiting = Export.objects.get(pk=export.pk)
+
+    # Then its heartbeat went on meanwhile (the sweeper sees a live worker), and it finishes
+    worker.join(timeout=30)
+    assert waiting.total_rows is None  # still counting
+    assert waiting.heartbeat_at is not None
+    assert claimed is not None
+    assert (waiting.heartbeat_at - claimed).total_seconds() >= 0.5
+    assert Export.objects.get(pk=export.pk).status == "succeeded"

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
+from feedback.core.jobs import JobStatus, jobs_sweep
 from feedback.forms import ConnectorForm
 from feedback.models import (
     Answer,
@@ -34,7 +35,6 @@ from feedback.models import (
     PipelineConnector,
     Project,
     Rerun,
-    RerunStatus,
     Role,
     Stage,
 )
@@ -42,7 +42,7 @@ from feedback.pipelines import http as http_pipeline
 from feedback.pipelines.http import HttpPipeline
 from feedback.pipelines.protocol import PipelineError, checked_reply
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
-from feedback.services.reruns import RERUN_STALE, rerun_execute, reruns_sweep
+from feedback.services.reruns import RERUN_JOB, RERUN_STALE, rerun_execute
 from feedback.tasks import rerun_execute as rerun_execute_task
 from tests.conftest import Dns
 from tests.factories import AnswerFactory, MembershipFactory, StageFactory, UserFactory
@@ -366,7 +366,7 @@ def wait_until_finished(rerun_id: int, *, seconds: float = 20.0) -> Rerun:
     deadline = time.monotonic() + seconds
     while True:
         rerun = Rerun.objects.get(pk=rerun_id)
-        if rerun.status in (RerunStatus.SUCCEEDED, RerunStatus.FAILED):
+        if rerun.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return rerun
         if time.monotonic() > deadline:
             return rerun
@@ -902,7 +902,7 @@ def test_a_rerun_sends_the_corrected_trace_and_stores_a_revision(
 
     # then the pipeline got the corrected trace: doc-9 is dropped from the retrieval output
     assert response.status_code == 302
-    assert rerun.status == RerunStatus.SUCCEEDED, rerun.error
+    assert rerun.status == JobStatus.SUCCEEDED, rerun.error
     [request] = pipeline_server.requests
     assert request.path == "/rerun"
     assert request.headers["authorization"] == f"Bearer {SECRET}"
@@ -953,7 +953,7 @@ def test_a_rerun_whose_pipeline_keeps_failing_ends_failed_without_a_revision(
     rerun = wait_until_finished(rerun.pk)
 
     # then the re-run failed after three attempts, with a message; no revision exists
-    assert rerun.status == RerunStatus.FAILED
+    assert rerun.status == JobStatus.FAILED
     assert rerun.error == (
         f"The pipeline at {host_of(pipeline_server)} answered HTTP 500 (Internal Server Error) "
         "(3 attempts)."
@@ -1018,6 +1018,47 @@ def test_a_rerun_may_wait_for_every_attempt_its_connector_allows(timeout: int) -
     assert longest < RERUN_STALE.total_seconds()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_asking_again_just_as_the_previous_rerun_finishes_starts_a_new_one(
+    project: Project, api: APIClient, pipeline_server: ScriptedPipeline
+) -> None:
+    from django.db import IntegrityError
+
+    # given a re-run of a stage waiting for a worker
+    connector_for(project, pipeline_server.url, secret=SECRET)
+    original, annotator, first = correct_and_rerun(project, api)
+    assert first.status_code == 302
+    [previous] = Rerun.objects.filter(answer=original)
+
+    # when the annotator asks again, and the previous one finishes right after the database
+    # refused a second active re-run (before the request could read which one is active)
+    def finished_meanwhile(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        try:
+            return execute(sql, params, many, context)
+        except IntegrityError:
+            if sql.startswith('INSERT INTO "feedback_rerun"'):
+
+                def finish() -> None:
+                    try:
+                        Rerun.objects.filter(pk=previous.pk).update(status=JobStatus.SUCCEEDED)
+                    finally:
+                        connection.close()
+
+                worker = threading.Thread(target=finish)
+                worker.start()
+                worker.join()
+            raise
+
+    with connection.execute_wrapper(finished_meanwhile):
+        again = annotator.post(rerun_url(original), {"stage": "1"})
+
+    # then the request starts a new re-run (no error page)
+    assert again.status_code == 302
+    assert again["Location"] == debug_url(original)
+    statuses = list(Rerun.objects.filter(answer=original).order_by("id").values_list("status"))
+    assert statuses == [(JobStatus.SUCCEEDED,), (JobStatus.QUEUED,)]
+
+
 # --- 5. The sweeper -------------------------------------------------------------------------
 
 
@@ -1025,11 +1066,11 @@ def test_a_rerun_may_wait_for_every_attempt_its_connector_allows(timeout: int) -
 @pytest.mark.parametrize(
     ("status", "age", "expected"),
     [
-        (RerunStatus.RUNNING, RERUN_STALE + timedelta(minutes=1), RerunStatus.FAILED),
-        (RerunStatus.RUNNING, timedelta(seconds=30), RerunStatus.RUNNING),
-        (RerunStatus.QUEUED, 2 * RERUN_STALE + timedelta(minutes=1), RerunStatus.FAILED),
-        (RerunStatus.QUEUED, RERUN_STALE, RerunStatus.QUEUED),
-        (RerunStatus.SUCCEEDED, timedelta(hours=2), RerunStatus.SUCCEEDED),
+        (JobStatus.RUNNING, RERUN_STALE + timedelta(minutes=1), JobStatus.FAILED),
+        (JobStatus.RUNNING, timedelta(seconds=30), JobStatus.RUNNING),
+        (JobStatus.QUEUED, 2 * RERUN_STALE + timedelta(minutes=1), JobStatus.FAILED),
+        (JobStatus.QUEUED, RERUN_STALE, JobStatus.QUEUED),
+        (JobStatus.SUCCEEDED, timedelta(hours=2), JobStatus.SUCCEEDED),
     ],
     ids=["stale-running", "fresh-running", "stale-queued", "fresh-queued", "finished"],
 )
@@ -1050,26 +1091,30 @@ def test_the_sweeper_fails_only_reruns_whose_worker_is_gone(
         stage=stage,
         requested_by=other,
         corrected_output={},
-        status=RerunStatus.RUNNING,
+        status=JobStatus.RUNNING,
+        attempts=1,
         started_at=now - timedelta(seconds=5),
     )
     Rerun.objects.filter(pk=swept.pk).update(
-        status=status, created_at=now - age, started_at=now - age
+        status=status,
+        attempts=0 if status == JobStatus.QUEUED else 1,  # a worker started all but a queued one
+        created_at=now - age,
+        started_at=now - age,
     )
 
     # when the sweeper runs
-    reruns_sweep(now=now)
+    jobs_sweep(kind=RERUN_JOB, now=now)
 
     # then only a stale one failed, with a message saying to start it again
     swept.refresh_from_db()
     fresh.refresh_from_db()
     assert swept.status == expected
-    if expected == RerunStatus.FAILED:
+    if expected == JobStatus.FAILED:
         assert "start it again" in swept.error
         assert swept.finished_at == now
     else:
         assert (swept.error, swept.finished_at) == ("", None)
-    assert fresh.status == RerunStatus.RUNNING
+    assert fresh.status == JobStatus.RUNNING
     assert fresh.error == ""
 
 
@@ -1080,7 +1125,7 @@ def test_a_worker_whose_rerun_was_swept_meanwhile_keeps_nothing(
     # given a queued re-run, and a pipeline during whose reply the sweeper gives up on it
     def swept_then_answered(body: dict[str, Any]) -> dict[str, Any]:
         try:
-            reruns_sweep(now=timezone.now() + timedelta(hours=1))
+            jobs_sweep(kind=RERUN_JOB, now=timezone.now() + timedelta(hours=1))
         finally:
             connection.close()  # this handler thread's own connection
         return rerun_reply(body)
@@ -1105,7 +1150,7 @@ def test_a_worker_whose_rerun_was_swept_meanwhile_keeps_nothing(
     # then the re-run stays failed as the sweeper left it, and no revision is kept
     rerun.refresh_from_db()
     assert pipeline_server.paths() == ["/rerun"]
-    assert rerun.status == RerunStatus.FAILED
+    assert rerun.status == JobStatus.FAILED
     assert "start it again" in rerun.error
     assert rerun.revision_id is None
     assert list(Answer.objects.values_list("external_id", flat=True)) == ["a-1"]
@@ -1233,7 +1278,7 @@ def test_a_rerun_through_a_refused_connector_fails_with_the_reason(
 
     # then it failed at once with the reason, and nothing was sent
     rerun.refresh_from_db()
-    assert rerun.status == RerunStatus.FAILED
+    assert rerun.status == JobStatus.FAILED
     assert rerun.error.startswith("Requests to 127.0.0.1 are not allowed")
     assert pipeline_server.requests == []
 

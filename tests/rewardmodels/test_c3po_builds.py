@@ -18,8 +18,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from feedback.core.jobs import Swept, jobs_sweep
 from feedback.models import Project
 from feedback.services import answers_ingest
+from rewardmodels import selectors
+from rewardmodels.datasets import PARTS
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, Generator, VerbalFeedback
 from rewardmodels.services import c3po as c3po_services
 from tests.conftest import bearer_client, empty_test_broker, worker_process
@@ -396,9 +399,9 @@ def _dataset(build_id: int) -> dict[str, list[tuple[str, ...]]]:
     return {
         part: sorted(
             tuple(str(row.get(k, "")) for k in keep)
-            for row in c3po_services.dataset_rows(build=build, part=part)
+            for row in selectors.build_dataset_rows(build=build, part=part)
         )
-        for part in c3po_services.PARTS
+        for part in PARTS
     }
 
 
@@ -446,7 +449,7 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     # When the sweeper finds it and a worker resumes it
     time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
     request.getfixturevalue("celery_worker")
-    assert c3po_services.builds_sweep() == (1, 0)
+    assert jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB) == Swept(requeued=1, failed=0, cancelled=0)
     resumed = _wait(api, killed_id, ("succeeded", "failed"))
     assert resumed["status"] == "succeeded", resumed["error"]
 
@@ -463,6 +466,62 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     assert len(_dataset(killed_id)["dpo"]) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_build_whose_heartbeat_connection_dies_is_not_taken_for_dead(
+    project: Project, api: APIClient, chat: ChatServer, settings: Any
+) -> None:
+    from django.db import connection
+
+    settings.TRAINING_STALE_SECONDS = 1.5
+    _collected_answers(project)
+    generator_id = _generator(api, chat, concurrency=1)
+    feedback_id = _feedback(api)
+    empty_test_broker()
+
+    # Given a build on a worker, waiting on a slow generator (its heartbeat is all that shows
+    # the worker is alive)
+    chat.delay = 4.0
+    worker = worker_process("c3po")
+    try:
+        build_id = api.post(
+            f"/api/v1/verbal-feedback/{feedback_id}/builds",
+            {"generator": generator_id, "counts": SMALL},
+            format="json",
+        ).json()["id"]
+        heartbeats = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query NOT LIKE '%%progress%%' "
+            'AND query LIKE \'UPDATE "rewardmodels_c3pobuild" SET "heartbeat_at" = %%\''
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(heartbeats)
+                pids = [pid for (pid,) in cursor.fetchall()]
+            if pids and chat.completions:
+                break
+            assert time.monotonic() < deadline, "the build's heartbeat never showed"
+            time.sleep(0.05)
+
+        # When the database drops the heartbeat's connection (a restart, a proxy, an admin)
+        with connection.cursor() as cursor:
+            for pid in pids:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
+
+        # Then the sweeper sees a live worker, and the build finishes in its first attempt
+        swept = jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB)
+        chat.delay = 0.0
+        done = _wait(api, build_id, ("succeeded", "failed"))
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    assert swept == Swept(requeued=0, failed=0, cancelled=0)
+    assert done["status"] == "succeeded", done["error"]
+    assert C3POBuild.objects.get(pk=build_id).attempts == 1
+
+
 @pytest.mark.django_db
 def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: APIClient) -> None:
     feedback = c3po_services.verbal_feedback_create(project=project, text="Be brief.")
@@ -473,10 +532,10 @@ def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: 
         counts=SMALL,
         seed="ab",
         status="running",
-        attempts=c3po_services.MAX_ATTEMPTS,
+        attempts=c3po_services.C3PO_BUILD_JOB.max_attempts,
         heartbeat_at=stale,
     )
-    assert c3po_services.builds_sweep() == (0, 1)
+    assert jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB) == Swept(requeued=0, failed=1, cancelled=0)
     build.refresh_from_db()
     assert build.status == "failed"
     assert "resume it" in build.error
@@ -549,9 +608,9 @@ SECRET_BODY = {"error": {"message": "vault token hvs.CAESIJ9x-internal; db passw
 BODY_FRAGMENTS = ("hvs.CAESIJ9x", "hunter2-7c1e")
 
 
-def _researcher(project: Project) -> Client:
-    user = UserFactory.create(username="rhea")
-    MembershipFactory.create(user=user, project=project, role="researcher")
+def _member(project: Project, role: str = "researcher", username: str = "rhea") -> Client:
+    user = UserFactory.create(username=username)
+    MembershipFactory.create(user=user, project=project, role=role)
     browser = Client()
     browser.force_login(user)
     return browser
@@ -607,7 +666,7 @@ def test_an_internal_generator_is_refused_when_saved_on_the_page(
     project: Project, settings: Any, base_url: str, message: str
 ) -> None:
     settings.OUTBOUND_ALLOWED_HOSTS = []
-    browser = _researcher(project)
+    browser = _member(project)
 
     response = browser.post(
         f"/projects/{project.slug}/models/generators/",
@@ -631,7 +690,7 @@ def test_credentials_in_the_base_url_are_refused_and_never_echoed(project: Proje
         {"name": "remote", "base_url": base_url, "model": "m"},
         format="json",
     )
-    from_page = _researcher(project).post(
+    from_page = _member(project).post(
         f"/projects/{project.slug}/models/generators/",
         {"name": "remote", "base_url": base_url, "model": "m"},
     )
@@ -686,7 +745,7 @@ def test_a_generators_error_reply_never_reaches_the_build_the_api_or_the_page(
     # when a build runs with it, and its owner looks at it through the API and the page
     build = _run_build(project, generator)
     from_api = bearer_client(api_key_for(project)).get(f"/api/v1/c3po-builds/{build.pk}")
-    page = _researcher(project).get(f"/projects/{project.slug}/models/builds/{build.pk}/")
+    page = _member(project).get(f"/projects/{project.slug}/models/builds/{build.pk}/")
 
     # then the build failed naming the status and the host; the body is nowhere
     host = chat.url.removeprefix("http://").removesuffix("/v1")
@@ -697,3 +756,129 @@ def test_a_generators_error_reply_never_reaches_the_build_the_api_or_the_page(
     assert f"answered HTTP {status}" in page.content.decode()
     for text in (build.error, from_api.content.decode(), page.content.decode()):
         assert not any(fragment in text for fragment in BODY_FRAGMENTS)
+
+
+# --- the build's attempt fence and the review -------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_taken_over_while_asking_for_categories_stores_none(
+    project: Project, api: APIClient, chat: ChatServer
+) -> None:
+    from django.db import connection
+    from django.db.models import F
+
+    # Given a build whose first attempt is taken over (its task delivered again to a worker
+    # that found it silent) while the generator is writing the categories
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    generator = Generator.objects.get(pk=_generator(api, chat))
+    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=SMALL)
+
+    def taken_over_meanwhile(body: Any) -> Any:
+        if (body.get("response_format") or {}).get("json_schema", {}).get("name") == "categories":
+            try:
+                C3POBuild.objects.filter(pk=build.pk).update(attempts=F("attempts") + 1)
+            finally:
+                connection.close()  # this handler thread's own connection
+        return None
+
+    chat.responder = taken_over_meanwhile
+
+    # When the first attempt gets its answer
+    c3po_services.build_execute(build_id=build.pk)
+
+    # Then it writes nothing: the categories are the current attempt's to store
+    build.refresh_from_db()
+    assert (build.status, build.attempts, build.stage) == ("running", 2, 0)
+    assert build.categories == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["queued", "running", "failed", "succeeded"])
+def test_only_a_build_in_review_takes_reviews(project: Project, status: str) -> None:
+    # Given a build that is not waiting for annotators, with an in-scope row not reviewed
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    build = C3POBuild.objects.create(
+        project=project, feedback=feedback, review=True, counts=SMALL, seed="ab", status=status
+    )
+    item = C3POItem.objects.create(
+        build=build,
+        scope="in_scope",
+        prompt="Write to my boss that I'm late.",
+        prompt_hash="x" * 64,
+        baseline="Running late 🙏",
+    )
+    browser = _member(project, "annotator", "anna")
+    url = f"/projects/{project.slug}/models/builds/{build.pk}/review/"
+
+    # When an annotator opens its review page and sends a review of the row
+    page = browser.get(url)
+    response = browser.post(f"{url}{item.pk}/", {"action": "edit", "revised": "I am late."})
+
+    # Then the page offers nothing to review and the review is refused, the row unchanged
+    assert page.status_code == 200
+    assert "Write to my boss" not in page.content.decode()
+    assert response.status_code == 400
+    assert "not in review" in response.content.decode()
+    item.refresh_from_db()
+    assert (item.review_status, item.revised) == ("pending", "")
+    build.refresh_from_db()
+    assert build.status == status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_review_completes_the_build_even_when_it_races_the_build(
+    project: Project, api: APIClient
+) -> None:
+    import threading
+
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    # Given a human-path build (annotators write the revisions) about to finish, and an
+    # annotator who reviews every row at the moment the build counts the rows still pending
+    _collected_answers(project, n=3)
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    counts = {**SMALL, "categories": 1, "in_scope_per_category": 2, "out_of_scope": 0}
+    build = c3po_services.build_start(feedback=feedback, generator=None, counts=counts)
+    annotator = UserFactory.create(username="anna")
+    MembershipFactory.create(user=annotator, project=project, role="annotator")
+
+    def review_everything() -> None:
+        try:
+            reviewer = User.objects.get(pk=annotator.pk)
+            for item in C3POItem.objects.filter(build=build, scope="in_scope"):
+                c3po_services.item_review(
+                    item=item, reviewer=reviewer, action="edit", revised=f"Fixed {item.pk}."
+                )
+        finally:
+            connection.close()
+
+    reviewing = threading.Thread(target=review_everything)
+
+    def at_the_pending_count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        counting = sql.lstrip().startswith("SELECT") and "review_status" in sql
+        if counting and not reviewing.is_alive() and reviewing.ident is None:
+            reviewing.start()
+            reviewing.join(timeout=1)  # the reviews land now, unless they have to wait
+        return result
+
+    # When the build finishes
+    with connection.execute_wrapper(at_the_pending_count):
+        c3po_services.build_execute(build_id=build.pk)
+    reviewing.join(timeout=30)
+
+    # Then the build is not left in review with nothing pending: the last review completed it
+    build.refresh_from_db()
+    reviews = list(
+        C3POItem.objects.filter(build=build, scope="in_scope").values_list(
+            "review_status", flat=True
+        )
+    )
+    assert reviews == ["edited", "edited"]
+    assert build.status == "succeeded"
+
+
+def test_every_stage_has_one_step() -> None:
+    assert len(c3po_services.STEPS) == len(C3POBuild.STAGES)

@@ -9,9 +9,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from feedback.core.jobs import JobStatus
 from feedback.models import Project
 from rewardmodels import services
-from rewardmodels.models import RewardModel, RunStatus, TrainingRun
+from rewardmodels.models import RewardModel, TrainingRun
 from tests.factories import MembershipFactory, UserFactory
 
 
@@ -94,7 +95,7 @@ def test_train_from_the_page_then_cancel_the_queued_run(project: Project) -> Non
 
     client.post(f"/projects/acme/models/runs/{run.pk}/cancel/")
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED
     page = client.get(f"/projects/acme/models/runs/{run.pk}/", headers={"HX-Request": "true"})
     assert "every 1s" not in page.content.decode()  # a finished run stops polling
 

@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from config.celery_app import Queue
 from config.celery_app import app as celery_app
+from feedback.core.jobs import JobStatus, Swept, jobs_sweep
 from feedback.models import Project
 from feedback.services import answers_ingest, feedback_record
 from rewardmodels import services
-from rewardmodels.models import RewardModel, RunStatus, TrainingRun
+from rewardmodels.models import RewardModel, TrainingRun
 from rewardmodels.services import reward_models
 from tests.conftest import empty_test_broker, worker_process
 from tests.rewardmodels.conftest import plant_exposures
@@ -127,7 +128,7 @@ def test_too_little_data_fails_the_run_with_the_reason(project: Project) -> None
     run = TrainingRun.objects.create(reward_model=model, project=project, config=model.config)
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     assert "needs at least 10" in run.error
     assert run.version is None
 
@@ -142,7 +143,7 @@ def test_a_second_delivery_does_nothing_and_a_run_makes_one_version(project: Pro
     services.training_run_execute(run_id=run.pk)  # the broker delivered the task twice
 
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
     assert run.attempts == 1
     assert list(model.runs.exclude(version=None).values_list("version", flat=True)) == [1]
     model.refresh_from_db()
@@ -165,7 +166,7 @@ def test_a_queued_run_cancels_at_once(project: Project) -> None:
     services.training_run_cancel(run=run)
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED
     assert run.attempts == 0
 
 
@@ -174,12 +175,12 @@ def test_a_running_run_stops_when_cancelled(project: Project, celery_worker: Non
     plant_exposures(project)
     model = _model(project, epochs=50)
     run = services.training_run_start(reward_model=model, requested_by=None)
-    _wait_for(run, lambda r: r.status == RunStatus.RUNNING and r.progress > 0.06)
+    _wait_for(run, lambda r: r.status == JobStatus.RUNNING and r.progress > 0.06)
 
     services.training_run_cancel(run=run)
 
     _wait_for(run, lambda r: r.finished)
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED
     assert run.version is None
     assert not run.artifact
 
@@ -204,10 +205,33 @@ def test_the_sweeper_requeues_once_then_fails(project: Project, settings: Any) -
     with celery_app.connection_for_write() as conn:  # the requeued task goes to the broker
         conn.default_channel.queue_purge(Queue.TRAINING.value)  # type: ignore[attr-defined]
 
-    assert services.training_runs_sweep() == (1, 1)
+    assert jobs_sweep(kind=services.TRAINING_RUN_JOB) == Swept(requeued=1, failed=1, cancelled=0)
 
     statuses = dict(TrainingRun.objects.values_list("pk", "status"))
     assert statuses == {first.pk: "queued", second.pk: "failed", alive.pk: "running"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("attempts", [1, 2], ids=["first-attempt", "retried"])
+def test_a_dead_run_whose_cancel_was_asked_for_ends_cancelled(
+    project: Project, settings: Any, attempts: int
+) -> None:
+    # Given a run someone asked to cancel, whose worker died before it saw the request
+    model = _model(project)
+    stale = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS + 5)
+    run = TrainingRun.objects.create(
+        reward_model=model, project=project, status="running", attempts=attempts, heartbeat_at=stale
+    )
+    services.training_run_cancel(run=run)
+
+    # When the sweeper finds it
+    swept = jobs_sweep(kind=services.TRAINING_RUN_JOB)
+
+    # Then it ends as asked: cancelled, not failed and not queued again
+    run.refresh_from_db()
+    assert swept == Swept(requeued=0, failed=0, cancelled=1)
+    assert (run.status, run.error, run.message) == (JobStatus.CANCELLED, "", "Cancelled.")
+    assert run.finished_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -222,7 +246,7 @@ def test_a_run_whose_worker_is_killed_is_retried_and_finishes(
     worker = worker_process("training")
     try:
         run = services.training_run_start(reward_model=model, requested_by=None)
-        _wait_for(run, lambda r: r.status == RunStatus.RUNNING and r.progress > 0.06)
+        _wait_for(run, lambda r: r.status == JobStatus.RUNNING and r.progress > 0.06)
 
         # When the worker is killed in the middle of it
         os.kill(worker.pid, signal.SIGKILL)
@@ -231,14 +255,14 @@ def test_a_run_whose_worker_is_killed_is_retried_and_finishes(
         if worker.poll() is None:
             worker.kill()
     run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING  # nobody told the database
+    assert run.status == JobStatus.RUNNING  # nobody told the database
 
     # Then, once its heartbeat is stale, the sweeper queues it again and a worker finishes it
     time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
     request.getfixturevalue("celery_worker")
-    assert services.training_runs_sweep() == (1, 0)
+    assert jobs_sweep(kind=services.TRAINING_RUN_JOB) == Swept(requeued=1, failed=0, cancelled=0)
     _wait_for(run, lambda r: r.finished, seconds=90)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts == 2
     assert run.version == 1
     assert model.runs.exclude(version=None).count() == 1
