@@ -1,4 +1,4 @@
-"""factory_boy factories for the feedback app."""
+"""factory_boy factories for the feedback app, and members signed in for page tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from feedback.ingest import prompt_digest
@@ -106,3 +107,20 @@ def answer_payload(external_id: str = "a-1", **overrides: Any) -> dict[str, Any]
     }
     payload.update(overrides)
     return payload
+
+
+def login(client: Client, project: Project, role: str, username: str | None = None) -> User:
+    """Sign `client` in as a new member of `project` with `role`; returns the user."""
+    user = UserFactory.create(**({"username": username} if username else {}))
+    MembershipFactory.create(user=user, project=project, role=role)
+    client.force_login(user)
+    return user
+
+
+def member(project: Project, role: str, username: str) -> Client:
+    """A new client signed in as a new member `username` of `project` with `role`."""
+    user = UserFactory.create(username=username)
+    MembershipFactory.create(user=user, project=project, role=role)
+    client = Client()
+    client.force_login(user)
+    return client

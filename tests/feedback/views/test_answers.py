@@ -1,4 +1,5 @@
-"""The end users' pages: an answer, its reaction bar, critiques, follow-ups, comparisons."""
+"""The end users' pages: the project's answer list, an answer, its reaction bar, critiques,
+follow-ups, comparisons."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from feedback.models import (
     Project,
     Reaction,
 )
-from tests.factories import AnswerFactory, MembershipFactory, StageFactory, UserFactory
+from tests.factories import AnswerFactory, MembershipFactory, StageFactory, UserFactory, login
 
 HTMX = {"HX-Request": "true"}
 
@@ -390,3 +391,42 @@ def test_answer_page_query_count_does_not_grow(
     # candidate, known exposure event (a reload in the window writes nothing)
     with django_assert_num_queries(9):
         page(client)
+
+
+def test_project_page_lists_answers_newest_first(client: Client, project: Project) -> None:
+    login(client, project, "rater")
+    AnswerFactory.create(project=project, external_id="older")
+    AnswerFactory.create(project=project, external_id="newer")
+
+    content = client.get("/projects/acme/").content.decode()
+
+    assert content.index("newer") < content.index("older")
+
+
+def test_htmx_pagination_returns_only_the_list(client: Client, project: Project) -> None:
+    login(client, project, "rater")
+    for i in range(30):
+        AnswerFactory.create(project=project, external_id=f"a-{i}")
+
+    response = client.get("/projects/acme/?page=2", HTTP_HX_REQUEST="true")
+
+    content = response.content.decode()
+    assert content.lstrip().startswith('<section id="answer-list"')
+    assert "<html" not in content
+    assert "Page 2 of 2" in content
+
+
+@pytest.mark.parametrize("rows", [10, 100])
+def test_project_page_query_count_does_not_grow_with_rows(
+    client: Client, project: Project, rows: int, django_assert_num_queries: Any
+) -> None:
+    login(client, project, "rater")
+    AnswerFactory.create_batch(rows, project=project)
+
+    # session, user, membership, pager count, the page; exposures: known events, answers,
+    # events, exposures (no savepoint: they join the request's transaction or make their own);
+    # reaction counts; the model filter's options
+    with django_assert_num_queries(11):
+        response = client.get("/projects/acme/")
+
+    assert response.status_code == 200

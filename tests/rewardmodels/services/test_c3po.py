@@ -29,7 +29,7 @@ from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
 from tests.rewardmodels.chat_server import ChatServer, completion, error
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = {
     "categories": 2,
     "in_scope_per_category": 3,

@@ -25,7 +25,7 @@ from rewardmodels.services import reward_models
 from tests.conftest import empty_test_broker, worker_process
 from tests.rewardmodels.conftest import plant_exposures
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _model(project: Project, **config: Any) -> RewardModel:

@@ -1,115 +1,43 @@
 """Annotation queues: creating one from a filter, handing items out (also to annotators pulling
-at the same moment, against real PostgreSQL), progress, agreement and the queue pages."""
+at the same moment, against real PostgreSQL), progress and agreement."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import (
     AnnotationQueue,
     Answer,
     AssignmentStatus,
-    FeedbackEvent,
     Intervention,
     Project,
     QueueAssignment,
     QueueItem,
-    Reaction,
 )
 from feedback.selectors import queue_agreement, queue_progress, queues_with_progress
 from feedback.services.queues import (
     AssignmentExpired,
     QueueFilter,
     QueueInvalid,
-    queue_create,
     queue_item_next_for,
     queue_item_skip,
     queue_item_submit,
 )
-from tests.factories import AnswerFactory, MembershipFactory, StageFactory, UserFactory
+from tests.factories import AnswerFactory, StageFactory
+from tests.feedback.queue_data import annotators, answers_of, at, finish, make_queue, react
 
 REL, PART, IRR = "relevant", "partial", "irrelevant"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def at(day: int, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, second, tzinfo=UTC)
-
-
-def answers_of(queue: AnnotationQueue) -> list[str]:
-    """The external ids of the queue's answers, in the order they are handed out."""
-    return list(queue.items.order_by("id").values_list("answer__external_id", flat=True))
-
-
-def make_queue(
-    project: Project,
-    *,
-    name: str = "Q",
-    overlap: int = 1,
-    guidelines: str = "",
-    spec: QueueFilter | None = None,
-) -> AnnotationQueue:
-    return queue_create(
-        project=project,
-        created_by=UserFactory.create(),
-        name=name,
-        guidelines=guidelines,
-        overlap=overlap,
-        spec=spec or QueueFilter(),
-    )
-
-
-def react(answer: Answer, kind: str, *, removed: bool = False) -> Reaction:
-    """A reaction of `kind` to `answer`; `removed` ones are history, not active."""
-    n = Reaction.objects.count()
-    event = FeedbackEvent.objects.create(
-        project=answer.project,
-        event_id=f"reaction-{n}",
-        type="reaction",
-        answer=answer,
-        viewer=f"viewer-{n}",
-        source="api",
-        occurred_at=timezone.now(),
-        received_at=timezone.now(),
-    )
-    return Reaction.objects.create(
-        project=answer.project,
-        answer=answer,
-        viewer=f"viewer-{n}",
-        kind=kind,
-        source="api",
-        event=event,
-        created_at=timezone.now(),
-        removed_at=timezone.now() if removed else None,
-    )
-
-
-def annotators(project: Project, *names: str) -> list[User]:
-    users = [UserFactory.create(username=name) for name in names]
-    for user in users:
-        MembershipFactory.create(user=user, project=project, role="annotator")
-    return users
-
-
-def login(client: Client, project: Project, role: str, username: str | None = None) -> User:
-    user = UserFactory.create(**({"username": username} if username else {}))
-    MembershipFactory.create(user=user, project=project, role=role)
-    client.force_login(user)
-    return user
 
 
 def judge(
@@ -125,18 +53,6 @@ def judge(
         after={"doc_id": doc_id, "relevance": relevance},
         event_id=f"judgment-{n}",
         created_at=at(20, 12, minute),
-    )
-
-
-def finish(queue: AnnotationQueue, answer: Answer, annotator: User, status: str) -> None:
-    """Record the annotator's turn at the queue's item for `answer` directly."""
-    QueueAssignment.objects.create(
-        item=QueueItem.objects.get(queue=queue, answer=answer),
-        annotator=annotator,
-        status=status,
-        locked_until=timezone.now() + timedelta(minutes=30),
-        assigned_at=timezone.now(),
-        finished_at=None if status == AssignmentStatus.ASSIGNED else timezone.now(),
     )
 
 
@@ -753,354 +669,3 @@ def test_agreement_counts_a_judgment_once_the_assignment_is_done(project: Projec
     assert (before["units"], before["alpha_nominal"], before["pairs"]) == (0, None, [])
     assert after["units"] == 2
     assert after["alpha_nominal"] == pytest.approx(0.4)
-
-
-# --- pages --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def queue(project: Project) -> AnnotationQueue:
-    """A queue of three answers without a trace (oldest "q-0"), overlap 1, with guidelines."""
-    for i in range(3):
-        AnswerFactory.create(
-            project=project, external_id=f"q-{i}", created_at=at(1, 12, i), response=f"Answer {i}."
-        )
-    return make_queue(
-        project, name="Chains", guidelines="Judge every document on its own.", overlap=1
-    )
-
-
-def debug_url(external_id: str, assignment: QueueAssignment) -> str:
-    return f"/projects/acme/answers/{external_id}/debug/?assignment={assignment.pk}"
-
-
-def only_assignment(user: User) -> QueueAssignment:
-    return QueueAssignment.objects.select_related("item__answer").get(
-        annotator=user, status=AssignmentStatus.ASSIGNED
-    )
-
-
-def test_annotator_sees_list_and_detail_without_agreement(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an annotator
-    login(client, project, "annotator")
-
-    # when they open the list and the queue, and try to create a queue
-    listing = client.get("/projects/acme/queues/")
-    detail = client.get(f"/projects/acme/queues/{queue.pk}/")
-    create = client.post("/projects/acme/queues/create/", {"name": "Mine", "overlap": "1"})
-
-    # then they see both pages, without agreement and the create form, and may not create
-    assert listing.status_code == 200
-    assert "Chains" in listing.content.decode()
-    assert "0 / 3 items complete" in listing.content.decode()
-    assert 'action="/projects/acme/queues/create/"' not in listing.content.decode()
-    assert detail.status_code == 200
-    assert "0 of 3 items complete" in detail.content.decode()
-    assert 'aria-label="Agreement"' not in detail.content.decode()
-    assert "Judge every document on its own." in detail.content.decode()
-    assert create.status_code == 403
-    assert not AnnotationQueue.objects.filter(name="Mine").exists()
-
-
-def test_raters_may_not_see_queues(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given a member below the annotator role
-    login(client, project, "rater")
-
-    # when they open the queue pages, then 403
-    assert client.get("/projects/acme/queues/").status_code == 403
-    assert client.get(f"/projects/acme/queues/{queue.pk}/").status_code == 403
-    assert client.post(f"/projects/acme/queues/{queue.pk}/next/").status_code == 403
-
-
-def test_researcher_creates_a_queue_from_the_form_and_sees_agreement(
-    client: Client, project: Project
-) -> None:
-    # given a researcher and answers of two models, one with a trace and a love
-    login(client, project, "researcher")
-    wanted = AnswerFactory.create(
-        project=project, external_id="wanted", model="m-a", model_version="2", created_at=at(5)
-    )
-    StageFactory.create(answer=wanted, position=0)
-    react(wanted, "love")
-    AnswerFactory.create(project=project, external_id="other-model", model="m-b", created_at=at(5))
-    AnswerFactory.create(project=project, external_id="untraced", model="m-a", created_at=at(5))
-
-    # when they submit the form
-    response = client.post(
-        "/projects/acme/queues/create/",
-        {
-            "name": " Loved m-a ",
-            "guidelines": "Be strict.",
-            "overlap": "3",
-            "model": "m-a",
-            "model_version": "2",
-            "created_from": "2026-03-05",
-            "created_to": "2026-03-05",
-            "reaction_state": "loved",
-            "has_trace": "on",
-        },
-    )
-
-    # then the queue exists with the matching answer and they land on it, agreement included
-    created = AnnotationQueue.objects.get()
-    assert response.status_code == 302
-    assert response["Location"] == f"/projects/acme/queues/{created.pk}/"
-    assert (created.name, created.guidelines, created.overlap) == ("Loved m-a", "Be strict.", 3)
-    assert answers_of(created) == ["wanted"]
-    assert created.filters == {
-        "model": "m-a",
-        "model_version": "2",
-        "created_from": "2026-03-05",
-        "created_to": "2026-03-05",
-        "reaction_state": "loved",
-        "has_trace": True,
-    }
-    detail = client.get(response["Location"]).content.decode()
-    assert "created with 1 answers" in detail
-    assert 'aria-label="Agreement"' in detail
-
-
-@pytest.mark.parametrize(
-    ("form", "message"),
-    [
-        (
-            {"name": "Chains", "overlap": "1"},
-            "name: The project already has a queue with this name.",
-        ),
-        (
-            {"name": "New", "overlap": "11"},
-            "overlap: Must be between 1 and 10 annotators per item.",
-        ),
-        (
-            {"name": "New", "overlap": "two"},
-            "overlap: Must be between 1 and 10 annotators per item.",
-        ),
-        (
-            {
-                "name": "New",
-                "overlap": "1",
-                "created_from": "2026-03-02",
-                "created_to": "2026-03-01",
-            },
-            "created_to: Must not be before the start date.",
-        ),
-        (
-            {"name": "New", "overlap": "1", "created_from": "March"},
-            "created_from: Must be a date like 2026-01-31.",
-        ),
-    ],
-)
-def test_invalid_form_is_a_400_with_the_message_and_no_queue(
-    client: Client,
-    project: Project,
-    queue: AnnotationQueue,
-    form: dict[str, str],
-    message: str,
-) -> None:
-    # given a researcher and an existing queue "Chains"
-    login(client, project, "researcher")
-
-    # when they submit an invalid form
-    response = client.post("/projects/acme/queues/create/", form)
-
-    # then the form comes back with the message, and no queue was added
-    assert response.status_code == 400
-    assert message in response.content.decode()
-    assert list(AnnotationQueue.objects.values_list("name", flat=True)) == ["Chains"]
-
-
-def test_another_projects_member_gets_404(
-    client: Client, project: Project, other_project: Project, queue: AnnotationQueue
-) -> None:
-    # given a researcher of another project
-    user = login(client, other_project, "researcher")
-
-    # when they open this project's queue pages, or this queue under their own project
-    responses = [
-        client.get("/projects/acme/queues/"),
-        client.get(f"/projects/acme/queues/{queue.pk}/"),
-        client.post(f"/projects/acme/queues/{queue.pk}/next/"),
-        client.post("/projects/acme/queues/create/", {"name": "Mine", "overlap": "1"}),
-        client.get(f"/projects/rival/queues/{queue.pk}/"),
-        client.post(f"/projects/rival/queues/{queue.pk}/next/"),
-    ]
-
-    # then every one is 404, and nothing was handed to them
-    assert [r.status_code for r in responses] == [404] * 6
-    assert not QueueAssignment.objects.filter(annotator=user).exists()
-
-
-def test_next_leads_to_the_oldest_items_debug_page_with_the_guidelines(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an annotator
-    user = login(client, project, "annotator")
-
-    # when they press Next and follow the redirect
-    response = client.post(f"/projects/acme/queues/{queue.pk}/next/")
-    assignment = only_assignment(user)
-    page = client.get(response["Location"]).content.decode()
-
-    # then they are on the oldest answer's debug page, as that assignment, with the guidelines
-    # and the Skip and Done buttons for it
-    assert response.status_code == 302
-    assert response["Location"] == debug_url("q-0", assignment)
-    assert 'aria-label="Guidelines"' in page
-    assert "Judge every document on its own." in page
-    assert f'<input type="hidden" name="assignment" value="{assignment.pk}">' in page
-    assert f'action="/projects/acme/queues/{queue.pk}/skip/"' in page
-    assert f'action="/projects/acme/queues/{queue.pk}/submit/"' in page
-
-
-@pytest.mark.parametrize(("action", "status"), [("skip", "skipped"), ("submit", "done")])
-def test_skip_and_done_move_to_the_next_item(
-    client: Client, project: Project, queue: AnnotationQueue, action: str, status: str
-) -> None:
-    # given an annotator working on the oldest item
-    user = login(client, project, "annotator")
-    client.post(f"/projects/acme/queues/{queue.pk}/next/")
-    current = only_assignment(user)
-
-    # when they skip it / say they are done with it
-    response = client.post(
-        f"/projects/acme/queues/{queue.pk}/{action}/", {"assignment": str(current.pk)}
-    )
-
-    # then it is finished so, and they are sent to the next item's debug page
-    following = only_assignment(user)
-    assert QueueAssignment.objects.get(pk=current.pk).status == status
-    assert response.status_code == 302
-    assert response["Location"] == debug_url("q-1", following)
-
-
-def test_last_item_done_goes_back_to_the_queue(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an annotator who finished all but the last item
-    user = login(client, project, "annotator")
-    for _ in range(2):
-        client.post(f"/projects/acme/queues/{queue.pk}/next/")
-        current = only_assignment(user)
-        client.post(f"/projects/acme/queues/{queue.pk}/submit/", {"assignment": str(current.pk)})
-    client.post(f"/projects/acme/queues/{queue.pk}/next/")
-    last = only_assignment(user)
-
-    # when they finish the last one
-    response = client.post(
-        f"/projects/acme/queues/{queue.pk}/submit/", {"assignment": str(last.pk)}, follow=True
-    )
-
-    # then they are back on the queue, told it is done for them, with their count
-    assert response.redirect_chain == [(f"/projects/acme/queues/{queue.pk}/", 302)]
-    content = response.content.decode()
-    assert "Nothing left for you in this queue. Thank you!" in content
-    assert "You: 3 done, 0 skipped." in content
-
-
-def test_skip_of_someone_elses_assignment_is_404(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an item held by another annotator
-    [ann] = annotators(project, "ann")
-    theirs = queue_item_next_for(queue=queue, annotator=ann)
-    assert theirs is not None
-    login(client, project, "annotator")
-
-    # when someone else posts Skip with that assignment
-    response = client.post(f"/projects/acme/queues/{queue.pk}/skip/", {"assignment": theirs.pk})
-
-    # then 404, and the item stays held
-    assert response.status_code == 404
-    assert QueueAssignment.objects.get(pk=theirs.pk).status == AssignmentStatus.ASSIGNED
-
-
-def debug_form_fields(page: str) -> dict[str, str]:
-    """The hidden fields of the debug page's corrections form (version, assignment, which
-    editors were on the page), as the browser would submit them."""
-    form = re.search(r'<form id="debug-form".*?</form>', page, re.DOTALL)
-    assert form is not None
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(0)))
-
-
-def test_saving_corrections_as_the_assignment_finishes_it_and_moves_on(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an annotator on the oldest item's debug page, reached through Next
-    user = login(client, project, "annotator")
-    location = client.post(f"/projects/acme/queues/{queue.pk}/next/")["Location"]
-    current = only_assignment(user)
-    fields = debug_form_fields(client.get(location).content.decode())
-    assert fields["assignment"] == str(current.pk)
-    assert fields["version"]
-
-    # when they save a corrected answer with the assignment
-    response = client.post(
-        "/projects/acme/answers/q-0/-/debug/save/",
-        {**fields, "answer-answer": "Answer 0, corrected.", "rationale": "Too vague."},
-    )
-
-    # then the correction is stored, the item is done, and they are on the next item
-    following = only_assignment(user)
-    edit = Intervention.objects.get(answer__external_id="q-0", annotator=user)
-    assert (edit.action, edit.after) == ("answer_edit", {"text": "Answer 0, corrected."})
-    assert QueueAssignment.objects.get(pk=current.pk).status == AssignmentStatus.DONE
-    assert response.status_code == 302
-    assert response["Location"] == debug_url("q-1", following)
-
-
-def test_saving_corrections_without_an_assignment_stays_on_the_answer(
-    client: Client, project: Project, queue: AnnotationQueue
-) -> None:
-    # given an annotator holding the oldest item but opening its debug page directly
-    user = login(client, project, "annotator")
-    client.post(f"/projects/acme/queues/{queue.pk}/next/")
-    current = only_assignment(user)
-    fields = debug_form_fields(client.get("/projects/acme/answers/q-0/debug/").content.decode())
-    assert "assignment" not in fields
-
-    # when they save a correction without the assignment
-    response = client.post(
-        "/projects/acme/answers/q-0/-/debug/save/",
-        {**fields, "answer-answer": "Answer 0, corrected."},
-    )
-
-    # then the correction is stored but the item stays theirs, unfinished, and they stay on
-    # the answer
-    assert Intervention.objects.filter(answer__external_id="q-0", annotator=user).count() == 1
-    assert QueueAssignment.objects.get(pk=current.pk).status == AssignmentStatus.ASSIGNED
-    assert response.status_code == 302
-    assert response["Location"] == "/projects/acme/answers/q-0/debug/"
-
-
-def test_queue_list_query_count_does_not_grow_with_queues(
-    client: Client, project: Project, django_assert_num_queries: Any
-) -> None:
-    # given a researcher, and queues each with an item that one annotator finished
-    login(client, project, "researcher")
-    answer = AnswerFactory.create(project=project)
-    [ann] = annotators(project, "ann")
-
-    def add_queues(first: int, last: int) -> None:
-        for i in range(first, last):
-            created = make_queue(project, name=f"queue-{i:03}")
-            finish(created, answer, ann, "done")
-
-    add_queues(0, 10)
-    with CaptureQueriesContext(connection) as ten:
-        assert client.get("/projects/acme/queues/").status_code == 200
-
-    # when the list is loaded with 100 queues
-    add_queues(10, 100)
-    with django_assert_num_queries(len(ten.captured_queries)):
-        response = client.get("/projects/acme/queues/")
-
-    # then it took as many queries as with 10 (session, user, membership, the progress query,
-    # the queues, the model names), and shows every queue complete
-    assert len(ten.captured_queries) == 6
-    content = response.content.decode()
-    assert all(f"queue-{i:03}" in content for i in range(100))
-    assert content.count("1 / 1 items complete") == 100

@@ -241,7 +241,7 @@ def test_ask_is_deterministic_across_processes() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         env=environment,
         timeout=120,
     )

@@ -1,4 +1,5 @@
-"""Dataset snapshots: POST /api/v1/exports, status, download; files in three formats."""
+"""Dataset snapshots: POST /api/v1/exports, status, download; files in three formats; the
+worker, its heartbeat and the sweeper."""
 
 from __future__ import annotations
 
@@ -20,11 +21,7 @@ from feedback.models import Export, Project
 from feedback.services import exports, feedback_record
 from tests.conftest import bearer_client
 from tests.factories import AnswerFactory, api_key_for
-
-MULTI_TURN = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "Oil?"},
-]
+from tests.feedback.conftest import MULTI_TURN
 
 
 def request_export(client: APIClient, **body: Any) -> Any:
@@ -33,25 +30,6 @@ def request_export(client: APIClient, **body: Any) -> Any:
 
 def content(response: Any) -> bytes:
     return b"".join(response.streaming_content)
-
-
-@pytest.fixture
-def reactions(project: Project) -> None:
-    AnswerFactory.create(project=project, external_id="a-1", prompt=MULTI_TURN, response="=SUM(A1)")
-    AnswerFactory.create(project=project, external_id="a-2", response="+1 and @you")
-    events = [
-        {
-            "event_id": f"e{i}",
-            "type": "reaction",
-            "answer": answer,
-            "user_ref": f"u-{i}",
-            "reaction": kind,
-        }
-        for i, (answer, kind) in enumerate([("a-1", "love"), ("a-2", "dislike"), ("a-1", "like")])
-    ]
-    assert all(
-        r.status == "created" for r in feedback_record(project=project, items=events, source="api")
-    )
 
 
 def build(client: APIClient, **body: Any) -> dict[str, Any]:
@@ -220,58 +198,6 @@ def test_a_real_worker_on_the_exports_queue_writes_the_snapshot(
         ).num_rows
         == 1
     )
-
-
-def test_researchers_snapshot_and_download_from_the_page(
-    client: Any, project: Project, reactions: None, settings: Any, tmp_path: Path
-) -> None:
-    from tests.factories import MembershipFactory, UserFactory
-
-    settings.MEDIA_ROOT = tmp_path
-    user = UserFactory.create()
-    MembershipFactory.create(user=user, project=project, role="researcher")
-    client.force_login(user)
-
-    created = client.post(
-        "/projects/acme/exports/create/", {"dataset": "kto", "format": "csv", "form": "text"}
-    )
-    export = Export.objects.get()
-    polling = client.get("/projects/acme/exports/", headers={"HX-Request": "true"}).content.decode()
-    exports.export_build(export_id=export.pk)
-    page = client.get("/projects/acme/exports/").content.decode()
-    download = client.get(f"/projects/acme/exports/{export.pk}/download/")
-
-    assert created.status_code == 302
-    assert 'hx-trigger="every 2s"' in polling
-    assert "<progress" in polling
-    assert 'hx-trigger="every 2s"' not in page
-    assert download.status_code == 200
-    assert b"prompt,completion,label" in b"".join(download.streaming_content)
-
-
-def test_the_datasets_page_is_for_researchers(client: Any, project: Project) -> None:
-    from tests.factories import MembershipFactory, UserFactory
-
-    user = UserFactory.create()
-    MembershipFactory.create(user=user, project=project, role="annotator")
-    client.force_login(user)
-
-    assert client.get("/projects/acme/exports/").status_code == 403
-    assert client.post("/projects/acme/exports/create/", {"dataset": "kto"}).status_code == 403
-    assert not Export.objects.exists()
-
-
-def test_bad_snapshot_request_from_the_page_is_an_inline_400(client: Any, project: Project) -> None:
-    from tests.factories import MembershipFactory, UserFactory
-
-    user = UserFactory.create()
-    MembershipFactory.create(user=user, project=project, role="owner")
-    client.force_login(user)
-
-    response = client.post("/projects/acme/exports/create/", {"dataset": "kto", "format": "xlsx"})
-
-    assert response.status_code == 400
-    assert "format: Must be one of" in response.content.decode()
 
 
 def test_an_export_whose_worker_died_is_retried_once_then_failed(

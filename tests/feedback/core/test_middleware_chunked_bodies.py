@@ -26,7 +26,7 @@ from django.test import Client
 from feedback.models import Answer, Project, Role
 from tests.factories import MembershipFactory, UserFactory, answer_payload, api_key_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
 
