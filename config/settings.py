@@ -246,6 +246,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Content type is chosen by the Accept header only, never by a ?format= parameter.
     "URL_FORMAT_OVERRIDE": None,
+    # Output serializers hand date-times to the orjson renderer as they are, which writes them
+    # in RFC 3339 with the offset (2026-01-31T09:30:00.123456+00:00), as the API always has.
+    "DATETIME_FORMAT": None,
 }
 
 SPECTACULAR_SETTINGS = {

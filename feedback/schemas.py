@@ -1,7 +1,9 @@
-"""Serializers that document the API's shapes for the OpenAPI schema.
+"""Serializers that document what the feedback API accepts, for the OpenAPI schema, and the
+schema's post-processing hooks.
 
 The ingestion hot path validates with `feedback.ingest` (one pass, no serializer per item); these
-classes describe exactly what it accepts and returns, so the schema stays the contract.
+classes describe exactly what it accepts, so the schema stays the contract. What the API answers
+is rendered by the OutputSerializers in `feedback.apis`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from feedback import events, ingest
-from feedback.core.jobs import JobStatus
 from feedback.core.validators import MAX_URL_LENGTH
 from feedback.datasets.definitions import DATASETS
 
@@ -154,61 +155,6 @@ ANSWER_INGEST_REQUEST = PolymorphicProxySerializer(
 )
 
 
-class IngestResultSerializer(serializers.Serializer[Any]):
-    index = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
-    external_id = serializers.CharField(required=False)
-    id = serializers.IntegerField(required=False, help_text="Present when created.")
-    errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Messages keyed by the path of the field at fault, e.g. trace[0].output.",
-    )
-
-
-class IngestResponseSerializer(serializers.Serializer[Any]):
-    results = IngestResultSerializer(many=True)
-    created = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    errors = serializers.IntegerField()  # type: ignore[assignment]
-
-
-class StageOutputSerializer(serializers.Serializer[Any]):
-    position = serializers.IntegerField()
-    kind = serializers.CharField()
-    name = serializers.CharField()
-    parent = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
-    input = serializers.JSONField()
-    output = serializers.JSONField()
-
-
-class FeedbackCountsSerializer(serializers.Serializer[Any]):
-    exposures = serializers.IntegerField()
-    reactions = serializers.DictField(
-        child=serializers.IntegerField(), help_text="Active, by kind."
-    )
-    critiques = serializers.IntegerField()
-    comparisons = serializers.IntegerField()
-    followups = serializers.DictField(child=serializers.IntegerField(), help_text="By outcome.")
-
-
-class AnswerOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    external_id = serializers.CharField()
-    conversation = serializers.CharField()
-    user_ref = serializers.CharField()
-    prompt = MessageSerializer(many=True)
-    response = serializers.CharField()
-    model = serializers.CharField()
-    model_version = serializers.CharField()
-    metadata = serializers.DictField()
-    created_at = serializers.DateTimeField()
-    revision_of = serializers.CharField(allow_null=True)
-    revisions = serializers.ListField(child=serializers.CharField())
-    trace = StageOutputSerializer(many=True)
-    feedback_counts = FeedbackCountsSerializer()
-
-
 def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular hook: every request body of this API is required (an empty POST is a
     400), and the schema should say so."""
@@ -296,46 +242,6 @@ class FeedbackBatchInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class FeedbackResultSerializer(serializers.Serializer[Any]):
-    index = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
-    event_id = serializers.CharField(required=False)
-    errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
-
-
-class FeedbackResponseSerializer(serializers.Serializer[Any]):
-    results = FeedbackResultSerializer(many=True)
-    created = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    errors = serializers.IntegerField()  # type: ignore[assignment]
-
-
-class FeedbackEventOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    event_id = serializers.CharField()
-    type = serializers.ChoiceField(choices=events.EVENT_TYPES)
-    answer = serializers.CharField()
-    user_ref = serializers.CharField()
-    source = serializers.ChoiceField(choices=["browser", "api", "simulated"])  # type: ignore[assignment]
-    at = serializers.DateTimeField()
-    received_at = serializers.DateTimeField()
-    reaction = serializers.CharField(required=False)
-    text = serializers.CharField(required=False)
-    quote = serializers.CharField(required=False)
-    category = serializers.CharField(required=False)
-    other_answer = serializers.CharField(required=False)
-    winner = serializers.CharField(required=False)
-    outcome = serializers.CharField(required=False)
-    surface = serializers.CharField(required=False)
-
-
-class FeedbackPageSerializer(serializers.Serializer[Any]):
-    results = FeedbackEventOutputSerializer(many=True)
-    next = serializers.CharField(allow_null=True, help_text="Cursor of the next page, or null.")
-
-
 # --- exports -------------------------------------------------------------------------------
 
 
@@ -353,26 +259,3 @@ class ExportInputSerializer(serializers.Serializer[Any]):
         choices=["conversational", "text"], required=False, allow_null=True
     )
     filters = ExportFiltersSerializer(required=False, allow_null=True)
-
-
-class ExportOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    dataset = serializers.CharField()
-    format = serializers.CharField()
-    form = serializers.CharField()
-    filters = serializers.DictField()
-    status = serializers.ChoiceField(
-        choices=JobStatus.values,
-        help_text=(
-            "The status vocabulary every job shares (exports, training runs, C3PO builds); "
-            "nothing cancels an export today, so an export is never `cancelled`."
-        ),
-    )
-    progress = serializers.FloatField()
-    rows = serializers.IntegerField()
-    total_rows = serializers.IntegerField(allow_null=True)
-    sha256 = serializers.CharField()
-    error = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-    download = serializers.CharField(allow_null=True, help_text="URL once succeeded.")

@@ -9,7 +9,12 @@ import orjson
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,6 +25,10 @@ from feedback.core.api import (
     ERRORS,
     ErrorSerializer,
     InvalidInput,
+    MethodBooleanField,
+    MethodCharField,
+    MethodDictField,
+    MethodListField,
     NdjsonRenderer,
     NotReady,
     OrjsonRenderer,
@@ -43,45 +52,6 @@ from rewardmodels.models import (
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such thing here.")
 
 
-def run_as_dict(run: TrainingRun) -> dict[str, Any]:
-    return {
-        "id": run.pk,
-        "reward_model": run.reward_model_id,
-        "status": run.status,
-        "progress": run.progress,
-        "message": run.message,
-        "error": run.error,
-        "version": run.version,
-        "metrics": run.metrics,
-        "config": run.config,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-    }
-
-
-def model_as_dict(model: RewardModel) -> dict[str, Any]:
-    versions = [
-        {
-            "version": run.version,
-            "run_id": run.pk,
-            "metrics": run.metrics,
-            "trained_at": run.finished_at,
-        }
-        for run in selectors.versions_of(reward_model=model)
-    ]
-    active = model.active_run
-    return {
-        "id": model.pk,
-        "name": model.name,
-        "objective": model.objective,
-        "config": model.config,
-        "active_version": active.version if active else None,
-        "versions": versions,
-        "created_at": model.created_at,
-    }
-
-
 def _model_or_404(project: Project, model_id: int) -> RewardModel:
     model = selectors.reward_model_get(project=project, model_id=model_id)
     if model is None:
@@ -93,7 +63,7 @@ def _invalid(error: services.ModelInvalid) -> InvalidInput:
     return InvalidInput(error.message, error.errors)
 
 
-# Documentation of the shapes (the views parse input by hand, like the rest of the API).
+# The request bodies are parsed by hand, like the rest of the API; these document them.
 class ModelInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     objective = serializers.ChoiceField(choices=Objective.values)
@@ -108,42 +78,25 @@ class ModelInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class VersionSerializer(serializers.Serializer[Any]):
+class VersionSerializer(serializers.Serializer[TrainingRun]):
     version = serializers.IntegerField()
-    run_id = serializers.IntegerField()
+    run_id = serializers.IntegerField(source="pk")
     metrics = serializers.DictField()
-    trained_at = serializers.DateTimeField()
+    trained_at = serializers.DateTimeField(source="finished_at")
 
 
-class ModelOutputSerializer(serializers.Serializer[Any]):
+# A reward model, as creating it and reading it answer.
+class ModelOutputSerializer(serializers.Serializer[RewardModel]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     objective = serializers.ChoiceField(choices=Objective.values)
     config = serializers.DictField()
-    active_version = serializers.IntegerField(allow_null=True)
-    versions = VersionSerializer(many=True)
+    active_version = serializers.IntegerField(source="active_run.version", allow_null=True)
+    versions = MethodListField(child=VersionSerializer())
     created_at = serializers.DateTimeField()
 
-
-class RunOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    reward_model = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=JobStatus.values)
-    progress = serializers.FloatField()
-    message = serializers.CharField()
-    error = serializers.CharField()
-    version = serializers.IntegerField(allow_null=True)
-    metrics = serializers.DictField()
-    config = serializers.DictField()
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-
-
-class TrainAcceptedSerializer(serializers.Serializer[Any]):
-    run_id = serializers.IntegerField()
-    status = serializers.CharField()
-    url = serializers.CharField()
+    def get_versions(self, model: RewardModel) -> list[TrainingRun]:
+        return list(selectors.versions_of(reward_model=model))
 
 
 class ScoreItemSerializer(serializers.Serializer[Any]):
@@ -155,14 +108,9 @@ class ScoreInputSerializer(serializers.Serializer[Any]):
     items = ScoreItemSerializer(many=True)
 
 
-class ScoreSerializer(serializers.Serializer[Any]):
+class ScoreSerializer(serializers.Serializer[dict[str, float]]):
     p_love = serializers.FloatField(required=False)
     reward = serializers.FloatField(required=False)
-
-
-class ScoreOutputSerializer(serializers.Serializer[Any]):
-    version = serializers.IntegerField()
-    scores = ScoreSerializer(many=True)
 
 
 class RewardModelCreateApi(APIView):
@@ -187,7 +135,7 @@ class RewardModelCreateApi(APIView):
             )
         except services.ModelInvalid as error:
             raise _invalid(error) from error
-        return Response(model_as_dict(model), status=status.HTTP_201_CREATED)
+        return Response(ModelOutputSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
 class RewardModelDetailApi(APIView):
@@ -202,16 +150,25 @@ class RewardModelDetailApi(APIView):
     )
     def get(self, request: Request, model_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
-        return Response(model_as_dict(_model_or_404(project, model_id)))
+        return Response(ModelOutputSerializer(_model_or_404(project, model_id)).data)
 
 
 class RewardModelTrainApi(APIView):
+    @extend_schema_serializer(component_name="TrainAccepted")
+    class OutputSerializer(serializers.Serializer[TrainingRun]):
+        run_id = serializers.IntegerField(source="pk")
+        status = serializers.CharField()
+        url = MethodCharField()
+
+        def get_url(self, run: TrainingRun) -> str:
+            return reverse("api-training-run", args=[run.pk])
+
     @extend_schema(
         operation_id="reward_models_train",
         summary="Start a training run on the `training` queue",
         request=None,
         responses={
-            202: TrainAcceptedSerializer,
+            202: OutputSerializer,
             404: NOT_FOUND,
             **{c: ERRORS[c] for c in (401, 403, 503)},
         },
@@ -222,20 +179,30 @@ class RewardModelTrainApi(APIView):
         run = services.training_run_start(
             reward_model=_model_or_404(project, model_id), requested_by=None
         )
-        body = {
-            "run_id": run.pk,
-            "status": run.status,
-            "url": reverse("api-training-run", args=[run.pk]),
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(self.OutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TrainingRunDetailApi(APIView):
+    @extend_schema_serializer(component_name="RunOutput")
+    class OutputSerializer(serializers.Serializer[TrainingRun]):
+        id = serializers.IntegerField()
+        reward_model = serializers.IntegerField(source="reward_model_id")
+        status = serializers.ChoiceField(choices=JobStatus.values)
+        progress = serializers.FloatField()
+        message = serializers.CharField()
+        error = serializers.CharField()
+        version = serializers.IntegerField(allow_null=True)
+        metrics = serializers.DictField()
+        config = serializers.DictField()
+        created_at = serializers.DateTimeField()
+        started_at = serializers.DateTimeField(allow_null=True)
+        finished_at = serializers.DateTimeField(allow_null=True)
+
     @extend_schema(
         operation_id="training_runs_retrieve",
         summary="A training run's status, progress and metrics",
         responses={
-            200: RunOutputSerializer,
+            200: OutputSerializer,
             404: NOT_FOUND,
             **{c: ERRORS[c] for c in (401, 403, 503)},
         },
@@ -245,16 +212,21 @@ class TrainingRunDetailApi(APIView):
         run = selectors.training_run_get(project=project, run_id=run_id)
         if run is None:
             raise NotFound("No such training run in this project.")
-        return Response(run_as_dict(run))
+        return Response(self.OutputSerializer(run).data)
 
 
 class RewardModelScoreApi(APIView):
+    @extend_schema_serializer(component_name="ScoreOutput")
+    class OutputSerializer(serializers.Serializer[Any]):
+        version = serializers.IntegerField()
+        scores = ScoreSerializer(many=True)
+
     @extend_schema(
         operation_id="reward_models_score",
         summary="Score (prompt, response) pairs with the model's active version",
         request=ScoreInputSerializer,
         responses={
-            200: ScoreOutputSerializer,
+            200: OutputSerializer,
             404: NOT_FOUND,
             409: OpenApiResponse(ErrorSerializer, description="No version yet."),
             **ERRORS,
@@ -275,49 +247,10 @@ class RewardModelScoreApi(APIView):
             )
         except services.ModelInvalid as error:
             raise _invalid(error) from error
-        return Response({"version": version, "scores": scores})
+        return Response(self.OutputSerializer({"version": version, "scores": scores}).data)
 
 
 # --- C3PO ------------------------------------------------------------------------------------
-
-
-def feedback_as_dict(feedback: VerbalFeedback) -> dict[str, Any]:
-    return {
-        "id": feedback.pk,
-        "text": feedback.text,
-        "domain": feedback.domain,
-        "effect": feedback.effect,
-        "critique": feedback.critique_id,
-        "created_at": feedback.created_at,
-    }
-
-
-def build_as_dict(build: C3POBuild) -> dict[str, Any]:
-    generator = build.generator
-    return {
-        "id": build.pk,
-        "feedback": build.feedback_id,
-        "status": build.status,
-        "stage": build.stage,
-        "stages": list(C3POBuild.STAGES),
-        "progress": build.progress,
-        "message": build.message,
-        "error": build.error,
-        "generator": {"id": generator.pk, "name": generator.name, "model": generator.model}
-        if generator
-        else None,
-        "review": build.review,
-        "seed": build.seed,
-        "requested": build.counts,
-        "counts": selectors.build_counts(build=build),
-        "created_at": build.created_at,
-        "finished_at": build.finished_at,
-        "dataset": {
-            part: f"{reverse('api-c3po-dataset', args=[build.pk])}?part={part}" for part in PARTS
-        }
-        if build.status == BuildStatus.SUCCEEDED
-        else None,
-    }
 
 
 def _c3po_invalid(error: services.c3po.C3POInvalid) -> InvalidInput:
@@ -328,15 +261,6 @@ class VerbalFeedbackInputSerializer(serializers.Serializer[Any]):
     text = serializers.CharField(max_length=5000)
     domain = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     effect = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-
-
-class VerbalFeedbackOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    text = serializers.CharField()
-    domain = serializers.CharField()
-    effect = serializers.CharField()
-    critique = serializers.IntegerField(allow_null=True)
-    created_at = serializers.DateTimeField()
 
 
 class GeneratorInputSerializer(serializers.Serializer[Any]):
@@ -352,16 +276,6 @@ class GeneratorInputSerializer(serializers.Serializer[Any]):
     api_key = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
     concurrency = serializers.IntegerField(required=False, min_value=1, max_value=32)
-
-
-class GeneratorOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    base_url = serializers.CharField()
-    model = serializers.CharField()
-    has_api_key = serializers.BooleanField()
-    temperature = serializers.FloatField()
-    concurrency = serializers.IntegerField()
 
 
 class BuildInputSerializer(serializers.Serializer[Any]):
@@ -387,9 +301,10 @@ class BuildInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class BuildOutputSerializer(serializers.Serializer[Any]):
+# A build, as starting, reading and resuming it answer.
+class BuildOutputSerializer(serializers.Serializer[C3POBuild]):
     id = serializers.IntegerField()
-    feedback = serializers.IntegerField()
+    feedback = serializers.IntegerField(source="feedback_id")
     status = serializers.ChoiceField(
         choices=BuildStatus.values,
         help_text=(
@@ -400,30 +315,33 @@ class BuildOutputSerializer(serializers.Serializer[Any]):
     stage = serializers.IntegerField(
         help_text=f"Stages done, 0 to {len(C3POBuild.STAGES)} (the names are in `stages`)."
     )
-    stages = serializers.ListField(child=serializers.CharField())
+    stages = serializers.ListField(child=serializers.CharField(), source="STAGES")
     progress = serializers.FloatField()
     message = serializers.CharField()
     error = serializers.CharField()
-    generator = serializers.DictField(allow_null=True)
+    generator = MethodDictField(allow_null=True)
     review = serializers.BooleanField()
     seed = serializers.CharField()
-    requested = serializers.DictField()
-    counts = serializers.DictField()
+    requested = serializers.DictField(source="counts")
+    counts = MethodDictField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
-    dataset = serializers.DictField(allow_null=True, child=serializers.CharField())
+    dataset = MethodDictField(allow_null=True, child=serializers.CharField())
 
+    def get_generator(self, build: C3POBuild) -> dict[str, Any] | None:
+        generator = build.generator
+        if generator is None:
+            return None
+        return {"id": generator.pk, "name": generator.name, "model": generator.model}
 
-def generator_as_dict(generator: Generator) -> dict[str, Any]:
-    return {
-        "id": generator.pk,
-        "name": generator.name,
-        "base_url": redact_url(generator.base_url),
-        "model": generator.model,
-        "has_api_key": bool(generator.api_key),
-        "temperature": generator.temperature,
-        "concurrency": generator.concurrency,
-    }
+    def get_counts(self, build: C3POBuild) -> dict[str, Any]:
+        return selectors.build_counts(build=build)
+
+    def get_dataset(self, build: C3POBuild) -> dict[str, str] | None:
+        if build.status != BuildStatus.SUCCEEDED:
+            return None
+        url = reverse("api-c3po-dataset", args=[build.pk])
+        return {part: f"{url}?part={part}" for part in PARTS}
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -434,11 +352,20 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 class VerbalFeedbackCreateApi(APIView):
+    @extend_schema_serializer(component_name="VerbalFeedbackOutput")
+    class OutputSerializer(serializers.Serializer[VerbalFeedback]):
+        id = serializers.IntegerField()
+        text = serializers.CharField()
+        domain = serializers.CharField()
+        effect = serializers.CharField()
+        critique = serializers.IntegerField(source="critique_id", allow_null=True)
+        created_at = serializers.DateTimeField()
+
     @extend_schema(
         operation_id="verbal_feedback_create",
         summary="Record one sentence of verbal feedback",
         request=VerbalFeedbackInputSerializer,
-        responses={201: VerbalFeedbackOutputSerializer, **ERRORS},
+        responses={201: OutputSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
@@ -452,15 +379,31 @@ class VerbalFeedbackCreateApi(APIView):
             )
         except services.c3po.C3POInvalid as error:
             raise _c3po_invalid(error) from error
-        return Response(feedback_as_dict(feedback), status=status.HTTP_201_CREATED)
+        return Response(self.OutputSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
 class GeneratorSaveApi(APIView):
+    @extend_schema_serializer(component_name="GeneratorOutput")
+    class OutputSerializer(serializers.Serializer[Generator]):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        base_url = MethodCharField()
+        model = serializers.CharField()
+        has_api_key = MethodBooleanField()
+        temperature = serializers.FloatField()
+        concurrency = serializers.IntegerField()
+
+        def get_base_url(self, generator: Generator) -> str:
+            return redact_url(generator.base_url)
+
+        def get_has_api_key(self, generator: Generator) -> bool:
+            return bool(generator.api_key)
+
     @extend_schema(
         operation_id="generators_save",
         summary="Register (or change, by name) an OpenAI-compatible chat completions server",
         request=GeneratorInputSerializer,
-        responses={200: GeneratorOutputSerializer, **ERRORS},
+        responses={200: OutputSerializer, **ERRORS},
         description="The key is stored and never returned; leave it out to keep a stored one.",
     )
     def post(self, request: Request) -> Response:
@@ -478,7 +421,7 @@ class GeneratorSaveApi(APIView):
             )
         except services.c3po.C3POInvalid as error:
             raise _c3po_invalid(error) from error
-        return Response(generator_as_dict(generator))
+        return Response(self.OutputSerializer(generator).data)
 
 
 class BuildCreateApi(APIView):
@@ -521,7 +464,7 @@ class BuildCreateApi(APIView):
             )
         except services.c3po.C3POInvalid as error:
             raise _c3po_invalid(error) from error
-        return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
+        return Response(BuildOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _build_or_404(project: Project, build_id: int) -> C3POBuild:
@@ -543,7 +486,7 @@ class BuildDetailApi(APIView):
     )
     def get(self, request: Request, build_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
-        return Response(build_as_dict(_build_or_404(project, build_id)))
+        return Response(BuildOutputSerializer(_build_or_404(project, build_id)).data)
 
 
 class BuildResumeApi(APIView):
@@ -564,7 +507,7 @@ class BuildResumeApi(APIView):
         if build.status != BuildStatus.FAILED:
             raise NotReady(f"The build is {build.status}; only a failed build can be resumed.")
         build = services.c3po.build_resume(build=build)
-        return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
+        return Response(BuildOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED)
 
 
 class BuildDatasetApi(APIView):

@@ -134,7 +134,8 @@ def build_item_next_for_review(*, build: C3POBuild) -> C3POItem | None:
 
 def build_dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
     """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets,
-    the same rows the registry's c3po_* datasets export)."""
+    the same rows the registry's c3po_* datasets export). Plain dicts of those columns, as
+    every dataset stream writes them: `feedback.datasets` gives what a serializer would cost."""
     rows = build_rows(build, part)
     for row in rows.queryset().iterator(chunk_size=2000):
         yield {name: row[f"c_{name}"] for name in rows.columns}

@@ -1,6 +1,7 @@
 """What every API endpoint of both apps shares: JSON in and out (orjson), the error shape
 `{"error": {"code", "message", "fields"?}}` with its schema and the error responses every
-operation documents, and the limits on request bodies."""
+operation documents, the limits on request bodies, and the output fields whose value a
+serializer method works out."""
 
 from __future__ import annotations
 
@@ -63,6 +64,33 @@ class ErrorDetailSerializer(serializers.Serializer[Any]):
 
 class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorDetailSerializer()
+
+
+# An output field whose value is worked out by the serializer's `get_<field name>(instance)`
+# method, as with DRF's SerializerMethodField, while the field keeps its own type: that type
+# renders the value and is what the schema documents (a SerializerMethodField is documented as
+# read-only and typed from its method's annotation). Mix it in before the field class, as the
+# Method*Field classes below do, or into a nested serializer. A comment, not a docstring: the
+# schema would take a docstring as the description of every serializer that mixes it in.
+class FromMethod(serializers.Field):
+    def get_attribute(self, instance: Any) -> Any:
+        return getattr(self.parent, f"get_{self.field_name}")(instance)
+
+
+class MethodCharField(FromMethod, serializers.CharField):
+    pass
+
+
+class MethodBooleanField(FromMethod, serializers.BooleanField):
+    pass
+
+
+class MethodDictField(FromMethod, serializers.DictField):
+    pass
+
+
+class MethodListField(FromMethod, serializers.ListField):
+    pass
 
 
 # The errors any operation may answer; each operation lists the ones that apply to it.

@@ -4,6 +4,11 @@ On PostgreSQL the database itself turns each row into a JSON line: the dataset's
 compiled to SQL and run inside `COPY (SELECT row_to_json(r) FROM (...) r) TO STDOUT`, whose
 output goes to the client as it arrives, so memory stays flat whatever the row count. Other
 databases (the embedded SQLite default) iterate the same queryset in chunks.
+
+A row's shape is its dataset's `columns`, whichever path writes it; no serializer renders rows.
+On PostgreSQL none could without giving up COPY (no Python touches a row), and on the other path
+one costs 9.6 µs per row against 2.8 µs for the dict of `_orm_chunks` (a p_love row of 12
+columns, JSON encoding included), more than three times the Python work per row.
 """
 
 from __future__ import annotations

@@ -25,16 +25,6 @@ class IngestResult:
     id: int | None = None
     errors: dict[str, list[str]] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "status": self.status}
-        if self.external_id is not None:
-            result["external_id"] = self.external_id
-        if self.id is not None:
-            result["id"] = self.id
-        if self.errors is not None:
-            result["errors"] = self.errors
-        return result
-
 
 def answers_ingest(*, project: Project, items: Sequence[Any]) -> list[IngestResult]:
     """Validate every item, then write all valid ones together in one transaction.

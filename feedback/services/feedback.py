@@ -52,14 +52,6 @@ class FeedbackResult:
     # Why an item failed when it isn't its content: "rate_limited" or "reaction_cap".
     limit: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "status": self.status}
-        if self.event_id is not None:
-            result["event_id"] = self.event_id
-        if self.errors is not None:
-            result["errors"] = self.errors
-        return result
-
 
 def feedback_record(
     *,
