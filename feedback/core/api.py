@@ -19,6 +19,8 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
+from feedback.core.errors import ValidationFailed
+
 logger = logging.getLogger(__name__)
 
 
@@ -163,8 +165,9 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Every API error as `{"error": {"code", "message", "fields"?}}`; the database being down
-    becomes a 503 with Retry-After (the transaction was rolled back, so nothing was written)."""
+    """Every API error as `{"error": {"code", "message", "fields"?}}`: a service's
+    ValidationFailed becomes the 400 naming its fields, and the database being down a 503 with
+    Retry-After (the transaction was rolled back, so nothing was written)."""
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         # Drop the broken connection now, so the client's retry gets a fresh one.
@@ -176,6 +179,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, ValidationFailed):
+        exc = InvalidInput(exc.message, exc.errors)
     if not isinstance(exc, exceptions.APIException):
         return None
 
