@@ -89,10 +89,6 @@ def _model_or_404(project: Project, model_id: int) -> RewardModel:
     return model
 
 
-def _invalid(error: services.ModelInvalid) -> InvalidInput:
-    return InvalidInput(error.message, error.errors)
-
-
 # Documentation of the shapes (the views parse input by hand, like the rest of the API).
 class ModelInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
@@ -177,16 +173,13 @@ class RewardModelCreateApi(APIView):
         body: Any = request.data
         if not isinstance(body, dict):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-        try:
-            model = services.reward_model_create(
-                project=project,
-                name=body.get("name"),
-                objective=body.get("objective"),
-                config=body.get("config"),
-                created_by=None,
-            )
-        except services.ModelInvalid as error:
-            raise _invalid(error) from error
+        model = services.reward_model_create(
+            project=project,
+            name=body.get("name"),
+            objective=body.get("objective"),
+            config=body.get("config"),
+            created_by=None,
+        )
         return Response(model_as_dict(model), status=status.HTTP_201_CREATED)
 
 
@@ -269,12 +262,7 @@ class RewardModelScoreApi(APIView):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
         if model.active_run_id is None:
             raise NotReady("The model has no trained version yet; train it first.")
-        try:
-            version, scores = services.reward_model_score(
-                reward_model=model, items=body.get("items")
-            )
-        except services.ModelInvalid as error:
-            raise _invalid(error) from error
+        version, scores = services.reward_model_score(reward_model=model, items=body.get("items"))
         return Response({"version": version, "scores": scores})
 
 
@@ -318,10 +306,6 @@ def build_as_dict(build: C3POBuild) -> dict[str, Any]:
         if build.status == BuildStatus.SUCCEEDED
         else None,
     }
-
-
-def _c3po_invalid(error: services.c3po.C3POInvalid) -> InvalidInput:
-    return InvalidInput(error.message, error.errors)
 
 
 class VerbalFeedbackInputSerializer(serializers.Serializer[Any]):
@@ -443,15 +427,12 @@ class VerbalFeedbackCreateApi(APIView):
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
         body = _body(request)
-        try:
-            feedback = services.c3po.verbal_feedback_create(
-                project=project,
-                text=body.get("text"),
-                domain=body.get("domain"),
-                effect=body.get("effect"),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        feedback = services.c3po.verbal_feedback_create(
+            project=project,
+            text=body.get("text"),
+            domain=body.get("domain"),
+            effect=body.get("effect"),
+        )
         return Response(feedback_as_dict(feedback), status=status.HTTP_201_CREATED)
 
 
@@ -466,18 +447,15 @@ class GeneratorSaveApi(APIView):
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
         body = _body(request)
-        try:
-            generator = services.c3po.generator_save(
-                project=project,
-                name=body.get("name"),
-                base_url=body.get("base_url"),
-                model=body.get("model"),
-                api_key=body.get("api_key"),
-                temperature=body.get("temperature", 0.7),
-                concurrency=body.get("concurrency", 4),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        generator = services.c3po.generator_save(
+            project=project,
+            name=body.get("name"),
+            base_url=body.get("base_url"),
+            model=body.get("model"),
+            api_key=body.get("api_key"),
+            temperature=body.get("temperature", 0.7),
+            concurrency=body.get("concurrency", 4),
+        )
         return Response(generator_as_dict(generator))
 
 
@@ -511,16 +489,13 @@ class BuildCreateApi(APIView):
         review = body.get("review", False)
         if not isinstance(review, bool):
             raise InvalidInput("Invalid review.", {"review": ["Must be true or false."]})
-        try:
-            build = services.c3po.build_start(
-                feedback=feedback,
-                generator=generator,
-                counts=body.get("counts"),
-                review=review,
-                seed=body.get("seed"),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        build = services.c3po.build_start(
+            feedback=feedback,
+            generator=generator,
+            counts=body.get("counts"),
+            review=review,
+            seed=body.get("seed"),
+        )
         return Response(build_as_dict(build), status=status.HTTP_202_ACCEPTED)
 
 

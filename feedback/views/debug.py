@@ -41,6 +41,7 @@ from feedback.debug_mode import (
     subquery_changes,
     word_diff,
 )
+from feedback.forms import CorrectionsForm
 from feedback.models import (
     Answer,
     AssignmentStatus,
@@ -52,7 +53,7 @@ from feedback.models import (
 )
 from feedback.pipelines.protocol import PipelineError
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
-from feedback.services.interventions import InterventionsInvalid, interventions_save
+from feedback.services.interventions import interventions_save
 from feedback.services.queues import AssignmentExpired
 from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
 from feedback.views.queues import to_next_item
@@ -290,15 +291,27 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         context["version"] = request.POST.get("version", "")
         return render(request, "feedback/answer_debug.html", context, status=409)
     changes, errors = _changes_from_form(answer, stages, mine, form)
-    rationale = request.POST.get("rationale", "").strip()
-    if not errors:
-        try:
-            saved = interventions_save(
-                answer=answer, annotator=membership.user, changes=changes, rationale=rationale
+    corrections = CorrectionsForm(
+        request.POST,
+        changes=changes,
+        prefix_of=lambda position: (
+            f"s{position}-" if position is not None and stages else ANSWER_PREFIX
+        ),
+    )
+    saved = (
+        None
+        if errors
+        else corrections.submit(
+            lambda data: interventions_save(
+                answer=answer,
+                annotator=membership.user,
+                changes=changes,
+                rationale=data["rationale"],
             )
-        except InterventionsInvalid as invalid:
-            errors = _stage_errors(invalid.errors, changes, stages)
-    if errors:
+        )
+    )
+    if saved is None:
+        errors = errors or corrections.page_errors()
         context = _debug_context(
             request, membership, answer, form=form, errors=errors, assignment=assignment
         )
@@ -315,24 +328,6 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         f"Saved {len(saved)} correction(s)." if saved else "Nothing changed, nothing to save.",
     )
     return redirect(_debug_url(answer))
-
-
-def _stage_errors(
-    errors: dict[str, list[str]], changes: list[dict[str, Any]], stages: list[Stage]
-) -> dict[str, list[str]]:
-    """`changes[3].after.text` → the stage prefix of change 3, so the message sits by its
-    editor: `s0-subquery_add: Must be a non-empty sub-query.`"""
-    by_prefix: dict[str, list[str]] = defaultdict(list)
-    for key, messages_ in errors.items():
-        index = key.split("]")[0].removeprefix("changes[")
-        change = changes[int(index)] if index.isdigit() and int(index) < len(changes) else {}
-        position = change.get("stage")
-        prefix = f"s{position}-" if position is not None and stages else ANSWER_PREFIX
-        label = str(change.get("action", "change")).replace("_", " ")
-        by_prefix[f"{prefix}{change.get('action', 'change')}"] += [
-            f"{label.capitalize()}: {m}" for m in messages_
-        ]
-    return dict(by_prefix)
 
 
 @require_POST

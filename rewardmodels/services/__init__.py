@@ -4,7 +4,6 @@ these. Each module covers one area and is re-exported here."""
 from rewardmodels.services import c3po, reward_models
 from rewardmodels.services.reward_models import (
     TRAINING_RUN_JOB,
-    ModelInvalid,
     config_clean,
     reward_model_activate,
     reward_model_create,
@@ -16,7 +15,6 @@ from rewardmodels.services.reward_models import (
 
 __all__ = [
     "TRAINING_RUN_JOB",
-    "ModelInvalid",
     "c3po",
     "config_clean",
     "reward_model_activate",

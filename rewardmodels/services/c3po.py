@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from config.celery_app import Queue
 from feedback.core import outbound
+from feedback.core.errors import NON_FIELD, ValidationFailed
 from feedback.core.jobs import (
     Attempt,
     JobFailed,
@@ -42,7 +43,6 @@ from feedback.core.jobs import (
 )
 from feedback.core.validators import bidi_problem
 from feedback.models import Critique, Project
-from feedback.services.errors import ServiceError
 from rewardmodels import c3po, selectors
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
@@ -70,17 +70,18 @@ C3PO_BUILD_JOB = JobKind(
 )
 MAX_TEXT = 5000
 SEED_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-class C3POInvalid(ServiceError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("Invalid input; nothing was saved.")
-        self.errors = errors
+INVALID = "Invalid input; nothing was saved."
+GENERATOR_TEMPERATURE = 0.7
+GENERATOR_CONCURRENCY = 4
+TEMPERATURE_RULE = "Must be a number from 0 to 2."
+CONCURRENCY_RULE = "Must be a whole number from 1 to 32."
 
 
 def _text(
-    value: Any, field: str, errors: dict[str, list[str]], *, limit: int, required: bool
+    value: object, field: str, errors: dict[str, list[str]], *, limit: int, required: bool
 ) -> str:
+    """`value` stripped, or "" with the reason in `errors` (the API hands over its JSON
+    values as they came, so the type is checked too)."""
     if value is None and not required:
         return ""
     if not isinstance(value, str) or "\x00" in value or len(value) > limit:
@@ -91,12 +92,21 @@ def _text(
     return value.strip()
 
 
+def _between(value: object, low: int, high: int, *, whole: bool) -> float | None:
+    """`value` if it is a number from `low` to `high` (a whole one when `whole`), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if (whole and not isinstance(value, int)) or not low <= value <= high:
+        return None
+    return value
+
+
 def verbal_feedback_create(
     *,
     project: Project,
-    text: Any,
-    domain: Any = None,
-    effect: Any = None,
+    text: object,
+    domain: object = None,
+    effect: object = None,
     critique: Critique | None = None,
     created_by: User | None = None,
 ) -> VerbalFeedback:
@@ -105,7 +115,7 @@ def verbal_feedback_create(
     clean_domain = _text(domain, "domain", errors, limit=200, required=False)
     clean_effect = _text(effect, "effect", errors, limit=500, required=False)
     if errors:
-        raise C3POInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     return VerbalFeedback.objects.create(
         project=project,
         text=clean_text,
@@ -132,14 +142,15 @@ def critique_promote(
 def generator_save(
     *,
     project: Project,
-    name: Any,
-    base_url: Any,
-    model: Any,
-    api_key: Any = None,
-    temperature: Any = 0.7,
-    concurrency: Any = 4,
+    name: object,
+    base_url: object,
+    model: object,
+    api_key: object = None,
+    temperature: object = GENERATOR_TEMPERATURE,
+    concurrency: object = GENERATOR_CONCURRENCY,
 ) -> Generator:
-    """Create or change a generator by name. `api_key=None` keeps a stored key."""
+    """Create or change a generator by name. `api_key=None` keeps a stored key. The values are
+    checked here, types included: the API hands over its JSON values as they came."""
     errors: dict[str, list[str]] = {}
     clean_name = _text(name, "name", errors, limit=200, required=True)
     url = _text(base_url, "base_url", errors, limit=500, required=True)
@@ -153,25 +164,19 @@ def generator_save(
         if problem := bidi_problem(shown):  # both are shown in lists, exactly as stored
             errors.setdefault(field, [problem])
     key = None if api_key is None else _text(api_key, "api_key", errors, limit=500, required=False)
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not 0 <= temperature <= 2
-    ):
-        errors["temperature"] = ["Must be a number from 0 to 2."]
-    if (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= 32
-    ):
-        errors["concurrency"] = ["Must be a whole number from 1 to 32."]
+    clean_temperature = _between(temperature, 0, 2, whole=False)
+    if clean_temperature is None:
+        errors["temperature"] = [TEMPERATURE_RULE]
+    clean_concurrency = _between(concurrency, 1, 32, whole=True)
+    if clean_concurrency is None:
+        errors["concurrency"] = [CONCURRENCY_RULE]
     if errors:
-        raise C3POInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     defaults: dict[str, Any] = {
         "base_url": url,
         "model": clean_model,
-        "temperature": float(temperature),
-        "concurrency": concurrency,
+        "temperature": float(clean_temperature or 0),
+        "concurrency": clean_concurrency,
     }
     if key is not None:
         defaults["api_key"] = key
@@ -185,22 +190,21 @@ def build_start(
     *,
     feedback: VerbalFeedback,
     generator: Generator | None,
-    counts: Any = None,
+    counts: object = None,
     review: bool = False,
-    seed: Any = None,
+    seed: object = None,
     created_by: User | None = None,
 ) -> C3POBuild:
     """Queue a build; the task is sent once the row is committed. `seed` fixes which collected
     prompts are sampled and which rows are held out (random when not given), so two builds
     with one seed and one generator make the same dataset."""
-    try:
-        clean_counts = c3po.counts_clean(counts)
-    except c3po.CountsInvalid as invalid:
-        raise C3POInvalid(invalid.errors) from None
+    clean_counts, errors = c3po.counts_clean(counts)
+    if errors:
+        raise ValidationFailed(errors, INVALID)
     if seed is not None and (not isinstance(seed, str) or not SEED_PATTERN.fullmatch(seed)):
-        raise C3POInvalid({"seed": ["Must be 1 to 32 letters, digits, - or _."]})
+        raise ValidationFailed({"seed": ["Must be 1 to 32 letters, digits, - or _."]}, INVALID)
     if generator is not None and generator.project_id != feedback.project_id:
-        raise C3POInvalid({"generator": ["No such generator in this project."]})
+        raise ValidationFailed({"generator": ["No such generator in this project."]}, INVALID)
     with transaction.atomic():
         build = C3POBuild.objects.create(
             project_id=feedback.project_id,
@@ -533,19 +537,21 @@ def item_review(
     review. The review that leaves nothing pending completes the build, in the same
     transaction."""
     if action not in ("approve", "edit", "reject"):
-        raise C3POInvalid({"action": ["Must be approve, edit or reject."]})
+        raise ValidationFailed({"action": ["Must be approve, edit or reject."]}, INVALID)
     if item.scope != PromptScope.IN_SCOPE:
-        raise C3POInvalid({"item": ["Only in-scope rows are reviewed."]})
+        raise ValidationFailed.of(NON_FIELD, "Only in-scope rows are reviewed.")
     fields: dict[str, Any] = {"reviewed_by": reviewer, "reviewed_at": timezone.now()}
     if action == "edit":
         errors: dict[str, list[str]] = {}
         text = _text(revised, "revised", errors, limit=50_000, required=True)
         if errors:
-            raise C3POInvalid(errors)
+            raise ValidationFailed(errors, INVALID)
         fields |= {"revised": text, "review_status": ReviewStatus.EDITED}
     elif action == "approve":
         if not item.revised.strip():
-            raise C3POInvalid({"revised": ["There is no revised response to approve; edit it."]})
+            raise ValidationFailed(
+                {"revised": ["There is no revised response to approve; edit it."]}, INVALID
+            )
         fields["review_status"] = ReviewStatus.APPROVED
     else:
         fields["review_status"] = ReviewStatus.REJECTED
@@ -554,8 +560,8 @@ def item_review(
         # every other review, so exactly one review sees nothing left pending.
         build = C3POBuild.objects.select_for_update().get(pk=item.build_id)
         if build.status != BuildStatus.REVIEW:
-            raise C3POInvalid(
-                {"build": [f"The build is {build.get_status_display().lower()}, not in review."]}
+            raise ValidationFailed.of(
+                NON_FIELD, f"The build is {build.get_status_display().lower()}, not in review."
             )
         C3POItem.objects.filter(pk=item.pk).update(**fields)
         if not selectors.build_items_pending_review(build=build).exists():
