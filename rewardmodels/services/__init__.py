@@ -1,7 +1,7 @@
 """Writes and business rules of the reward models and C3PO builds; views, APIs and tasks call
 these. Each module covers one area and is re-exported here."""
 
-from rewardmodels.services import c3po, reward_models
+from rewardmodels.services import c3po, c3po_build, reward_models
 from rewardmodels.services.reward_models import (
     TRAINING_RUN_JOB,
     config_clean,
@@ -16,6 +16,7 @@ from rewardmodels.services.reward_models import (
 __all__ = [
     "TRAINING_RUN_JOB",
     "c3po",
+    "c3po_build",
     "config_clean",
     "reward_model_activate",
     "reward_model_create",
