@@ -325,6 +325,38 @@ def test_counts_out_of_range_are_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"categories": "0"}, "counts.categories: Must be between 1 and 100."),
+        ({"categories": "many"}, "counts.categories: Must be an integer."),
+        ({"test_fraction": "0.9"}, "counts.test_fraction: Must be between 0.0 and 0.5."),
+    ],
+)
+def test_counts_refused_on_the_page_are_named_and_kept(
+    project: Project, form: dict[str, str], message: str
+) -> None:
+    # given a researcher on the page of a feedback's builds
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    browser = Client()
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    browser.force_login(user)
+
+    # when they start a build with a count out of range or not a number
+    response = browser.post(f"/projects/acme/models/feedback/{feedback.pk}/build/", form)
+
+    # then the page names the count as the API does, keeps what was typed, and starts nothing
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert message in html
+    [(name, value)] = form.items()
+    assert f'name="{name}" inputmode' in html
+    assert f'value="{value}"' in html
+    assert not C3POBuild.objects.exists()
+
+
+@pytest.mark.django_db
 def test_another_projects_feedback_and_builds_are_invisible(
     project: Project, other_project: Project, api: APIClient
 ) -> None:
