@@ -221,6 +221,18 @@ class QueueForm(ServiceForm):
         )
 
 
+class AssignmentForm(forms.Form):
+    """The queue item a page is worked on as: the id its form or link carries."""
+
+    assignment = forms.IntegerField(min_value=1)
+
+
+class StageForm(forms.Form):
+    """A stage of the answer on the page, by position."""
+
+    stage = forms.IntegerField(min_value=0)
+
+
 class CorrectionsForm(ServiceForm):
     """The debug page's save. Its own fields are here; each stage's editor is read into changes
     by feedback.debug_mode. The service names a bad change by its index (`changes[3].after.text`);

@@ -38,10 +38,11 @@ from feedback.debug_mode import (
     corrected_documents,
     corrected_subqueries,
     document_changes,
+    form_index,
     subquery_changes,
     word_diff,
 )
-from feedback.forms import CorrectionsForm
+from feedback.forms import AssignmentForm, CorrectionsForm, StageForm
 from feedback.models import (
     Answer,
     AssignmentStatus,
@@ -66,11 +67,13 @@ def _assignment(
 ) -> QueueAssignment | None:
     """The queue item this page is being worked on as, when it came from a queue: only the
     annotator's own assignment of this very answer."""
-    raw = request.POST.get("assignment") or request.GET.get("assignment") or ""
-    if not raw.isdigit():
+    form = AssignmentForm(
+        {"assignment": request.POST.get("assignment") or request.GET.get("assignment")}
+    )
+    if not form.is_valid():
         return None
     return selectors.queue_assignment_of_answer(
-        answer=answer, annotator=membership.user, assignment_id=int(raw)
+        answer=answer, annotator=membership.user, assignment_id=form.cleaned_data["assignment"]
     )
 
 
@@ -116,7 +119,7 @@ def _state_from_form(view: dict[str, Any], form: dict[str, list[str]]) -> None:
     if "subqueries" in view:
         texts, origins = form.get(f"{prefix}subquery", []), form.get(f"{prefix}origin", [])
         view["subqueries"] = [
-            SubqueryRow(int(o) if o.isdigit() else None, t)
+            SubqueryRow(form_index(o), t)
             for t, o in zip(texts, origins + ["new"] * len(texts), strict=False)
         ]
     if "documents" in view:
@@ -339,9 +342,9 @@ def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> Http
     prefix = request.POST.get("prefix", ANSWER_PREFIX)
     stage = None
     if prefix != ANSWER_PREFIX:
-        position = prefix.removeprefix("s").removesuffix("-")
-        if position.isdigit():
-            stage = selectors.stage_get(answer=answer, position=int(position))
+        position = form_index(prefix.removeprefix("s").removesuffix("-"))
+        if position is not None:
+            stage = selectors.stage_get(answer=answer, position=position)
     original = str(stage.output.get("text", "")) if stage else answer.response
     corrected = request.POST.get(f"{prefix}answer", original)
     view = {"prefix": prefix, "diff": word_diff(original, corrected.replace("\r\n", "\n"))}
@@ -353,8 +356,12 @@ def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> Http
 def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     answer = answer_or_404(membership, external_id)
-    raw = request.POST.get("stage", "")
-    stage = selectors.stage_get(answer=answer, position=int(raw)) if raw.isdigit() else None
+    form = StageForm(request.POST)
+    stage = (
+        selectors.stage_get(answer=answer, position=form.cleaned_data["stage"])
+        if form.is_valid()
+        else None
+    )
     stage = found_or_404(stage, "No stage at that position.")
     try:
         rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)

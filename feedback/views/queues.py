@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
 from feedback.core.access import found_or_404, membership_or_404
-from feedback.forms import QueueForm
+from feedback.forms import AssignmentForm, QueueForm
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.selectors import REACTION_STATES
 from feedback.services.queues import AssignmentExpired
@@ -109,12 +109,12 @@ def queue_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
 def _posted_assignment(
     request: HttpRequest, membership: Membership, queue: AnnotationQueue
 ) -> QueueAssignment:
-    raw = request.POST.get("assignment", "")
+    form = AssignmentForm(request.POST)
     assignment = (
         selectors.queue_assignment_get(
-            queue=queue, annotator=membership.user, assignment_id=int(raw)
+            queue=queue, annotator=membership.user, assignment_id=form.cleaned_data["assignment"]
         )
-        if raw.isdigit()
+        if form.is_valid()
         else None
     )
     return found_or_404(assignment, "No such item of yours in this queue.")

@@ -1018,6 +1018,21 @@ def test_skip_of_someone_elses_assignment_is_404(
     assert QueueAssignment.objects.get(pk=theirs.pk).status == AssignmentStatus.ASSIGNED
 
 
+@pytest.mark.parametrize("action", ["skip", "submit"])
+def test_an_assignment_that_is_not_a_number_is_404(
+    client: Client, project: Project, queue: AnnotationQueue, action: str
+) -> None:
+    # given an annotator of the queue
+    login(client, project, "annotator")
+
+    # when they post Skip or Finish with an assignment id that is not a number (a digit that
+    # str.isdigit() accepts and int() refuses)
+    response = client.post(f"/projects/acme/queues/{queue.pk}/{action}/", {"assignment": "\u00b2"})
+
+    # then it matches none of theirs: 404, not a server error
+    assert response.status_code == 404
+
+
 def debug_form_fields(page: str) -> dict[str, str]:
     """The hidden fields of the debug page's corrections form (version, assignment, which
     editors were on the page), as the browser would submit them."""
