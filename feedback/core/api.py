@@ -19,7 +19,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from feedback.core.errors import ValidationFailed
+from feedback.core.errors import NON_FIELD, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             flat.update(_flatten(value, f"{prefix}[{i}]"))
         return flat
     messages = detail if isinstance(detail, list) else [detail]
-    return {prefix or "non_field_errors": [str(m) for m in messages]}
+    return {prefix or NON_FIELD: [str(m) for m in messages]}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

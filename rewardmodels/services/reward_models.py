@@ -82,11 +82,11 @@ CONFIG_SCHEMAS = {Objective.P_LOVE: P_LOVE_CONFIG, Objective.PREFERENCE: PREFERE
 NAMES = ("model", "model_version")
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _integer(value: Any) -> bool:
+def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
