@@ -580,17 +580,14 @@ class ExportCreateApi(APIView):
         body: Any = request.data
         if not isinstance(body, dict):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-        try:
-            export = services.exports.export_request(
-                project=project,
-                dataset=body.get("dataset"),
-                fmt=body.get("format"),
-                form=body.get("form"),
-                filters=body.get("filters"),
-                requested_by=str(request.user),
-            )
-        except services.exports.ExportInvalid as error:
-            raise InvalidInput(error.message, error.errors) from error
+        export = services.exports.export_request(
+            project=project,
+            dataset=body.get("dataset"),
+            fmt=body.get("format"),
+            form=body.get("form"),
+            filters=body.get("filters"),
+            requested_by=str(request.user),
+        )
         return Response(ExportOutputSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -174,6 +174,12 @@ def corrected_output(
 # (what QueryDict.getlist gives); names are prefixed per stage by the page.
 
 
+def form_index(value: str) -> int | None:
+    """An index the page posted ("3"), or None for anything else ("new", "", "\u00b2": a digit
+    to str.isdigit() that int() refuses)."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def subquery_changes(
     position: int,
     subqueries: Sequence[str],
@@ -189,7 +195,8 @@ def subquery_changes(
         origins = (origins + ["new"] * len(texts))[: len(texts)]
     submitted: list[SubqueryRow] = []
     for origin, text in zip(origins, texts, strict=True):
-        index = int(origin) if origin.isdigit() and int(origin) < len(subqueries) else None
+        index = form_index(origin)
+        index = index if index is not None and index < len(subqueries) else None
         submitted.append(SubqueryRow(index, text.strip()))
     if [(r.origin, r.text) for r in submitted] == [(r.origin, r.text) for r in current]:
         return []

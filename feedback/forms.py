@@ -1,18 +1,22 @@
-"""Forms of the pages: they parse and check input; services write."""
+"""Forms of the pages: they turn the submitted fields into typed values and check what only
+a page needs; services check the rules and write (see feedback.core.forms.ServiceForm)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.core.validators import URLValidator
 
-from feedback.core.outbound import redact_url
+from feedback.core.forms import ServiceForm
 from feedback.core.validators import bidi_problem, url_problem
-from feedback.models import Project
+from feedback.models import Project, Scope
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
+from feedback.selectors import QueueFilter
+from feedback.services.queues import OVERLAP_RULE
 
 _REACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -111,7 +115,7 @@ class ProjectSettingsForm(forms.Form):
         }
 
 
-class ConnectorForm(forms.Form):
+class ConnectorForm(ServiceForm):
     """The project's own pipeline. The secret is never shown again: left blank, the stored
     one is kept; "remove" takes the connector away (the demo pipeline answers again)."""
 
@@ -138,6 +142,8 @@ class ConnectorForm(forms.Form):
     )
     remove = forms.BooleanField(label="Remove the connector", required=False)
 
+    url_fields = ("url",)
+
     def clean_url(self) -> str:
         url: str = self.cleaned_data["url"]
         if url and (problem := url_problem(url)):
@@ -150,9 +156,120 @@ class ConnectorForm(forms.Form):
             self.add_error("url", "Give the pipeline's URL, or tick “Remove the connector”.")
         return data
 
-    def redact(self) -> ConnectorForm:
-        """This form, showing a submitted URL without its user name or password when it is
-        rendered again (the errors found already are kept)."""
-        if self.is_bound and "url" in self.data:
-            self.data = {**self.data, "url": redact_url(str(self.data["url"]))}
-        return self
+
+class ApiKeyForm(ServiceForm):
+    name = forms.CharField(required=False)
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, required=False)
+
+
+class ExportForm(ServiceForm):
+    """A snapshot request. The service checks the names and parses the times, as it does for
+    the API; a filter left blank is no filter."""
+
+    dataset = forms.CharField(required=False)
+    format = forms.CharField(required=False)
+    form = forms.CharField(required=False, empty_value=None)
+    model = forms.CharField(required=False)
+    model_version = forms.CharField(required=False)
+    since = forms.CharField(required=False)
+    until = forms.CharField(required=False)
+
+    FILTERS = ("model", "model_version", "since", "until")
+
+    def filters(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name in self.FILTERS if self.cleaned_data[name]}
+
+
+class QueueForm(ServiceForm):
+    """A new annotation queue and the filter that picks its answers."""
+
+    name = forms.CharField(required=False)
+    guidelines = forms.CharField(required=False)
+    # Blank means the default the page shows; the service checks the range.
+    overlap = forms.IntegerField(required=False, error_messages={"invalid": OVERLAP_RULE})
+    model = forms.CharField(required=False)
+    model_version = forms.CharField(required=False)
+    created_from = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Must be a date like 2026-01-31."},
+    )
+    created_to = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Must be a date like 2026-01-31."},
+    )
+    reaction_state = forms.CharField(required=False)
+    has_trace = forms.BooleanField(required=False)
+
+    def clean_overlap(self) -> int:
+        overlap: int | None = self.cleaned_data["overlap"]
+        return 1 if overlap is None else overlap
+
+    def clean_reaction_state(self) -> str:
+        return str(self.cleaned_data["reaction_state"]) or "any"
+
+    def spec(self) -> QueueFilter:
+        data = self.cleaned_data
+        return QueueFilter(
+            model=data["model"],
+            model_version=data["model_version"],
+            created_from=data["created_from"],
+            created_to=data["created_to"],
+            reaction_state=data["reaction_state"],
+            has_trace=data["has_trace"],
+        )
+
+
+class AssignmentForm(forms.Form):
+    """The queue item a page is worked on as: the id its form or link carries."""
+
+    assignment = forms.IntegerField(min_value=1)
+
+
+class StageForm(forms.Form):
+    """A stage of the answer on the page, by position."""
+
+    stage = forms.IntegerField(min_value=0)
+
+
+class CorrectionsForm(ServiceForm):
+    """The debug page's save. Its own fields are here; each stage's editor is read into changes
+    by feedback.debug_mode. The service names a bad change by its index (`changes[3].after.text`);
+    the page shows the message by the editor of that change's stage, labelled with its action."""
+
+    version = forms.CharField(required=False, strip=False)
+    rationale = forms.CharField(required=False)
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        *,
+        changes: Sequence[Mapping[str, Any]],
+        prefix_of: Callable[[int | None], str],
+    ) -> None:
+        super().__init__(data)
+        self.changes = changes
+        self.prefix_of = prefix_of
+        self.editor_errors: dict[str, list[str]] = {}
+
+    def add_service_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
+        """`changes[3].after.text` → the editor's prefix and the change's action, so the
+        message sits by its editor: `s0-subquery_add: Subquery add: Must be …`."""
+        for key, messages in errors.items():
+            index = key.split("]")[0].removeprefix("changes[")
+            change: Mapping[str, Any] = (
+                self.changes[int(index)]
+                if index.isdigit() and int(index) < len(self.changes)
+                else {}
+            )
+            action = str(change.get("action", "change"))
+            label = action.replace("_", " ").capitalize()
+            editor = f"{self.prefix_of(change.get('stage'))}{action}"
+            self.editor_errors.setdefault(editor, [])
+            self.editor_errors[editor] += [f"{label}: {message}" for message in messages]
+
+    def page_errors(self) -> dict[str, list[str]]:
+        """What the page shows: the form's own errors by field, the service's by editor."""
+        own = {field: [str(m) for m in messages] for field, messages in self.errors.items()}
+        return {**own, **self.editor_errors}

@@ -59,10 +59,6 @@ def _model_or_404(project: Project, model_id: int) -> RewardModel:
     return model
 
 
-def _invalid(error: services.ModelInvalid) -> InvalidInput:
-    return InvalidInput(error.message, error.errors)
-
-
 # The request bodies are parsed by hand, like the rest of the API; these document them.
 class ModelInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
@@ -125,16 +121,13 @@ class RewardModelCreateApi(APIView):
         body: Any = request.data
         if not isinstance(body, dict):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-        try:
-            model = services.reward_model_create(
-                project=project,
-                name=body.get("name"),
-                objective=body.get("objective"),
-                config=body.get("config"),
-                created_by=None,
-            )
-        except services.ModelInvalid as error:
-            raise _invalid(error) from error
+        model = services.reward_model_create(
+            project=project,
+            name=body.get("name"),
+            objective=body.get("objective"),
+            config=body.get("config"),
+            created_by=None,
+        )
         return Response(ModelOutputSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
@@ -241,20 +234,11 @@ class RewardModelScoreApi(APIView):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
         if model.active_run_id is None:
             raise NotReady("The model has no trained version yet; train it first.")
-        try:
-            version, scores = services.reward_model_score(
-                reward_model=model, items=body.get("items")
-            )
-        except services.ModelInvalid as error:
-            raise _invalid(error) from error
+        version, scores = services.reward_model_score(reward_model=model, items=body.get("items"))
         return Response(self.OutputSerializer({"version": version, "scores": scores}).data)
 
 
 # --- C3PO ------------------------------------------------------------------------------------
-
-
-def _c3po_invalid(error: services.c3po.C3POInvalid) -> InvalidInput:
-    return InvalidInput(error.message, error.errors)
 
 
 class VerbalFeedbackInputSerializer(serializers.Serializer[Any]):
@@ -370,15 +354,12 @@ class VerbalFeedbackCreateApi(APIView):
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
         body = _body(request)
-        try:
-            feedback = services.c3po.verbal_feedback_create(
-                project=project,
-                text=body.get("text"),
-                domain=body.get("domain"),
-                effect=body.get("effect"),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        feedback = services.c3po.verbal_feedback_create(
+            project=project,
+            text=body.get("text"),
+            domain=body.get("domain"),
+            effect=body.get("effect"),
+        )
         return Response(self.OutputSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
@@ -409,18 +390,15 @@ class GeneratorSaveApi(APIView):
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
         body = _body(request)
-        try:
-            generator = services.c3po.generator_save(
-                project=project,
-                name=body.get("name"),
-                base_url=body.get("base_url"),
-                model=body.get("model"),
-                api_key=body.get("api_key"),
-                temperature=body.get("temperature", 0.7),
-                concurrency=body.get("concurrency", 4),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        generator = services.c3po.generator_save(
+            project=project,
+            name=body.get("name"),
+            base_url=body.get("base_url"),
+            model=body.get("model"),
+            api_key=body.get("api_key"),
+            temperature=body.get("temperature", 0.7),
+            concurrency=body.get("concurrency", 4),
+        )
         return Response(self.OutputSerializer(generator).data)
 
 
@@ -454,16 +432,13 @@ class BuildCreateApi(APIView):
         review = body.get("review", False)
         if not isinstance(review, bool):
             raise InvalidInput("Invalid review.", {"review": ["Must be true or false."]})
-        try:
-            build = services.c3po.build_start(
-                feedback=feedback,
-                generator=generator,
-                counts=body.get("counts"),
-                review=review,
-                seed=body.get("seed"),
-            )
-        except services.c3po.C3POInvalid as error:
-            raise _c3po_invalid(error) from error
+        build = services.c3po.build_start(
+            feedback=feedback,
+            generator=generator,
+            counts=body.get("counts"),
+            review=review,
+            seed=body.get("seed"),
+        )
         return Response(BuildOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED)
 
 

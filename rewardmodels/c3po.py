@@ -57,24 +57,14 @@ MAX_PROMPT_CHARS = 2000
 MAX_CATEGORY_CHARS = 120
 
 
-class CountsInvalid(ValueError):
-    """The build's counts cannot be used; `errors` maps "counts.<key>" (or "counts") to messages,
-    in the shape the API's error responses use."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__(
-            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
-        )
-
-
-def counts_clean(raw: Any) -> dict[str, Any]:
-    """`raw` (None or a JSON object, possibly partial) with defaults filled in, or CountsInvalid
-    naming every problem at once, so a form or an API client can fix them all in one go."""
+def counts_clean(raw: object) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """`raw` (None or a JSON object, possibly partial) with defaults filled in, and the errors:
+    "counts.<key>" (or "counts") to messages, in the shape the API's error responses use,
+    naming every problem at once so a form or an API client can fix them all in one go."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise CountsInvalid({"counts": ["Must be an object."]})
+        return {}, {"counts": ["Must be an object."]}
     errors: dict[str, list[str]] = {}
     for key in raw:
         if key not in DEFAULT_COUNTS:
@@ -101,9 +91,7 @@ def counts_clean(raw: Any) -> dict[str, Any]:
             errors[f"counts.{key}"] = [f"Must be between {low} and {high}."]
             continue
         cleaned[key] = value
-    if errors:
-        raise CountsInvalid(errors)
-    return cleaned
+    return cleaned, errors
 
 
 @dataclass(frozen=True)

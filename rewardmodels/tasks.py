@@ -7,7 +7,9 @@ from celery import shared_task
 from feedback.core import jobs
 from rewardmodels import services
 
-JOB_KINDS = {kind.name: kind for kind in (services.TRAINING_RUN_JOB, services.c3po.C3PO_BUILD_JOB)}
+JOB_KINDS = {
+    kind.name: kind for kind in (services.TRAINING_RUN_JOB, services.c3po_build.C3PO_BUILD_JOB)
+}
 
 TRAINING_TIME_LIMIT = 2 * 60 * 60  # seconds; a run longer than this is cut and marked failed
 
@@ -33,7 +35,7 @@ def jobs_sweep(kind: str) -> None:
     jobs.jobs_sweep(kind=JOB_KINDS[kind])
 
 
-# Sent by name to Queue.C3PO (services.c3po.C3PO_BUILD_JOB).
+# Sent by name to Queue.C3PO (services.c3po_build.C3PO_BUILD_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -43,4 +45,4 @@ def jobs_sweep(kind: str) -> None:
 )
 def c3po_build_execute(build_id: int) -> None:
     """Run or resume a C3PO build; the service claims only a queued build."""
-    services.c3po.build_execute(build_id=build_id)
+    services.c3po_build.build_execute(build_id=build_id)

@@ -5,7 +5,10 @@
 - a module never imports another module's private name (a helper two modules need is a shared
   helper, in feedback/core);
 - the reward-model app uses the shared infrastructure in feedback/core, never feedback's views
-  or API modules.
+  or API modules;
+- services refuse bad input with the one ValidationFailed (no error class of their own), which
+  the API's exception handler and the pages' ServiceForm each translate in one place: no API
+  view or page catches a service's validation error to translate it by hand.
 """
 
 from __future__ import annotations
@@ -73,6 +76,20 @@ FEEDBACK_REQUEST_MODULES = (
     "feedback.urls",
     "feedback.schemas",
 )
+
+
+# The request layer's modules that answer requests (auth and access only check them).
+VIEWS_AND_APIS = sorted(
+    {
+        *ROOT.glob("feedback/views/*.py"),
+        *ROOT.glob("rewardmodels/views/*.py"),
+        ROOT / "feedback" / "apis.py",
+        ROOT / "rewardmodels" / "apis.py",
+    }
+)
+# Service errors that mean "bad input": answered once for the API and once for pages. (Other
+# ServiceErrors name a state a view handles its own way, such as RerunUnavailable.)
+VALIDATION_ERRORS = {"ValidationFailed", "ServiceError"}
 
 
 def _relative(path: Path) -> str:
@@ -194,3 +211,82 @@ def test_rewardmodels_never_imports_feedbacks_views_or_api_modules(module: str) 
     # then that is a dependency on feedback's request layer: what both apps need lives in
     # feedback/core
     assert offences == [], f"rewardmodels imports {module}:\n" + "\n".join(offences)
+
+
+def _error_class_offences(path: Path) -> list[str]:
+    """Classes that would start a family of validation errors again: one named `...Invalid`, or
+    a subclass of ValidationFailed."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ClassDef):
+            bases = {ast.unparse(base).rpartition(".")[2] for base in node.bases}
+            if node.name.endswith("Invalid") or "ValidationFailed" in bases:
+                found.append(f"{_relative(path)}:{node.lineno}: class {node.name}")
+    return found
+
+
+def _translation_offences(path: Path) -> list[str]:
+    """`except` clauses that catch a service's validation error (ValidationFailed, its base, or
+    an `...Invalid` class) to translate it by hand."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            caught = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+            names = [ast.unparse(c).rpartition(".")[2] for c in caught]
+            bad = [n for n in names if n in VALIDATION_ERRORS or n.endswith("Invalid")]
+            if bad:
+                found.append(f"{_relative(path)}:{node.lineno}: except {', '.join(bad)}")
+    return found
+
+
+def test_services_have_one_validation_error() -> None:
+    # given every module of the project
+    sources = [*_project_sources(), *sorted((ROOT / "config").rglob("*.py"))]
+    # when one defines an error class for bad input
+    offences = [offence for path in sources for offence in _error_class_offences(path)]
+    # then that is a second validation error: services raise ValidationFailed with the
+    # messages by field
+    assert offences == [], "validation error classes besides ValidationFailed:\n" + "\n".join(
+        offences
+    )
+
+
+def test_no_api_or_page_translates_a_validation_error_by_hand() -> None:
+    # given the API views and the pages
+    assert len(VIEWS_AND_APIS) > 6, "the list of modules went missing"
+    # when their code is read
+    offences = [offence for path in VIEWS_AND_APIS for offence in _translation_offences(path)]
+    # then none catches a service's validation error: the API's exception handler answers it
+    # with the 400, and a page's ServiceForm puts it on the form
+    assert offences == [], "validation errors translated by hand:\n" + "\n".join(offences)
+
+
+def test_the_error_checks_see_each_way_of_writing_it(tmp_path: Path) -> None:
+    # given a service and a view written the way the rules forbid, and what they allow
+    source = tmp_path / "module.py"
+    source.write_text(
+        "class ExportInvalid(ServiceError): ...\n"
+        "class QueueRefused(errors.ValidationFailed): ...\n"
+        "class RerunUnavailable(ServiceError): ...\n"
+        "def view(request):\n"
+        "    try:\n"
+        "        services.export_request()\n"
+        "    except services.exports.ExportInvalid as error:\n"
+        "        raise InvalidInput(error.message, error.errors) from error\n"
+        "    except (KeyError, ValidationFailed):\n"
+        "        pass\n"
+        "    except ServiceError:\n"
+        "        pass\n"
+        "    except RerunUnavailable:\n"
+        "        pass\n"
+    )
+    # when both checks read it
+    classes = [offence.split(": ", 1)[1] for offence in _error_class_offences(source)]
+    handlers = [offence.split(": ", 1)[1] for offence in _translation_offences(source)]
+    # then each forbidden form is named, and a refusal that is not about input is not
+    assert classes == ["class ExportInvalid", "class QueueRefused"]
+    assert handlers == [
+        "except ExportInvalid",
+        "except ValidationFailed",
+        "except ServiceError",
+    ]

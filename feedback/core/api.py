@@ -20,6 +20,8 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
+from feedback.core.errors import NON_FIELD, ValidationFailed
+
 logger = logging.getLogger(__name__)
 
 
@@ -187,12 +189,13 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             flat.update(_flatten(value, f"{prefix}[{i}]"))
         return flat
     messages = detail if isinstance(detail, list) else [detail]
-    return {prefix or "non_field_errors": [str(m) for m in messages]}
+    return {prefix or NON_FIELD: [str(m) for m in messages]}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Every API error as `{"error": {"code", "message", "fields"?}}`; the database being down
-    becomes a 503 with Retry-After (the transaction was rolled back, so nothing was written)."""
+    """Every API error as `{"error": {"code", "message", "fields"?}}`: a service's
+    ValidationFailed becomes the 400 naming its fields, and the database being down a 503 with
+    Retry-After (the transaction was rolled back, so nothing was written)."""
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         # Drop the broken connection now, so the client's retry gets a fresh one.
@@ -204,6 +207,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, ValidationFailed):
+        exc = InvalidInput(exc.message, exc.errors)
     if not isinstance(exc, exceptions.APIException):
         return None
 

@@ -16,7 +16,6 @@ from feedback.services.accounts import (
     worker_heartbeat_record,
 )
 from feedback.services.answers import IngestResult, answers_ingest
-from feedback.services.errors import ServiceError
 from feedback.services.feedback import (
     FeedbackResult,
     exposures_record_views,
@@ -28,7 +27,6 @@ __all__ = [
     "API_KEY_PREFIX",
     "FeedbackResult",
     "IngestResult",
-    "ServiceError",
     "answers_ingest",
     "api_key_authenticate",
     "api_key_create",

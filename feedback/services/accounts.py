@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from feedback.core import outbound
+from feedback.core.errors import ValidationFailed
 from feedback.models import (
     ApiKey,
     Membership,
@@ -24,7 +25,6 @@ from feedback.models import (
     Scope,
     WorkerHeartbeat,
 )
-from feedback.services.errors import ServiceError
 
 API_KEY_PREFIX = "fbk_"
 # last_used_at is written at most this often per key, so authentication stays read-only.
@@ -44,8 +44,8 @@ def member_set(
 ) -> tuple[Any, Membership]:
     """Create the user if needed and give them `role` in the project (idempotent)."""
     if role not in Role.values:
-        raise ServiceError(
-            f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", field="role"
+        raise ValidationFailed.of(
+            "role", f"Unknown role {role!r}; use one of {', '.join(Role.values)}."
         )
     user_model = get_user_model()
     with transaction.atomic():
@@ -80,12 +80,12 @@ def api_key_create(
     scope_list = sorted(set(scopes))
     unknown = [s for s in scope_list if s not in Scope.values]
     if unknown or not scope_list:
-        raise ServiceError(
-            f"Scopes must be a non-empty subset of {', '.join(Scope.values)}.", field="scopes"
+        raise ValidationFailed.of(
+            "scopes", f"Scopes must be a non-empty subset of {', '.join(Scope.values)}."
         )
     name = name.strip()
     if not name or len(name) > 100:
-        raise ServiceError("A key needs a name of 1 to 100 characters.", field="name")
+        raise ValidationFailed.of("name", "A key needs a name of 1 to 100 characters.")
     raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         project=project,
@@ -135,28 +135,43 @@ def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
     return heartbeat
 
 
-PROJECT_SETTINGS = (
-    "name",
-    "reaction_set",
-    "positive_reactions",
-    "negative_reactions",
-    "allow_images",
-    "followup_delay",
-    "exposure_window",
-    "feedback_rate_per_minute",
-    "reactions_per_day",
-)
-
-
-def project_settings_update(*, project: Project, **values: Any) -> Project:
+def project_settings_update(
+    *,
+    project: Project,
+    name: str,
+    reaction_set: list[str],
+    positive_reactions: list[str],
+    negative_reactions: list[str],
+    allow_images: bool,
+    followup_delay: timedelta,
+    exposure_window: timedelta,
+    feedback_rate_per_minute: int,
+    reactions_per_day: int,
+) -> Project:
     """Change what end users see and may do. Existing reactions of a kind taken out of the set
     stay in the history; they are no longer offered."""
-    unknown = set(values) - set(PROJECT_SETTINGS)
-    if unknown:
-        raise ServiceError(f"Not a project setting: {', '.join(sorted(unknown))}.")
-    for field, value in values.items():
-        setattr(project, field, value)
-    project.save(update_fields=list(values))
+    project.name = name
+    project.reaction_set = reaction_set
+    project.positive_reactions = positive_reactions
+    project.negative_reactions = negative_reactions
+    project.allow_images = allow_images
+    project.followup_delay = followup_delay
+    project.exposure_window = exposure_window
+    project.feedback_rate_per_minute = feedback_rate_per_minute
+    project.reactions_per_day = reactions_per_day
+    project.save(
+        update_fields=[
+            "name",
+            "reaction_set",
+            "positive_reactions",
+            "negative_reactions",
+            "allow_images",
+            "followup_delay",
+            "exposure_window",
+            "feedback_rate_per_minute",
+            "reactions_per_day",
+        ]
+    )
     return project
 
 
@@ -168,7 +183,7 @@ def connector_save(
     here, and checked again on every call."""
     problem = outbound.destination_problem(url)
     if problem:
-        raise ServiceError(problem, field="url")
+        raise ValidationFailed.of("url", problem)
     defaults: dict[str, Any] = {"url": url, "timeout_seconds": timeout_seconds}
     if secret is not None:
         defaults["secret"] = secret

@@ -9,6 +9,7 @@ or a failure.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from config.celery_app import Queue
 from feedback import datasets
+from feedback.core.errors import ValidationFailed
 from feedback.core.jobs import (
     Attempt,
     JobCancelled,
@@ -29,7 +31,6 @@ from feedback.core.jobs import (
 from feedback.datasets import files
 from feedback.ingest import parse_timestamp
 from feedback.models import Export, ExportFormat, Project
-from feedback.services.errors import ServiceError
 
 EXPORT_TIME_LIMIT = timedelta(hours=2)
 PROGRESS_EVERY_ROWS = 10_000
@@ -48,7 +49,7 @@ EXPORT_JOB = JobKind(
 )
 
 
-def export_filters(raw: Any) -> tuple[datasets.Filters, dict[str, list[str]]]:
+def export_filters(raw: object) -> tuple[datasets.Filters, dict[str, list[str]]]:
     """`{"model", "model_version", "since", "until"}` → Filters, or the errors by field."""
     errors: dict[str, list[str]] = {}
     if raw is None:
@@ -73,22 +74,37 @@ def export_filters(raw: Any) -> tuple[datasets.Filters, dict[str, list[str]]]:
     return datasets.Filters(**values), errors
 
 
+def _one_of(value: object, names: Collection[str]) -> str:
+    """`value` if it is one of `names`, else ""."""
+    return value if isinstance(value, str) and value in names else ""
+
+
 def export_request(
-    *, project: Project, dataset: Any, fmt: Any, form: Any, filters: Any, requested_by: str
+    *,
+    project: Project,
+    dataset: object,
+    fmt: object,
+    form: object,
+    filters: object,
+    requested_by: str,
 ) -> Export:
-    """Validate and queue a snapshot; the worker starts once the row is committed."""
+    """Validate and queue a snapshot; the worker starts once the row is committed. The values
+    are checked here, types included (the API hands over its JSON values as they came): a
+    page's form passes text, a blank filter left out, and `form=None` for the default."""
     errors: dict[str, list[str]] = {}
-    if not isinstance(dataset, str) or dataset not in datasets.DATASETS:
+    clean_dataset = _one_of(dataset, datasets.DATASETS)
+    if not clean_dataset:
         errors["dataset"] = [f"Must be one of: {', '.join(sorted(datasets.DATASETS))}."]
-    if not isinstance(fmt, str) or fmt not in ExportFormat.values:
+    clean_format = _one_of(fmt, ExportFormat.values)
+    if not clean_format:
         errors["format"] = [f"Must be one of: {', '.join(ExportFormat.values)}."]
-    form = "conversational" if form is None else form
-    if not isinstance(form, str) or form not in datasets.FORMS:
+    clean_form = _one_of("conversational" if form is None else form, datasets.FORMS)
+    if not clean_form:
         errors["form"] = [f"Must be one of: {', '.join(datasets.FORMS)}."]
     parsed, filter_errors = export_filters(filters)
     errors.update(filter_errors)
     if errors:
-        raise ExportInvalid(errors)
+        raise ValidationFailed(errors, "The export request has invalid fields.")
     stored_filters = {
         k: (v.isoformat() if hasattr(v, "isoformat") else v)
         for k, v in vars(parsed).items()
@@ -96,20 +112,14 @@ def export_request(
     }
     export = Export.objects.create(
         project=project,
-        dataset=dataset,
-        format=fmt,
-        form=form,
+        dataset=clean_dataset,
+        format=clean_format,
+        form=clean_form,
         filters=stored_filters,
         requested_by=requested_by,
     )
     job_enqueue(kind=EXPORT_JOB, job_id=export.pk)
     return export
-
-
-class ExportInvalid(ServiceError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("The export request has invalid fields.")
-        self.errors = errors
 
 
 def export_build(*, export_id: int) -> None:

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from feedback.core.errors import ValidationFailed
 from feedback.interventions import StageView, validate_change
 from feedback.models import Answer, Intervention
-from feedback.services.errors import ServiceError
-
-
-class InterventionsInvalid(ServiceError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("Some corrections are invalid; nothing was saved.")
-        self.errors = errors
 
 
 def interventions_save(
-    *, answer: Answer, annotator: User, changes: list[Any], rationale: str = ""
+    *,
+    answer: Answer,
+    annotator: User,
+    changes: Sequence[Mapping[str, Any]],
+    rationale: str = "",
 ) -> list[Intervention]:
     """Validate every change against the answer's stages (addressed by `stage` position) and
-    store them all, or none. A change may carry its own `event_id` (idempotency)."""
+    store them all, or none (ValidationFailed naming `changes[i].<field>`). A change may carry
+    its own `event_id` (idempotency)."""
     stages = {s.position: s for s in answer.stages.all()}
     errors: dict[str, list[str]] = {}
     rows: list[Intervention] = []
@@ -67,7 +67,7 @@ def interventions_save(
             )
         )
     if errors:
-        raise InterventionsInvalid(errors)
+        raise ValidationFailed(errors, "Some corrections are invalid; nothing was saved.")
     with transaction.atomic():
         # A change replayed with the same event_id is skipped by the unique constraint.
         Intervention.objects.bulk_create(rows, ignore_conflicts=True)

@@ -18,6 +18,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from feedback.core.errors import ServiceError, ValidationFailed
 from feedback.models import (
     AnnotationQueue,
     AssignmentStatus,
@@ -28,13 +29,9 @@ from feedback.models import (
 
 # The filter a queue is made from is a read; queue_create takes it as its input.
 from feedback.selectors import REACTION_STATES, QueueFilter, answers_matching
-from feedback.services.errors import ServiceError
 
-
-class QueueInvalid(ServiceError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("The queue could not be created.")
-        self.errors = errors
+INVALID = "The queue could not be created."
+OVERLAP_RULE = "Must be between 1 and 10 annotators per item."
 
 
 def queue_create(
@@ -53,13 +50,13 @@ def queue_create(
     elif AnnotationQueue.objects.filter(project=project, name=name.strip()).exists():
         errors["name"] = ["The project already has a queue with this name."]
     if not 1 <= overlap <= 10:
-        errors["overlap"] = ["Must be between 1 and 10 annotators per item."]
+        errors["overlap"] = [OVERLAP_RULE]
     if spec.reaction_state not in REACTION_STATES:
         errors["reaction_state"] = [f"Must be one of: {', '.join(REACTION_STATES)}."]
     if spec.created_from and spec.created_to and spec.created_from > spec.created_to:
         errors["created_to"] = ["Must not be before the start date."]
     if errors:
-        raise QueueInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     try:
         with transaction.atomic():
             queue = AnnotationQueue.objects.create(
@@ -79,7 +76,9 @@ def queue_create(
                     batch = []
             QueueItem.objects.bulk_create(batch)
     except IntegrityError:  # a concurrent create with the same name won
-        raise QueueInvalid({"name": ["The project already has a queue with this name."]}) from None
+        raise ValidationFailed(
+            {"name": ["The project already has a queue with this name."]}, INVALID
+        ) from None
     return queue
 
 

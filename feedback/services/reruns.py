@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from config.celery_app import Queue
 from feedback import selectors
+from feedback.core.errors import ServiceError
 from feedback.core.jobs import Attempt, JobFailed, JobKind, job_enqueue, job_execute
 from feedback.debug_mode import Correction, corrected_output
 from feedback.models import Answer, Project, Rerun, Stage
@@ -21,7 +21,6 @@ from feedback.pipelines.http import MAX_TIMEOUT_SECONDS, worst_case_seconds
 from feedback.pipelines.protocol import PipelineError, checked_reply
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
 from feedback.services.answers import answers_ingest
-from feedback.services.errors import ServiceError
 
 # The re-run task's limits allow every connector attempt at the longest timeout a project may
 # set; a re-run running longer than the hard limit (plus a margin) has lost its worker.
@@ -73,7 +72,7 @@ def answer_ask(*, project: Project, question: str, user_ref: str) -> Answer:
     return selectors.answer_get(answer_id=result.id)
 
 
-def corrections_of(*, stage: Stage, annotator: Any) -> list[Correction]:
+def corrections_of(*, stage: Stage, annotator: User) -> list[Correction]:
     return [
         Correction(i.action, i.before, i.after, i.created_at)
         for i in selectors.stage_interventions(stage=stage, annotator=annotator)

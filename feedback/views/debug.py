@@ -38,9 +38,11 @@ from feedback.debug_mode import (
     corrected_documents,
     corrected_subqueries,
     document_changes,
+    form_index,
     subquery_changes,
     word_diff,
 )
+from feedback.forms import AssignmentForm, CorrectionsForm, StageForm
 from feedback.models import (
     Answer,
     AssignmentStatus,
@@ -52,7 +54,7 @@ from feedback.models import (
 )
 from feedback.pipelines.protocol import PipelineError
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
-from feedback.services.interventions import InterventionsInvalid, interventions_save
+from feedback.services.interventions import interventions_save
 from feedback.services.queues import AssignmentExpired
 from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
 from feedback.views.queues import to_next_item
@@ -65,11 +67,13 @@ def _assignment(
 ) -> QueueAssignment | None:
     """The queue item this page is being worked on as, when it came from a queue: only the
     annotator's own assignment of this very answer."""
-    raw = request.POST.get("assignment") or request.GET.get("assignment") or ""
-    if not raw.isdigit():
+    form = AssignmentForm(
+        {"assignment": request.POST.get("assignment") or request.GET.get("assignment")}
+    )
+    if not form.is_valid():
         return None
     return selectors.queue_assignment_of_answer(
-        answer=answer, annotator=membership.user, assignment_id=int(raw)
+        answer=answer, annotator=membership.user, assignment_id=form.cleaned_data["assignment"]
     )
 
 
@@ -115,7 +119,7 @@ def _state_from_form(view: dict[str, Any], form: dict[str, list[str]]) -> None:
     if "subqueries" in view:
         texts, origins = form.get(f"{prefix}subquery", []), form.get(f"{prefix}origin", [])
         view["subqueries"] = [
-            SubqueryRow(int(o) if o.isdigit() else None, t)
+            SubqueryRow(form_index(o), t)
             for t, o in zip(texts, origins + ["new"] * len(texts), strict=False)
         ]
     if "documents" in view:
@@ -290,15 +294,27 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         context["version"] = request.POST.get("version", "")
         return render(request, "feedback/answer_debug.html", context, status=409)
     changes, errors = _changes_from_form(answer, stages, mine, form)
-    rationale = request.POST.get("rationale", "").strip()
-    if not errors:
-        try:
-            saved = interventions_save(
-                answer=answer, annotator=membership.user, changes=changes, rationale=rationale
+    corrections = CorrectionsForm(
+        request.POST,
+        changes=changes,
+        prefix_of=lambda position: (
+            f"s{position}-" if position is not None and stages else ANSWER_PREFIX
+        ),
+    )
+    saved = (
+        None
+        if errors
+        else corrections.submit(
+            lambda data: interventions_save(
+                answer=answer,
+                annotator=membership.user,
+                changes=changes,
+                rationale=data["rationale"],
             )
-        except InterventionsInvalid as invalid:
-            errors = _stage_errors(invalid.errors, changes, stages)
-    if errors:
+        )
+    )
+    if saved is None:
+        errors = errors or corrections.page_errors()
         context = _debug_context(
             request, membership, answer, form=form, errors=errors, assignment=assignment
         )
@@ -317,24 +333,6 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
     return redirect(_debug_url(answer))
 
 
-def _stage_errors(
-    errors: dict[str, list[str]], changes: list[dict[str, Any]], stages: list[Stage]
-) -> dict[str, list[str]]:
-    """`changes[3].after.text` → the stage prefix of change 3, so the message sits by its
-    editor: `s0-subquery_add: Must be a non-empty sub-query.`"""
-    by_prefix: dict[str, list[str]] = defaultdict(list)
-    for key, messages_ in errors.items():
-        index = key.split("]")[0].removeprefix("changes[")
-        change = changes[int(index)] if index.isdigit() and int(index) < len(changes) else {}
-        position = change.get("stage")
-        prefix = f"s{position}-" if position is not None and stages else ANSWER_PREFIX
-        label = str(change.get("action", "change")).replace("_", " ")
-        by_prefix[f"{prefix}{change.get('action', 'change')}"] += [
-            f"{label.capitalize()}: {m}" for m in messages_
-        ]
-    return dict(by_prefix)
-
-
 @require_POST
 @login_required
 def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -344,9 +342,9 @@ def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> Http
     prefix = request.POST.get("prefix", ANSWER_PREFIX)
     stage = None
     if prefix != ANSWER_PREFIX:
-        position = prefix.removeprefix("s").removesuffix("-")
-        if position.isdigit():
-            stage = selectors.stage_get(answer=answer, position=int(position))
+        position = form_index(prefix.removeprefix("s").removesuffix("-"))
+        if position is not None:
+            stage = selectors.stage_get(answer=answer, position=position)
     original = str(stage.output.get("text", "")) if stage else answer.response
     corrected = request.POST.get(f"{prefix}answer", original)
     view = {"prefix": prefix, "diff": word_diff(original, corrected.replace("\r\n", "\n"))}
@@ -358,8 +356,12 @@ def answer_debug_diff(request: HttpRequest, slug: str, external_id: str) -> Http
 def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     answer = answer_or_404(membership, external_id)
-    raw = request.POST.get("stage", "")
-    stage = selectors.stage_get(answer=answer, position=int(raw)) if raw.isdigit() else None
+    form = StageForm(request.POST)
+    stage = (
+        selectors.stage_get(answer=answer, position=form.cleaned_data["stage"])
+        if form.is_valid()
+        else None
+    )
     stage = found_or_404(stage, "No stage at that position.")
     try:
         rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)

@@ -16,14 +16,13 @@ from feedback import datasets, selectors, services
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page
+from feedback.forms import ExportForm
 from feedback.models import ExportFormat, Membership, Role
 
 SHOWN_EXPORTS = 50
 
 
-def _context(
-    membership: Membership, *, errors: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
+def _context(membership: Membership, *, form: ExportForm | None = None) -> dict[str, Any]:
     exports = list(selectors.exports_for_project(project=membership.project)[:SHOWN_EXPORTS])
     return {
         "membership": membership,
@@ -33,7 +32,7 @@ def _context(
         "datasets": [(d.name, d.description) for d in datasets.DATASETS.values()],
         "formats": ExportFormat.choices,
         "forms": datasets.FORMS,
-        "errors": errors or {},
+        "export_form": form or ExportForm(),
     }
 
 
@@ -51,24 +50,19 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def export_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    filters = {
-        name: request.POST[name]
-        for name in ("model", "model_version", "since", "until")
-        if request.POST.get(name)
-    }
-    try:
-        services.exports.export_request(
+    form = ExportForm(request.POST)
+    export = form.submit(
+        lambda data: services.exports.export_request(
             project=membership.project,
-            dataset=request.POST.get("dataset"),
-            fmt=request.POST.get("format"),
-            form=request.POST.get("form"),
-            filters=filters,
+            dataset=data["dataset"],
+            fmt=data["format"],
+            form=data["form"],
+            filters=form.filters(),
             requested_by=request.user.get_username(),
         )
-    except services.exports.ExportInvalid as error:
-        return render(
-            request, "feedback/exports.html", _context(membership, errors=error.errors), status=400
-        )
+    )
+    if export is None:
+        return render(request, "feedback/exports.html", _context(membership, form=form), status=400)
     messages.success(request, "Snapshot requested: a worker is writing it.")
     return redirect("feedback:export_list", slug=slug)
 

@@ -3,8 +3,6 @@ annotators press "Next", work on the answer in debug mode, skip, or finish it.""
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,24 +13,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
 from feedback.core.access import found_or_404, membership_or_404
+from feedback.forms import AssignmentForm, QueueForm
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
-from feedback.selectors import REACTION_STATES, QueueFilter
-from feedback.services.queues import AssignmentExpired, QueueInvalid
+from feedback.selectors import REACTION_STATES
+from feedback.services.queues import AssignmentExpired
 
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
     queue = selectors.queue_get(project=membership.project, queue_id=queue_id)
     return found_or_404(queue, "No such queue.")
-
-
-def _date(value: str, field: str, errors: dict[str, list[str]]) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors[field] = ["Must be a date like 2026-01-31."]
-        return None
 
 
 def _list_context(membership: Membership, **extra: object) -> dict[str, object]:
@@ -44,8 +33,7 @@ def _list_context(membership: Membership, **extra: object) -> dict[str, object]:
         "can_create": role_includes(membership.role, Role.RESEARCHER),
         "reaction_states": REACTION_STATES.items(),
         "models": selectors.model_names(project=project),
-        "form": {},
-        "errors": {},
+        "form": QueueForm(),
         **extra,
     }
 
@@ -61,32 +49,19 @@ def queue_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    post = request.POST
-    errors: dict[str, list[str]] = {}
-    overlap_raw = post.get("overlap", "1")
-    overlap = int(overlap_raw) if overlap_raw.isdigit() else 0
-    spec = QueueFilter(
-        model=post.get("model", "").strip(),
-        model_version=post.get("model_version", "").strip(),
-        created_from=_date(post.get("created_from", ""), "created_from", errors),
-        created_to=_date(post.get("created_to", ""), "created_to", errors),
-        reaction_state=post.get("reaction_state", "any"),
-        has_trace=post.get("has_trace") == "on",
+    form = QueueForm(request.POST)
+    queue = form.submit(
+        lambda data: services.queues.queue_create(
+            project=membership.project,
+            created_by=membership.user,
+            name=data["name"],
+            guidelines=data["guidelines"],
+            overlap=data["overlap"],
+            spec=form.spec(),
+        )
     )
-    if not errors:
-        try:
-            queue = services.queues.queue_create(
-                project=membership.project,
-                created_by=membership.user,
-                name=post.get("name", ""),
-                guidelines=post.get("guidelines", ""),
-                overlap=overlap,
-                spec=spec,
-            )
-        except QueueInvalid as invalid:
-            errors = invalid.errors
-    if errors:
-        context = _list_context(membership, form=post, errors=errors)
+    if queue is None:
+        context = _list_context(membership, form=form)
         return render(request, "feedback/queues.html", context, status=400)
     count = selectors.queue_item_count(queue=queue)
     messages.success(request, f"Queue “{queue.name}” created with {count} answers.")
@@ -134,12 +109,12 @@ def queue_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
 def _posted_assignment(
     request: HttpRequest, membership: Membership, queue: AnnotationQueue
 ) -> QueueAssignment:
-    raw = request.POST.get("assignment", "")
+    form = AssignmentForm(request.POST)
     assignment = (
         selectors.queue_assignment_get(
-            queue=queue, annotator=membership.user, assignment_id=int(raw)
+            queue=queue, annotator=membership.user, assignment_id=form.cleaned_data["assignment"]
         )
-        if raw.isdigit()
+        if form.is_valid()
         else None
     )
     return found_or_404(assignment, "No such item of yours in this queue.")

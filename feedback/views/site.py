@@ -21,7 +21,7 @@ from feedback import selectors, services
 from feedback.core.access import membership_or_404
 from feedback.core.api import error_body
 from feedback.core.middleware import database_unavailable_response, is_api, is_database_outage
-from feedback.forms import ConnectorForm, ProjectSettingsForm
+from feedback.forms import ApiKeyForm, ConnectorForm, ProjectSettingsForm
 from feedback.models import ApiKey, Membership, Role, Scope
 
 logger = logging.getLogger(__name__)
@@ -95,15 +95,15 @@ def connector_save(request: HttpRequest, slug: str) -> HttpResponse:
         services.connector_remove(project=membership.project)
         messages.success(request, "Connector removed: the demo pipeline answers questions again.")
     else:
-        try:
-            services.connector_save(
+        saved = form.submit(
+            lambda data: services.connector_save(
                 project=membership.project,
-                url=form.cleaned_data["url"],
-                secret=form.cleaned_data["secret"] or None,
-                timeout_seconds=form.cleaned_data["timeout_seconds"],
+                url=data["url"],
+                secret=data["secret"] or None,
+                timeout_seconds=data["timeout_seconds"],
             )
-        except services.ServiceError as error:
-            form.add_error(error.field, error.message)
+        )
+        if saved is None:
             return _render_settings(request, membership, connector_form=form.redact(), status=400)
         messages.success(request, "Connector saved.")
     return redirect("feedback:project_settings", slug=slug)
@@ -133,16 +133,20 @@ def _render_api_keys(
 @login_required
 def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
-    try:
-        _, raw_key = services.api_key_create(
+    form = ApiKeyForm(request.POST)
+    created = form.submit(
+        lambda data: services.api_key_create(
             project=membership.project,
-            name=request.POST.get("name", ""),
-            scopes=request.POST.getlist("scopes"),
-            created_by=request.user,  # type: ignore[arg-type]
+            name=data["name"],
+            scopes=data["scopes"],
+            created_by=membership.user,
         )
-    except services.ServiceError as error:
-        messages.error(request, error.message)
+    )
+    if created is None:
+        for text in form.error_texts():
+            messages.error(request, text)
         return _render_api_keys(request, membership, status=400)
+    _, raw_key = created
     # The raw key is rendered once, in this response, and never again.
     response = _render_api_keys(request, membership, new_key=raw_key)
     response["Cache-Control"] = "no-store"

@@ -1,10 +1,9 @@
 """Writes and business rules of the reward models and C3PO builds; views, APIs and tasks call
 these. Each module covers one area and is re-exported here."""
 
-from rewardmodels.services import c3po, reward_models
+from rewardmodels.services import c3po, c3po_build, reward_models
 from rewardmodels.services.reward_models import (
     TRAINING_RUN_JOB,
-    ModelInvalid,
     config_clean,
     reward_model_activate,
     reward_model_create,
@@ -16,8 +15,8 @@ from rewardmodels.services.reward_models import (
 
 __all__ = [
     "TRAINING_RUN_JOB",
-    "ModelInvalid",
     "c3po",
+    "c3po_build",
     "config_clean",
     "reward_model_activate",
     "reward_model_create",

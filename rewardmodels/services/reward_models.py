@@ -25,6 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from config.celery_app import Queue
+from feedback.core.errors import NON_FIELD, ValidationFailed
 from feedback.core.jobs import (
     Attempt,
     JobFailed,
@@ -38,7 +39,6 @@ from feedback.core.jobs import (
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project
-from feedback.services.errors import ServiceError
 from rewardmodels import training
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -82,29 +82,29 @@ CONFIG_SCHEMAS = {Objective.P_LOVE: P_LOVE_CONFIG, Objective.PREFERENCE: PREFERE
 NAMES = ("model", "model_version")
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _integer(value: Any) -> bool:
+def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class ModelInvalid(ServiceError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("The reward model is invalid.")
-        self.errors = errors
+INVALID = "The reward model is invalid."
 
 
-def config_clean(objective: str, config: Any) -> dict[str, Any]:
-    """The config with defaults filled in, or ModelInvalid naming each bad key."""
+def config_clean(objective: str, config: object) -> dict[str, Any]:
+    """The config (None or an object) with defaults filled in, or ValidationFailed naming each
+    bad key."""
     schema = CONFIG_SCHEMAS.get(objective)  # type: ignore[call-overload]
     if schema is None:
-        raise ModelInvalid({"objective": [f"Must be one of: {', '.join(Objective.values)}."]})
+        raise ValidationFailed(
+            {"objective": [f"Must be one of: {', '.join(Objective.values)}."]}, INVALID
+        )
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise ModelInvalid({"config": ["Must be an object."]})
+        raise ValidationFailed({"config": ["Must be an object."]}, INVALID)
     errors: dict[str, list[str]] = {}
     for key in config:
         if key not in schema:
@@ -118,40 +118,49 @@ def config_clean(objective: str, config: Any) -> dict[str, Any]:
             errors[f"config.{key}"] = [problem]
         clean[key] = value
     if errors:
-        raise ModelInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     return clean
 
 
 def reward_model_create(
-    *, project: Project, name: Any, objective: Any, config: Any, created_by: User | None
+    *,
+    project: Project,
+    name: object,
+    objective: object,
+    config: object,
+    created_by: User | None,
 ) -> RewardModel:
+    """The values are checked here, types included (the API hands over its JSON values as they
+    came; a page's form passes text, and a config of the settings it read)."""
     errors: dict[str, list[str]] = {}
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
+    clean_name = name.strip() if isinstance(name, str) else ""
+    if not isinstance(name, str) or not clean_name or len(name) > 200 or "\x00" in name:
         errors["name"] = ["Must be a name of 1 to 200 characters."]
     elif problem := bidi_problem(name):
         errors["name"] = [problem]
-    if objective not in Objective.values:
-        errors["objective"] = [f"Must be one of: {', '.join(Objective.values)}."]
     clean: dict[str, Any] = {}
-    if not errors.get("objective"):
+    clean_objective = objective if isinstance(objective, str) else ""
+    if clean_objective in Objective.values:
         try:
-            clean = config_clean(objective, config)
-        except ModelInvalid as invalid:
+            clean = config_clean(clean_objective, config)
+        except ValidationFailed as invalid:
             errors.update(invalid.errors)
+    else:
+        errors["objective"] = [f"Must be one of: {', '.join(Objective.values)}."]
     if errors:
-        raise ModelInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     try:
         with transaction.atomic():
             return RewardModel.objects.create(
                 project=project,
-                name=name.strip(),
-                objective=objective,
+                name=clean_name,
+                objective=clean_objective,
                 config=clean,
                 created_by=created_by,
             )
     except IntegrityError:
-        raise ModelInvalid(
-            {"name": ["The project already has a reward model with this name."]}
+        raise ValidationFailed(
+            {"name": ["The project already has a reward model with this name."]}, INVALID
         ) from None
 
 
@@ -177,7 +186,7 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
 def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardModel:
     run = reward_model.runs.filter(version=version, status=JobStatus.SUCCEEDED).first()
     if run is None:
-        raise ModelInvalid({"version": ["No succeeded run has this version."]})
+        raise ValidationFailed({"version": ["No succeeded run has this version."]}, INVALID)
     RewardModel.objects.filter(pk=reward_model.pk).update(active_run=run)
     reward_model.refresh_from_db()
     return reward_model
@@ -484,17 +493,25 @@ def _loaded(run_id: int, path: str) -> Any:
 
 
 def reward_model_score(
-    *, reward_model: RewardModel, items: Any
+    *, reward_model: RewardModel, items: object
 ) -> tuple[int, list[dict[str, float]]]:
-    """Score (prompt, response) pairs with the active version. ModelInvalid names bad items."""
+    """Score (prompt, response) pairs, a list of `{"prompt", "response"}` objects, with the
+    active version; ValidationFailed names bad items (their types are checked here too: the
+    API hands over its JSON as it came)."""
     run = reward_model.active_run
     if run is None:
-        raise ModelInvalid({"model": ["The model has no trained version yet; train it first."]})
+        raise ValidationFailed.of(
+            NON_FIELD, "The model has no trained version yet; train it first."
+        )
     errors: dict[str, list[str]] = {}
     if not isinstance(items, list) or not items:
-        raise ModelInvalid({"items": ["Must be a non-empty list of {prompt, response}."]})
+        raise ValidationFailed(
+            {"items": ["Must be a non-empty list of {prompt, response}."]}, INVALID
+        )
     if len(items) > MAX_SCORE_ITEMS:
-        raise ModelInvalid({"items": [f"At most {MAX_SCORE_ITEMS} items per request."]})
+        raise ValidationFailed(
+            {"items": [f"At most {MAX_SCORE_ITEMS} items per request."]}, INVALID
+        )
     prompts, responses = [], []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -506,7 +523,7 @@ def reward_model_score(
         prompts.append(str(item.get("prompt", "")))
         responses.append(str(item.get("response", "")))
     if errors:
-        raise ModelInvalid(errors)
+        raise ValidationFailed(errors, INVALID)
     model = _loaded(run.pk, run.artifact.name)
     feature_config = _feature_config(run.config)
     if reward_model.objective == Objective.P_LOVE:

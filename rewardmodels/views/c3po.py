@@ -16,14 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors as feedback_selectors
 from feedback.core.access import found_or_404, membership_or_404
-from feedback.core.outbound import redact_url
 from feedback.core.pages import render_page
 from feedback.models import Membership, Role
 from rewardmodels import c3po as c3po_rules
 from rewardmodels import selectors, services
 from rewardmodels.datasets import PARTS
+from rewardmodels.forms import BuildForm, GeneratorForm, ReviewForm, VerbalFeedbackForm
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem
-from rewardmodels.services.c3po import C3POInvalid
 
 
 def _feedback_context(membership: Membership, **extra: Any) -> dict[str, Any]:
@@ -35,9 +34,8 @@ def _feedback_context(membership: Membership, **extra: Any) -> dict[str, Any]:
         "critiques": selectors.critiques_to_promote(project=project)[:20],
         "generators": selectors.generators_for_project(project=project),
         "builds": selectors.builds_for_project(project=project)[:20],
-        "form": {},
-        "generator_form": {},
-        "errors": {},
+        "form": VerbalFeedbackForm(),
+        "generator_form": GeneratorForm(),
         **extra,
     }
 
@@ -53,16 +51,18 @@ def feedback_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def feedback_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    try:
-        feedback = services.c3po.verbal_feedback_create(
+    form = VerbalFeedbackForm(request.POST)
+    feedback = form.submit(
+        lambda data: services.c3po.verbal_feedback_create(
             project=membership.project,
-            text=request.POST.get("text", ""),
-            domain=request.POST.get("domain", ""),
-            effect=request.POST.get("effect", ""),
+            text=data["text"],
+            domain=data["domain"],
+            effect=data["effect"],
             created_by=membership.user,
         )
-    except C3POInvalid as invalid:
-        context = _feedback_context(membership, form=request.POST, errors=invalid.errors)
+    )
+    if feedback is None:
+        context = _feedback_context(membership, form=form)
         return render(request, "rewardmodels/feedback_list.html", context, status=400)
     return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
 
@@ -82,27 +82,21 @@ def critique_promote(request: HttpRequest, slug: str, critique_id: int) -> HttpR
 @login_required
 def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    post = request.POST
-    try:
-        temperature: Any = float(post.get("temperature") or 0.7)
-    except ValueError:
-        temperature = post.get("temperature")
-    raw_concurrency = post.get("concurrency") or "4"
-    try:
-        services.c3po.generator_save(
+    form = GeneratorForm(request.POST)
+    generator = form.submit(
+        lambda data: services.c3po.generator_save(
             project=membership.project,
-            name=post.get("name", ""),
-            base_url=post.get("base_url", ""),
-            model=post.get("model", ""),
-            api_key=post.get("api_key") or None,  # blank keeps a stored key
-            temperature=temperature,
-            concurrency=int(raw_concurrency) if raw_concurrency.isdigit() else raw_concurrency,
+            name=data["name"],
+            base_url=data["base_url"],
+            model=data["model"],
+            api_key=data["api_key"],  # None (left blank) keeps a stored key
+            temperature=data["temperature"],
+            concurrency=data["concurrency"],
         )
-    except C3POInvalid as invalid:
-        form = {k: v for k, v in post.items() if k != "api_key"}  # never echo the key
-        form["base_url"] = redact_url(post.get("base_url", ""))  # nor a password in the URL
-        errors = {f"generator {k}": v for k, v in invalid.errors.items()}
-        context = _feedback_context(membership, generator_form=form, errors=errors)
+    )
+    if generator is None:
+        # Shown again without a password in the URL (the key is never shown).
+        context = _feedback_context(membership, generator_form=form.redact())
         return render(request, "rewardmodels/feedback_list.html", context, status=400)
     messages.success(request, "Generator saved (its key is stored and not shown again).")
     return redirect("rewardmodels:feedback_list", slug)
@@ -118,8 +112,7 @@ def _detail_context(membership: Membership, feedback_id: int, **extra: Any) -> d
         "builds": selectors.builds_for_feedback(feedback=feedback),
         "generators": selectors.generators_for_project(project=membership.project),
         "defaults": c3po_rules.DEFAULT_COUNTS,
-        "form": {},
-        "errors": {},
+        "form": BuildForm(),
         **extra,
     }
 
@@ -137,31 +130,26 @@ def feedback_detail(request: HttpRequest, slug: str, feedback_id: int) -> HttpRe
 def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     context = _detail_context(membership, feedback_id)
-    post = request.POST
-    counts: dict[str, Any] = {}
-    for key in c3po_rules.DEFAULT_COUNTS:
-        raw = post.get(key, "").strip()
-        if raw:
-            try:
-                counts[key] = float(raw) if key == "test_fraction" else int(raw)
-            except ValueError:
-                counts[key] = raw  # the service names it
-    raw_generator = post.get("generator", "")
-    generator = (
-        selectors.generator_get(project=membership.project, generator_id=int(raw_generator))
-        if raw_generator.isdigit()
-        else None
-    )
-    try:
-        build = services.c3po.build_start(
+    form = BuildForm(request.POST)
+
+    def start(data: dict[str, Any]) -> C3POBuild:
+        # A generator that is not one of the project's is none: annotators write the revisions.
+        generator = (
+            None
+            if data["generator"] is None
+            else selectors.generator_get(project=membership.project, generator_id=data["generator"])
+        )
+        return services.c3po.build_start(
             feedback=context["feedback"],
             generator=generator,
-            counts=counts,
-            review=post.get("review") == "on",
+            counts=form.counts(),
+            review=data["review"],
             created_by=membership.user,
         )
-    except C3POInvalid as invalid:
-        context |= {"form": post, "errors": invalid.errors}
+
+    build = form.submit(start)
+    if build is None:
+        context["form"] = form
         return render(request, "rewardmodels/feedback_detail.html", context, status=400)
     return redirect("rewardmodels:build_detail", slug, build.pk)
 
@@ -250,7 +238,7 @@ def _render_review(
     build: C3POBuild,
     *,
     item: C3POItem | None = None,
-    errors: dict[str, list[str]] | None = None,
+    errors: list[str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     item = item or selectors.build_item_next_for_review(build=build)
@@ -260,7 +248,7 @@ def _render_review(
         "build": build,
         "item": item,
         "pending": selectors.build_pending_review_count(build=build),
-        "errors": errors or {},
+        "errors": errors or [],
     }
     return render(request, "rewardmodels/review.html", context, status=status)
 
@@ -273,17 +261,15 @@ def review_submit(request: HttpRequest, slug: str, build_id: int, item_id: int) 
     item = found_or_404(
         selectors.build_item_get(build=build, item_id=item_id), "No such item in this build."
     )
-    action = request.POST.get("action", "")
-    revised = request.POST.get("revised")
-    if action == "approve" and revised is not None and revised.strip() != item.revised.strip():
-        action = "edit"  # the annotator changed the text before approving
-    try:
-        services.c3po.item_review(
-            item=item, reviewer=membership.user, action=action, revised=revised
+    form = ReviewForm(request.POST, item=item)
+    reviewed = form.submit(
+        lambda data: services.c3po.item_review(
+            item=item, reviewer=membership.user, action=data["action"], revised=data["revised"]
         )
-    except C3POInvalid as invalid:
-        item.revised = revised or item.revised
+    )
+    if reviewed is None:
+        item.revised = form.data.get("revised") or item.revised  # what the annotator wrote
         return _render_review(
-            request, membership, build, item=item, errors=invalid.errors, status=400
+            request, membership, build, item=item, errors=form.error_texts(), status=400
         )
     return redirect("rewardmodels:review", slug, build.pk)

@@ -16,10 +16,8 @@ from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page
 from feedback.models import Membership, Role
 from rewardmodels import plots, selectors, services
+from rewardmodels.forms import ActivateForm, RewardModelForm, ScoreForm
 from rewardmodels.models import Objective, RewardModel, TrainingRun
-
-# The create form offers the settings people change most; the API takes all of them.
-FORM_SETTINGS = ("test_fraction", "model", "model_version", "epochs")
 
 
 def _researcher(request: HttpRequest, slug: str) -> Membership:
@@ -42,8 +40,7 @@ def _list_context(membership: Membership, **extra: Any) -> dict[str, Any]:
         "project": membership.project,
         "models": selectors.reward_models_for_project(project=membership.project),
         "objectives": Objective.choices,
-        "form": {},
-        "errors": {},
+        "form": RewardModelForm(),
         **extra,
     }
 
@@ -55,43 +52,22 @@ def model_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "rewardmodels/models.html", _list_context(membership))
 
 
-def _form_config(post: Any) -> dict[str, Any]:
-    """The create form's fields as a config: blanks mean "the default"."""
-    config: dict[str, Any] = {}
-    for key in FORM_SETTINGS:
-        raw = post.get(key, "").strip()
-        if not raw:
-            continue
-        if key == "test_fraction":
-            try:
-                config[key] = float(raw)
-            except ValueError:
-                config[key] = raw  # the service names it
-        elif key == "epochs":
-            config[key] = int(raw) if raw.isdigit() else raw
-        else:
-            config[key] = raw
-    return config
-
-
 @require_POST
 @login_required
 def model_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = _researcher(request, slug)
-    objective = request.POST.get("objective", "")
-    config = _form_config(request.POST)
-    if objective == Objective.PREFERENCE:
-        config.pop("epochs", None)
-    try:
-        model = services.reward_model_create(
+    form = RewardModelForm(request.POST)
+    model = form.submit(
+        lambda data: services.reward_model_create(
             project=membership.project,
-            name=request.POST.get("name", ""),
-            objective=objective,
-            config=config,
+            name=data["name"],
+            objective=data["objective"],
+            config=form.config(),
             created_by=membership.user,
         )
-    except services.ModelInvalid as invalid:
-        context = _list_context(membership, form=request.POST, errors=invalid.errors)
+    )
+    if model is None:
+        context = _list_context(membership, form=form)
         return render(request, "rewardmodels/models.html", context, status=400)
     messages.success(request, f"Reward model “{model.name}” created. Train it to get a version.")
     return redirect("rewardmodels:model_detail", slug, model.pk)
@@ -104,7 +80,7 @@ def _detail_context(membership: Membership, model: RewardModel, **extra: Any) ->
         "model": model,
         "versions": list(selectors.versions_of(reward_model=model)),
         "runs": list(selectors.runs_of(reward_model=model)[:20]),
-        "score_form": {},
+        "score_form": ScoreForm(),
         **extra,
     }
 
@@ -131,13 +107,15 @@ def model_train(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
 def model_activate(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     model = _model_or_404(membership, model_id)
-    raw = request.POST.get("version", "")
-    try:
-        services.reward_model_activate(reward_model=model, version=int(raw) if raw.isdigit() else 0)
-    except services.ModelInvalid as invalid:
-        messages.error(request, " ".join(m for ms in invalid.errors.values() for m in ms))
+    form = ActivateForm(request.POST)
+    activated = form.submit(
+        lambda data: services.reward_model_activate(reward_model=model, version=data["version"])
+    )
+    if activated is None:
+        messages.error(request, " ".join(form.error_texts()))
     else:
-        messages.success(request, f"Version {raw} is now the active one (used for scoring).")
+        version = form.cleaned_data["version"]
+        messages.success(request, f"Version {version} is now the active one (used for scoring).")
     return redirect("rewardmodels:model_detail", slug, model.pk)
 
 
@@ -147,15 +125,20 @@ def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
     """Try the active version on one response, on the model's page."""
     membership = _researcher(request, slug)
     model = _model_or_404(membership, model_id)
-    form = {"prompt": request.POST.get("prompt", ""), "response": request.POST.get("response", "")}
+    form = ScoreForm(request.POST)
     extra: dict[str, Any] = {"score_form": form}
     status = 200
-    try:
-        version, [score] = services.reward_model_score(reward_model=model, items=[form])
-        extra["score"] = {"version": version, **score}
-    except services.ModelInvalid as invalid:
-        extra["score_error"] = " ".join(m for ms in invalid.errors.values() for m in ms)
+    scored = form.submit(
+        lambda data: services.reward_model_score(
+            reward_model=model, items=[{"prompt": data["prompt"], "response": data["response"]}]
+        )
+    )
+    if scored is None:
+        extra["score_error"] = " ".join(form.error_texts())
         status = 400
+    else:
+        version, [score] = scored
+        extra["score"] = {"version": version, **score}
     context = _detail_context(membership, model, **extra)
     return render_page(
         request, "rewardmodels/model_detail.html", context, partial="score", status=status

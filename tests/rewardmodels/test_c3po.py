@@ -11,7 +11,6 @@ import pytest
 from rewardmodels.c3po import (
     COUNT_LIMITS,
     DEFAULT_COUNTS,
-    CountsInvalid,
     baseline_messages,
     categories_request,
     counts_clean,
@@ -32,8 +31,8 @@ EFFECT = "no emojis"
 
 
 def test_counts_default_to_the_papers_proportions() -> None:
-    assert counts_clean(None) == DEFAULT_COUNTS
-    assert counts_clean({}) == {
+    assert counts_clean(None) == (DEFAULT_COUNTS, {})
+    assert counts_clean({})[0] == {
         "categories": 30,
         "in_scope_per_category": 34,
         "near_scope_per_category": 34,
@@ -43,8 +42,9 @@ def test_counts_default_to_the_papers_proportions() -> None:
 
 
 def test_counts_keep_given_values_and_fill_the_rest() -> None:
-    cleaned = counts_clean({"categories": 5, "test_fraction": 0})
+    cleaned, errors = counts_clean({"categories": 5, "test_fraction": 0})
 
+    assert errors == {}
     assert cleaned == {**DEFAULT_COUNTS, "categories": 5, "test_fraction": 0.0}
     assert isinstance(cleaned["test_fraction"], float)
 
@@ -53,8 +53,8 @@ def test_counts_keep_given_values_and_fill_the_rest() -> None:
 def test_counts_accept_both_limits(key: str) -> None:
     low, high = COUNT_LIMITS[key]
 
-    assert counts_clean({key: low})[key] == low
-    assert counts_clean({key: high})[key] == high
+    assert counts_clean({key: low}) == ({**DEFAULT_COUNTS, key: low}, {})
+    assert counts_clean({key: high}) == ({**DEFAULT_COUNTS, key: high}, {})
 
 
 @pytest.mark.parametrize(
@@ -80,27 +80,21 @@ def test_counts_accept_both_limits(key: str) -> None:
     ],
 )
 def test_counts_name_the_invalid_key(raw: dict[str, Any], field: str, message: str) -> None:
-    with pytest.raises(CountsInvalid) as caught:
-        counts_clean(raw)
+    _, errors = counts_clean(raw)
 
-    assert list(caught.value.errors) == [field]
-    assert message in " ".join(caught.value.errors[field])
+    assert list(errors) == [field]
+    assert message in " ".join(errors[field])
 
 
 def test_counts_report_every_problem_at_once() -> None:
-    with pytest.raises(CountsInvalid) as caught:
-        counts_clean({"categories": 0, "out_of_scope": "many", "extra": 1})
+    _, errors = counts_clean({"categories": 0, "out_of_scope": "many", "extra": 1})
 
-    assert set(caught.value.errors) == {"counts.categories", "counts.out_of_scope", "counts.extra"}
-    assert isinstance(caught.value, ValueError)
+    assert set(errors) == {"counts.categories", "counts.out_of_scope", "counts.extra"}
 
 
 @pytest.mark.parametrize("raw", [[], "30", 30])
 def test_counts_must_be_an_object(raw: Any) -> None:
-    with pytest.raises(CountsInvalid) as caught:
-        counts_clean(raw)
-
-    assert caught.value.errors == {"counts": ["Must be an object."]}
+    assert counts_clean(raw) == ({}, {"counts": ["Must be an object."]})
 
 
 # -- categories -----------------------------------------------------------------------------------

@@ -2,8 +2,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from feedback.core.errors import ServiceError
 from feedback.models import Project
-from feedback.services import ServiceError, api_key_create
+from feedback.services import api_key_create
 
 
 class Command(BaseCommand):

@@ -2,8 +2,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from feedback.core.errors import ServiceError
 from feedback.models import Project, Role
-from feedback.services import ServiceError, member_set
+from feedback.services import member_set
 
 
 class Command(BaseCommand):

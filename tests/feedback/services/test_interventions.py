@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from feedback.core.errors import ValidationFailed
 from feedback.models import Answer, Intervention, Project
-from feedback.services.interventions import InterventionsInvalid, interventions_save
+from feedback.services.interventions import interventions_save
 from tests.factories import AnswerFactory, StageFactory, UserFactory
 
 
@@ -158,7 +159,7 @@ def test_a_bad_change_names_its_field_and_nothing_is_saved(
 ) -> None:
     good = {"stage": 2, "action": "answer_edit", "after": {"text": "Oil it every 300 km."}}
 
-    with pytest.raises(InterventionsInvalid) as raised:
+    with pytest.raises(ValidationFailed) as raised:
         interventions_save(answer=traced, annotator=UserFactory.create(), changes=[good, change])
 
     assert f"changes[1].{field}" in raised.value.errors

@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
+from feedback.core.errors import ValidationFailed
 from feedback.models import (
     AnnotationQueue,
     Answer,
@@ -26,7 +27,6 @@ from feedback.selectors import queue_agreement, queue_progress, queues_with_prog
 from feedback.services.queues import (
     AssignmentExpired,
     QueueFilter,
-    QueueInvalid,
     queue_item_next_for,
     queue_item_skip,
     queue_item_submit,
@@ -234,7 +234,7 @@ def test_invalid_queue_names_the_field_and_creates_nothing(
     queues, items = AnnotationQueue.objects.count(), QueueItem.objects.count()
 
     # when a queue with an invalid setting is created
-    with pytest.raises(QueueInvalid) as raised:
+    with pytest.raises(ValidationFailed) as raised:
         make_queue(project, name=name, overlap=overlap, spec=spec)
 
     # then the error names exactly that field, and no queue or item was added

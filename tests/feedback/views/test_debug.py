@@ -275,6 +275,45 @@ def test_the_live_diff_marks_changes(project: Project) -> None:
     assert "<del>ten </del><ins>twelve </ins>" in response.content.decode()
 
 
+# A digit that str.isdigit() accepts and int() refuses: read by hand, it was a 500.
+NOT_AN_INT = "\u00b2"
+
+
+@pytest.mark.django_db
+def test_ids_the_page_posts_are_read_as_numbers_or_ignored(project: Project) -> None:
+    # Given the debug page of a traced answer
+    client = _member(project, "annotator")
+    answer = _ask(client, project)
+    base = f"/projects/{project.slug}/answers/{answer.external_id}"
+
+    # When its ids (a queue assignment, a stage, an editor's prefix, a sub-query's origin)
+    # arrive as something that is not a number
+    page = client.get(f"{_debug_url(answer)}?assignment={NOT_AN_INT}")
+    rerun = client.post(f"{base}/-/debug/rerun/", {"stage": NOT_AN_INT})
+    diff = client.post(
+        f"{base}/-/debug/diff/",
+        {"prefix": f"s{NOT_AN_INT}-", f"s{NOT_AN_INT}-answer": "Boil rice."},
+        headers={"HX-Request": "true"},
+    )
+    saved = client.post(
+        _save_url(answer),
+        {
+            "version": _version(client, answer),
+            "s0-editor": "1",
+            "s0-subquery": ["rice to water ratio"],
+            "s0-origin": [NOT_AN_INT],
+        },
+    )
+
+    # Then each is answered as an id that matches nothing, never as a server error
+    assert page.status_code == 200
+    assert rerun.status_code == 404
+    assert diff.status_code == 200
+    assert saved.status_code == 302
+    added = Intervention.objects.get(answer=answer, action="subquery_add")
+    assert added.after["text"] == "rice to water ratio"  # an origin that is no index: new
+
+
 @pytest.mark.django_db
 def test_asking_stores_a_traced_answer_ready_to_rate(project: Project) -> None:
     client = _member(project, "rater")

@@ -370,3 +370,18 @@ def test_queue_list_query_count_does_not_grow_with_queues(
     content = response.content.decode()
     assert all(f"queue-{i:03}" in content for i in range(100))
     assert content.count("1 / 1 items complete") == 100
+
+
+@pytest.mark.parametrize("action", ["skip", "submit"])
+def test_an_assignment_that_is_not_a_number_is_404(
+    client: Client, project: Project, queue: AnnotationQueue, action: str
+) -> None:
+    # given an annotator of the queue
+    login(client, project, "annotator")
+
+    # when they post Skip or Finish with an assignment id that is not a number (a digit that
+    # str.isdigit() accepts and int() refuses)
+    response = client.post(f"/projects/acme/queues/{queue.pk}/{action}/", {"assignment": "\u00b2"})
+
+    # then it matches none of theirs: 404, not a server error
+    assert response.status_code == 404

@@ -25,6 +25,7 @@ from rewardmodels import selectors
 from rewardmodels.datasets import PARTS
 from rewardmodels.models import BuildStatus, C3POBuild, C3POItem, Generator, VerbalFeedback
 from rewardmodels.services import c3po as c3po_services
+from rewardmodels.services import c3po_build
 from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
 from tests.rewardmodels.chat_server import ChatServer, completion, error
@@ -324,6 +325,38 @@ def test_counts_out_of_range_are_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"categories": "0"}, "counts.categories: Must be between 1 and 100."),
+        ({"categories": "many"}, "counts.categories: Must be an integer."),
+        ({"test_fraction": "0.9"}, "counts.test_fraction: Must be between 0.0 and 0.5."),
+    ],
+)
+def test_counts_refused_on_the_page_are_named_and_kept(
+    project: Project, form: dict[str, str], message: str
+) -> None:
+    # given a researcher on the page of a feedback's builds
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    browser = Client()
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    browser.force_login(user)
+
+    # when they start a build with a count out of range or not a number
+    response = browser.post(f"/projects/acme/models/feedback/{feedback.pk}/build/", form)
+
+    # then the page names the count as the API does, keeps what was typed, and starts nothing
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert message in html
+    [(name, value)] = form.items()
+    assert f'name="{name}" inputmode' in html
+    assert f'value="{value}"' in html
+    assert not C3POBuild.objects.exists()
+
+
+@pytest.mark.django_db
 def test_another_projects_feedback_and_builds_are_invisible(
     project: Project, other_project: Project, api: APIClient
 ) -> None:
@@ -449,7 +482,7 @@ def test_a_build_resumed_after_its_worker_was_killed_makes_the_same_dataset(
     # When the sweeper finds it and a worker resumes it
     time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
     request.getfixturevalue("celery_worker")
-    assert jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB) == Swept(requeued=1, failed=0, cancelled=0)
+    assert jobs_sweep(kind=c3po_build.C3PO_BUILD_JOB) == Swept(requeued=1, failed=0, cancelled=0)
     resumed = _wait(api, killed_id, ("succeeded", "failed"))
     assert resumed["status"] == "succeeded", resumed["error"]
 
@@ -511,7 +544,7 @@ def test_a_build_whose_heartbeat_connection_dies_is_not_taken_for_dead(
         time.sleep(settings.TRAINING_STALE_SECONDS + 0.5)
 
         # Then the sweeper sees a live worker, and the build finishes in its first attempt
-        swept = jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB)
+        swept = jobs_sweep(kind=c3po_build.C3PO_BUILD_JOB)
         chat.delay = 0.0
         done = _wait(api, build_id, ("succeeded", "failed"))
     finally:
@@ -532,10 +565,10 @@ def test_the_sweeper_fails_a_build_after_repeated_deaths(project: Project, api: 
         counts=SMALL,
         seed="ab",
         status="running",
-        attempts=c3po_services.C3PO_BUILD_JOB.max_attempts,
+        attempts=c3po_build.C3PO_BUILD_JOB.max_attempts,
         heartbeat_at=stale,
     )
-    assert jobs_sweep(kind=c3po_services.C3PO_BUILD_JOB) == Swept(requeued=0, failed=1, cancelled=0)
+    assert jobs_sweep(kind=c3po_build.C3PO_BUILD_JOB) == Swept(requeued=0, failed=1, cancelled=0)
     build.refresh_from_db()
     assert build.status == "failed"
     assert "resume it" in build.error
@@ -620,7 +653,7 @@ def _run_build(project: Project, generator: Generator) -> C3POBuild:
     """A build started and executed here, in the test's thread (the worker's code path)."""
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
     build = c3po_services.build_start(feedback=feedback, generator=generator, counts=SMALL)
-    c3po_services.build_execute(build_id=build.pk)
+    c3po_build.build_execute(build_id=build.pk)
     build.refresh_from_db()
     return build
 
@@ -785,7 +818,7 @@ def test_an_attempt_taken_over_while_asking_for_categories_stores_none(
     chat.responder = taken_over_meanwhile
 
     # When the first attempt gets its answer
-    c3po_services.build_execute(build_id=build.pk)
+    c3po_build.build_execute(build_id=build.pk)
 
     # Then it writes nothing: the categories are the current attempt's to store
     build.refresh_from_db()
@@ -866,7 +899,7 @@ def test_the_last_review_completes_the_build_even_when_it_races_the_build(
 
     # When the build finishes
     with connection.execute_wrapper(at_the_pending_count):
-        c3po_services.build_execute(build_id=build.pk)
+        c3po_build.build_execute(build_id=build.pk)
     reviewing.join(timeout=30)
 
     # Then the build is not left in review with nothing pending: the last review completed it
@@ -881,4 +914,4 @@ def test_the_last_review_completes_the_build_even_when_it_races_the_build(
 
 
 def test_every_stage_has_one_step() -> None:
-    assert len(c3po_services.STEPS) == len(C3POBuild.STAGES)
+    assert len(c3po_build.STEPS) == len(C3POBuild.STAGES)

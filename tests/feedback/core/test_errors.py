@@ -1,0 +1,121 @@
+"""A service's ValidationFailed reaches an API client as the one 400 shape, with the message
+and the fields each endpoint has always answered, and nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from feedback.core.api import exception_handler
+from feedback.core.errors import NON_FIELD, ServiceError, ValidationFailed
+from feedback.models import Export, Project
+from rewardmodels.models import C3POBuild, Generator, RewardModel, VerbalFeedback
+
+
+def test_the_handler_answers_validation_failed_with_the_400_shape() -> None:
+    # given a service's refusal naming two fields, one of them twice
+    failed = ValidationFailed({"name": ["Too long.", "Has a NUL."], NON_FIELD: ["Bad."]}, "No.")
+
+    # when the API's exception handler turns it into a response
+    response = exception_handler(failed, {})
+
+    # then it is the 400 of the error shape, every message under its field
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data == {
+        "error": {
+            "code": "invalid",
+            "message": "No.",
+            "fields": {"name": ["Too long.", "Has a NUL."], "non_field_errors": ["Bad."]},
+        }
+    }
+
+
+def test_a_refusal_that_is_not_about_input_is_left_to_its_caller() -> None:
+    # given a service error that names a state, not bad input
+    # when it reaches the API's exception handler
+    # then the handler does not dress it up as a 400 (it is a bug if no view handled it)
+    assert exception_handler(ServiceError("Another re-run was starting."), {}) is None
+
+
+def test_one_field_at_fault_is_also_the_summary() -> None:
+    failed = ValidationFailed.of("url", "Must not contain a user name or password.")
+
+    assert failed.errors == {"url": ["Must not contain a user name or password."]}
+    assert failed.message == "Must not contain a user name or password."
+    assert isinstance(failed, ServiceError)
+
+
+def test_a_refusal_names_at_least_one_field() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        ValidationFailed({}, "Nothing named.")
+
+
+@pytest.fixture
+def feedback(project: Project) -> VerbalFeedback:
+    return VerbalFeedback.objects.create(project=project, text="Be brief.")
+
+
+# Each endpoint whose service checks the input, with a bad body and the answer it has always
+# given: the message of its service and the fields at fault.
+CASES = [
+    (
+        "/api/v1/exports",
+        {"dataset": "kto", "format": "xlsx"},
+        "The export request has invalid fields.",
+        {"format": ["Must be one of: jsonl, parquet, csv."]},
+        Export,
+    ),
+    (
+        "/api/v1/reward-models",
+        {"name": "love", "objective": "p_love", "config": {"epochs": 0}},
+        "The reward model is invalid.",
+        {"config.epochs": ["Must be from 1 to 50."]},
+        RewardModel,
+    ),
+    (
+        "/api/v1/verbal-feedback",
+        {"text": "  "},
+        "Invalid input; nothing was saved.",
+        {"text": ["Must not be empty."]},
+        None,
+    ),
+    (
+        "/api/v1/generators",
+        {"name": "g", "base_url": "https://llm.example.org/v1", "model": "m", "temperature": 3},
+        "Invalid input; nothing was saved.",
+        {"temperature": ["Must be a number from 0 to 2."]},
+        Generator,
+    ),
+    (
+        "/api/v1/verbal-feedback/{feedback}/builds",
+        {"counts": {"categories": 0}, "seed": "not a seed!"},
+        "Invalid input; nothing was saved.",
+        {"counts.categories": ["Must be between 1 and 100."]},
+        C3POBuild,
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "body", "message", "fields", "model"), CASES)
+def test_each_endpoint_answers_its_services_refusal_as_before(
+    api: APIClient,
+    feedback: VerbalFeedback,
+    url: str,
+    body: dict[str, Any],
+    message: str,
+    fields: dict[str, list[str]],
+    model: Any,
+) -> None:
+    # given an API client of the project
+    # when it sends a body the service refuses
+    response = api.post(url.format(feedback=feedback.pk), body, format="json")
+
+    # then the answer is the 400 with the service's message and fields, and nothing was written
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "invalid", "message": message, "fields": fields}}
+    if model is not None:
+        assert not model.objects.exists()
+    assert VerbalFeedback.objects.count() == 1
