@@ -1,7 +1,8 @@
 """C3PO dataset assembly: prompt texts, JSON schemas, validation, counts and splitting.
 
-C3PO (RLVF, 2024; see shared/papers.md) turns one sentence of feedback into a small dataset that
-teaches a model to apply the feedback where it belongs and nowhere else:
+C3PO (from "RLVF: Learning from Verbal Feedback without Overgeneralization", 2024) turns one
+sentence of feedback into a small dataset that teaches a model to apply the feedback where it
+belongs and nowhere else:
 
 1. categories of requests within the feedback's domain;
 2. per category, **in-scope** prompts (the feedback applies) and **near-scope** prompts (a similar
