@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from feedback.core.constraints import choices_check
 from feedback.core.fields import EncryptedTextField
 from feedback.core.jobs import ACTIVE_STATUSES, Job, JobStatus, job_constraints
 
@@ -20,26 +21,20 @@ DEFAULT_POSITIVE_REACTIONS = ["love", "like"]
 DEFAULT_NEGATIVE_REACTIONS = ["dislike", "angry"]
 
 
-def _default_reactions() -> list[str]:
+def default_reactions() -> list[str]:
     return list(DEFAULT_REACTIONS)
 
 
-def _default_positive() -> list[str]:
+def default_positive() -> list[str]:
     return list(DEFAULT_POSITIVE_REACTIONS)
 
 
-def _default_negative() -> list[str]:
+def default_negative() -> list[str]:
     return list(DEFAULT_NEGATIVE_REACTIONS)
 
 
-def _new_salt() -> str:
+def new_salt() -> str:
     return secrets.token_hex(16)
-
-
-def _choices_check(
-    field: str, choices: type[models.TextChoices], name: str
-) -> models.CheckConstraint:
-    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
 
 
 class Project(models.Model):
@@ -47,11 +42,11 @@ class Project(models.Model):
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    reaction_set = models.JSONField(default=_default_reactions)
-    positive_reactions = models.JSONField(default=_default_positive)
-    negative_reactions = models.JSONField(default=_default_negative)
+    reaction_set = models.JSONField(default=default_reactions)
+    positive_reactions = models.JSONField(default=default_positive)
+    negative_reactions = models.JSONField(default=default_negative)
     # Salt for hashing user references in exports; never leaves the server.
-    export_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
+    export_salt = models.CharField(max_length=64, default=new_salt, editable=False)
     # What end users see and may do.
     allow_images = models.BooleanField(default=False)
     followup_delay = models.DurationField(default=timedelta(days=1))
@@ -102,7 +97,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "project"], name="membership_one_per_user"),
-            _choices_check("role", Role, "membership_role_valid"),
+            choices_check("role", Role, "membership_role_valid"),
         ]
 
     def __str__(self) -> str:
@@ -208,7 +203,7 @@ class Stage(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["answer", "position"], name="stage_position_unique"),
-            _choices_check("kind", StageKind, "stage_kind_valid"),
+            choices_check("kind", StageKind, "stage_kind_valid"),
             models.CheckConstraint(
                 condition=Q(parent_position__isnull=True)
                 | Q(parent_position__lt=models.F("position")),
@@ -257,8 +252,8 @@ class FeedbackEvent(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "event_id"], name="event_id_unique"),
-            _choices_check("type", EventType, "event_type_valid"),
-            _choices_check("source", Source, "event_source_valid"),
+            choices_check("type", EventType, "event_type_valid"),
+            choices_check("source", Source, "event_source_valid"),
         ]
         indexes = [
             models.Index(fields=["project", "viewer", "received_at"], name="event_viewer_recent"),
@@ -287,7 +282,7 @@ class Exposure(models.Model):
 
     class Meta:
         constraints = [
-            _choices_check("source", Source, "exposure_source_valid"),
+            choices_check("source", Source, "exposure_source_valid"),
             models.UniqueConstraint(
                 fields=["answer", "viewer", "window_start"],
                 condition=Q(source="browser"),
@@ -327,7 +322,7 @@ class Reaction(models.Model):
                 condition=Q(removed_at__isnull=True),
                 name="reaction_one_active_per_kind",
             ),
-            _choices_check("source", Source, "reaction_source_valid"),
+            choices_check("source", Source, "reaction_source_valid"),
         ]
         indexes = [
             models.Index(
@@ -354,7 +349,7 @@ class Critique(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
-        constraints = [_choices_check("source", Source, "critique_source_valid")]
+        constraints = [choices_check("source", Source, "critique_source_valid")]
 
     def __str__(self) -> str:
         return self.text[:40]
@@ -381,8 +376,8 @@ class Comparison(models.Model):
 
     class Meta:
         constraints = [
-            _choices_check("winner", Winner, "comparison_winner_valid"),
-            _choices_check("source", Source, "comparison_source_valid"),
+            choices_check("winner", Winner, "comparison_winner_valid"),
+            choices_check("source", Source, "comparison_source_valid"),
             models.CheckConstraint(
                 condition=~Q(answer_a=models.F("answer_b")), name="comparison_two_answers"
             ),
@@ -412,8 +407,8 @@ class FollowUp(models.Model):
 
     class Meta:
         constraints = [
-            _choices_check("outcome", Outcome, "followup_outcome_valid"),
-            _choices_check("source", Source, "followup_source_valid"),
+            choices_check("outcome", Outcome, "followup_outcome_valid"),
+            choices_check("source", Source, "followup_source_valid"),
         ]
 
     def __str__(self) -> str:
@@ -436,7 +431,7 @@ class ExportFormat(models.TextChoices):
     CSV = "csv", "CSV"
 
 
-def _export_path(export: "Export", filename: str) -> str:
+def export_path(export: "Export", filename: str) -> str:
     return f"exports/{export.project_id}/{filename}"
 
 
@@ -452,12 +447,12 @@ class Export(Job):
     rows = models.PositiveBigIntegerField(default=0)
     total_rows = models.PositiveBigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True, default="")
-    file = models.FileField(upload_to=_export_path, blank=True)
+    file = models.FileField(upload_to=export_path, blank=True)
     requested_by = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [
-            _choices_check("format", ExportFormat, "export_format_valid"),
+            choices_check("format", ExportFormat, "export_format_valid"),
             *job_constraints("export", JobStatus.values),
         ]
         indexes = [models.Index(fields=["project", "-created_at"], name="export_newest")]
@@ -499,7 +494,7 @@ class Intervention(models.Model):
 
     class Meta:
         constraints = [
-            _choices_check("action", InterventionAction, "intervention_action_valid"),
+            choices_check("action", InterventionAction, "intervention_action_valid"),
             models.UniqueConstraint(
                 fields=["project", "event_id"], name="intervention_event_id_unique"
             ),
@@ -605,7 +600,7 @@ class QueueAssignment(models.Model):
         constraints = [
             # Never the same item twice to one annotator.
             models.UniqueConstraint(fields=["item", "annotator"], name="assignment_once_each"),
-            _choices_check("status", AssignmentStatus, "assignment_status_valid"),
+            choices_check("status", AssignmentStatus, "assignment_status_valid"),
         ]
         indexes = [models.Index(fields=["item", "status"], name="assignment_item_status")]
 
