@@ -11,48 +11,48 @@ Every model and helper is re-exported here, so `from feedback.models import Answ
 same wherever a model lives.
 """
 
+from feedback.models.annotation import (
+    AnnotationQueue,
+    AssignmentStatus,
+    Intervention,
+    InterventionAction,
+    PipelineConnector,
+    QueueAssignment,
+    QueueItem,
+    Rerun,
+)
+from feedback.models.datasets import Export, ExportFormat, export_path
+from feedback.models.operations import WorkerHeartbeat
+from feedback.models.signals import (
+    Comparison,
+    Critique,
+    EventType,
+    Exposure,
+    FeedbackEvent,
+    FollowUp,
+    Outcome,
+    Reaction,
+    Source,
+    Winner,
+)
 from feedback.models.tenancy import (
     DEFAULT_NEGATIVE_REACTIONS,
     DEFAULT_POSITIVE_REACTIONS,
     DEFAULT_REACTIONS,
     ROLE_RANK,
     SCOPE_MIN_ROLE,
-    AnnotationQueue,
-    Answer,
     ApiKey,
-    AssignmentStatus,
-    Comparison,
-    Critique,
-    EventType,
-    Export,
-    ExportFormat,
-    Exposure,
-    FeedbackEvent,
-    FollowUp,
-    Intervention,
-    InterventionAction,
     Membership,
-    Outcome,
-    PipelineConnector,
     Project,
-    QueueAssignment,
-    QueueItem,
-    Reaction,
-    Rerun,
     Role,
     Scope,
-    Source,
-    Stage,
-    StageKind,
-    Winner,
-    WorkerHeartbeat,
     default_negative,
     default_positive,
     default_reactions,
-    export_path,
     new_salt,
     role_includes,
 )
+from feedback.models.traces import Answer, Stage, StageKind
 
 # Applied migrations name these callables by their old place, feedback.models._<name>: the
 # same functions must answer there, or the migrations stop loading.
