@@ -1,0 +1,84 @@
+"""Traces: the answers a project's system produced, and the pipeline stages behind each.
+
+One answer per external_id and project, held by the database.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from feedback.core.constraints import choices_check
+from feedback.models.tenancy import Project
+
+
+class Answer(models.Model):
+    """One generated response, as the client's system produced it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="answers")
+    external_id = models.CharField(max_length=255)
+    conversation = models.CharField(max_length=255, blank=True, default="")
+    user_ref = models.CharField(max_length=255, blank=True, default="")
+    prompt = models.JSONField()  # [{"role", "content"}] up to this turn
+    # SHA-256 of the prompt's canonical JSON: finds answers to the same prompt with an index.
+    prompt_hash = models.CharField(max_length=64, db_index=False)
+    response = models.TextField()
+    model = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # The answer this one was re-run from after a debug-mode correction (online adaptation).
+    revision_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="answer_external_id_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="answer_newest"),
+            models.Index(fields=["project", "model", "model_version"], name="answer_model"),
+            models.Index(fields=["project", "prompt_hash"], name="answer_same_prompt"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class StageKind(models.TextChoices):
+    DECOMPOSITION = "decomposition"
+    RETRIEVAL = "retrieval"
+    RERANK = "rerank"
+    GENERATION = "generation"
+    TOOL = "tool"
+    OTHER = "other"
+
+
+class Stage(models.Model):
+    """One step of the pipeline trace that produced an answer."""
+
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=StageKind.choices)
+    name = models.CharField(max_length=200, blank=True, default="")
+    parent_position = models.PositiveIntegerField(null=True, blank=True)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["answer", "position"], name="stage_position_unique"),
+            choices_check("kind", StageKind, "stage_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(parent_position__isnull=True)
+                | Q(parent_position__lt=models.F("position")),
+                name="stage_parent_before_child",
+            ),
+        ]
+        ordering = ["answer", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.answer_id}#{self.position} {self.kind}"
