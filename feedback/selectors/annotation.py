@@ -115,15 +115,6 @@ def answers_matching(*, project: Project, spec: QueueFilter) -> QuerySet[Answer]
     return answers
 
 
-def model_names(*, project: Project) -> list[str]:
-    return list(
-        Answer.objects.filter(project=project)
-        .order_by("model")
-        .values_list("model", flat=True)
-        .distinct()
-    )
-
-
 def queues_with_progress(*, project: Project) -> list[AnnotationQueue]:
     """The project's queues, each with `total` items and `complete` ones (done by as many
     annotators as the queue's overlap asks), in one query whatever their number."""

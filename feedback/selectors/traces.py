@@ -33,6 +33,7 @@ def answers_for_project(*, project: Project) -> QuerySet[Answer]:
 
 
 def project_models(*, project: Project) -> list[str]:
+    """The model names the project's answers carry, sorted (filters on the list and queue pages)."""
     return list(
         Answer.objects.filter(project=project)
         .order_by("model")

@@ -32,7 +32,7 @@ def _list_context(membership: Membership, **extra: object) -> dict[str, object]:
         "queues": selectors.queues_with_progress(project=project),
         "can_create": role_includes(membership.role, Role.RESEARCHER),
         "reaction_states": REACTION_STATES.items(),
-        "models": selectors.model_names(project=project),
+        "models": selectors.project_models(project=project),
         "form": QueueForm(),
         **extra,
     }

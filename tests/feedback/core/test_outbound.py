@@ -30,12 +30,6 @@ def server() -> Iterator[ChatServer]:
         yield running
 
 
-@pytest.fixture
-def nothing_allowed(settings: Any) -> None:
-    """Production's default: no host may be in the refused ranges."""
-    settings.OUTBOUND_ALLOWED_HOSTS = []
-
-
 def port_of(server: ChatServer) -> int:
     port = urlsplit(server.url).port
     assert port is not None
