@@ -396,9 +396,12 @@ def test_the_heartbeat_outlives_its_connection_being_killed(project: Project) ->
         wait_for(heartbeat_backends)
 
         # when the server process behind its connection is terminated
+        pids = heartbeat_backends()
+        assert pids
         with connection.cursor() as cursor:
-            for pid in heartbeat_backends():
+            for pid in pids:
                 cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+                assert cursor.fetchone() == (True,)
         killed_at = timezone.now()
 
         # then it connects again and goes on beating
