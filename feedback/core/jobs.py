@@ -175,6 +175,7 @@ def job_resume(*, kind: JobKind[J], job: J, message: str = "Resuming…") -> J:
             error="",
             message=message,
             resumed_after_attempt=F("attempts"),
+            cancel_requested=False,
         )
         if resumed:
             job_enqueue(kind=kind, job_id=job.pk)

@@ -136,21 +136,27 @@ def _client(generator: Generator | None) -> ChatClient | None:
     )
 
 
-def _insert(build: C3POBuild, scope: str, category: str, prompts: list[str], **extra: Any) -> None:
-    C3POItem.objects.bulk_create(
-        [
-            C3POItem(
-                build=build,
-                scope=scope,
-                category=category,
-                prompt=prompt,
-                prompt_hash=_prompt_hash(prompt),
-                **{k: v[i] for k, v in extra.items()},
-            )
-            for i, prompt in enumerate(prompts)
-        ],
-        ignore_conflicts=True,  # a prompt the model repeated, or a resumed stage's
-    )
+def _insert(stage: _Stage, scope: str, category: str, prompts: list[str], **extra: Any) -> None:
+    """Add items to the build, only while this attempt is the current one: a superseded attempt
+    still waiting on the generator would otherwise add a second set of generated prompts (the
+    texts differ between runs, so the unique constraint would not catch them)."""
+    build = stage.attempt.job
+    with transaction.atomic():
+        stage.attempt.lock()
+        C3POItem.objects.bulk_create(
+            [
+                C3POItem(
+                    build=build,
+                    scope=scope,
+                    category=category,
+                    prompt=prompt,
+                    prompt_hash=_prompt_hash(prompt),
+                    **{k: v[i] for k, v in extra.items()},
+                )
+                for i, prompt in enumerate(prompts)
+            ],
+            ignore_conflicts=True,  # a prompt the model repeated, or a resumed stage's
+        )
 
 
 Step = Callable[[C3POBuild, _Stage, ChatClient | None], None]
@@ -192,7 +198,7 @@ def _stage_prompts(scope: PromptScope) -> Step:
                     )
                 )
                 _insert(
-                    build,
+                    stage,
                     scope,
                     build.categories[0],
                     [q for q, _ in pairs],
@@ -225,7 +231,7 @@ def _stage_prompts(scope: PromptScope) -> Step:
 
         def store(index: int, prompts: list[str]) -> None:
             nonlocal done
-            _insert(build, scope, todo[index], prompts)
+            _insert(stage, scope, todo[index], prompts)
             done += 1
             stage.report(done, total)
 
@@ -252,7 +258,7 @@ def _stage_out_of_scope(build: C3POBuild, stage: _Stage, client: ChatClient | No
     response_of = dict(collected)
     # The project's own answers are the baselines of its own prompts when no model is asked.
     baselines = [response_of[q] if client is None else "" for q in sampled]
-    _insert(build, PromptScope.OUT_OF_SCOPE, "", sampled, baseline=baselines)
+    _insert(stage, PromptScope.OUT_OF_SCOPE, "", sampled, baseline=baselines)
     missing = wanted - have - len(sampled)
     if missing <= 0 or client is None:
         return
@@ -268,7 +274,7 @@ def _stage_out_of_scope(build: C3POBuild, stage: _Stage, client: ChatClient | No
             request.messages, name=request.name, schema=request.schema, validate=request.validate
         )
         before = out_of_scope.count()
-        _insert(build, PromptScope.OUT_OF_SCOPE, "", [p for p in prompts if p not in used])
+        _insert(stage, PromptScope.OUT_OF_SCOPE, "", [p for p in prompts if p not in used])
         added = out_of_scope.count() - before
         if added == 0:
             raise GeneratorError(
