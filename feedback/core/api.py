@@ -192,14 +192,25 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or NON_FIELD: [str(m) for m in messages]}
 
 
+def is_database_outage(exception: BaseException | None) -> bool:
+    """The errors of a database that can't answer now (a lost or refused connection, a query
+    cancelled or deadlocked: worth retrying), as opposed to a bad query (a bug)."""
+    return isinstance(exception, OperationalError | InterfaceError)
+
+
+def note_database_outage(exception: BaseException | None) -> None:
+    """Log the outage and drop the broken connection now, so the client's retry gets a fresh
+    one. The API and the pages both answer 503 after this."""
+    logger.warning("database unavailable: %s", exception)
+    connections["default"].close_if_unusable_or_obsolete()
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error as `{"error": {"code", "message", "fields"?}}`: a service's
     ValidationFailed becomes the 400 naming its fields, and the database being down a 503 with
     Retry-After (the transaction was rolled back, so nothing was written)."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        logger.warning("database unavailable: %s", exc)
-        # Drop the broken connection now, so the client's retry gets a fresh one.
-        connections["default"].close_if_unusable_or_obsolete()
+    if is_database_outage(exc):
+        note_database_outage(exc)
         exc = ServiceUnavailable()
     elif isinstance(exc, DatabaseError):
         return None  # a bug, not bad input: let it surface as a 500 and be logged

@@ -9,12 +9,16 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
 
-from feedback.core.api import ServiceUnavailable, error_body
+from feedback.core.api import (
+    ServiceUnavailable,
+    error_body,
+    is_database_outage,
+    note_database_outage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +47,7 @@ class RejectNulCharactersMiddleware:
             for key, values in request.GET.lists()
             for value in values
         ):
-            message = "The URL contains a NUL character."
-            if is_api(request):
-                return JsonResponse(error_body("invalid", message), status=400)
-            return HttpResponseBadRequest(message)
+            return _refusal(request, 400, "invalid", "The URL contains a NUL character.")
         return self.get_response(request)
 
 
@@ -135,20 +136,12 @@ class DatabaseUnavailableMiddleware:
         return None
 
 
-def is_database_outage(exception: BaseException | None) -> bool:
-    """The errors of a database that can't answer now (a lost or refused connection, a query
-    cancelled or deadlocked: worth retrying), as opposed to a bad query (a bug)."""
-    return isinstance(exception, OperationalError | InterfaceError)
-
-
 def database_unavailable_response(
     request: HttpRequest, exception: BaseException | None
 ) -> HttpResponse:
     """503 with Retry-After. The page is rendered without the request, so nothing in it (the
     signed-in user, messages, the session) goes back to the database that just failed."""
-    logger.warning("database unavailable: %s", exception)
-    # Drop the broken connection now, so the retry gets a fresh one.
-    connections["default"].close_if_unusable_or_obsolete()
+    note_database_outage(exception)
     response: HttpResponse
     if is_api(request):
         body = error_body(ServiceUnavailable.default_code, str(ServiceUnavailable.default_detail))

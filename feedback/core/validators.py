@@ -15,7 +15,6 @@ MAX_URL_LENGTH = 2048
 
 # Characters that reorder how the text around them is displayed (U+202A-U+202E embeddings and
 # overrides, U+2066-U+2069 isolates): in an id they make "txt.exe" look like "exe.txt".
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # In a URL: whitespace (`\s` matches what `str.isspace` does), C0 controls and DEL.
 _URL_UNSAFE_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -34,8 +33,8 @@ def url_problem(value: str) -> str | None:
         return f"Must be at most {MAX_URL_LENGTH} characters."
     if _URL_UNSAFE_SPACE.search(value):
         return "Must not contain spaces or control characters."
-    if _BIDI.search(value):
-        return bidi_problem(value)
+    if bidi := bidi_problem(value):
+        return bidi
     if "\\" in value:
         # Browsers read a backslash as "/" in http(s) URLs, Python's parser doesn't: the two
         # would see different hosts in https://evil.example\\.good.example.

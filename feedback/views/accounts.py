@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from axes.helpers import get_cool_off
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -22,7 +21,7 @@ def login_locked_out(
     The attempt that got here was counted too, and a failure during a lockout starts the
     cool-off again (AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT), so every failure this lock
     counts is now at most this old: the lock lifts one cool-off from now."""
-    cool_off = get_cool_off(request) or settings.AXES_COOLOFF_TIME
+    cool_off = get_cool_off(request)
     retry_at = timezone.now() + cool_off
     response = render(
         request,

@@ -19,8 +19,8 @@ from django.views.defaults import server_error as django_server_error
 from config.celery_app import app as celery_app
 from feedback import selectors, services
 from feedback.core.access import membership_or_404
-from feedback.core.api import error_body
-from feedback.core.middleware import database_unavailable_response, is_api, is_database_outage
+from feedback.core.api import error_body, is_database_outage
+from feedback.core.middleware import database_unavailable_response, is_api
 from feedback.forms import ApiKeyForm, ConnectorForm, ProjectSettingsForm
 from feedback.models import ApiKey, Membership, Role, Scope
 
