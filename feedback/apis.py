@@ -373,7 +373,7 @@ class FeedbackApi(APIView):
             )
         if all(r.limit == "rate_limited" for r in results):
             raise Throttled(
-                wait=services.feedback.RATE_WINDOW.total_seconds(),
+                wait=services.signals.RATE_WINDOW.total_seconds(),
                 detail="Too much feedback from these viewers; retry later.",
             )
         return batch_response(results)
@@ -580,7 +580,7 @@ class ExportCreateApi(APIView):
         body: Any = request.data
         if not isinstance(body, dict):
             raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-        export = services.exports.export_request(
+        export = services.datasets.export_request(
             project=project,
             dataset=body.get("dataset"),
             fmt=body.get("format"),

@@ -1,7 +1,7 @@
 """Validation of feedback events, shared by `POST /api/v1/feedback` and the pages.
 
 Pure functions over parsed JSON, no ORM. What needs the database (does the answer exist, do two
-answers share a prompt, is the viewer over a limit) is checked by `services.feedback`.
+answers share a prompt, is the viewer over a limit) is checked by `services.signals`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from feedback.core.validators import bidi_problem, url_problem
 from feedback.models import Project, Scope
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 from feedback.selectors import QueueFilter
-from feedback.services.queues import OVERLAP_RULE
+from feedback.services.annotation import OVERLAP_RULE
 
 _REACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 

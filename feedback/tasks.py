@@ -8,8 +8,8 @@ from celery import shared_task
 
 from feedback import services
 from feedback.core import jobs
-from feedback.services.exports import EXPORT_JOB, EXPORT_TIME_LIMIT
-from feedback.services.reruns import RERUN_JOB, RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
+from feedback.services.annotation import RERUN_JOB, RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
+from feedback.services.datasets import EXPORT_JOB, EXPORT_TIME_LIMIT
 
 JOB_KINDS = {kind.name: kind for kind in (EXPORT_JOB, RERUN_JOB)}
 
@@ -27,7 +27,7 @@ def worker_heartbeat() -> None:
     services.worker_heartbeat_record(hostname=socket.gethostname())
 
 
-# Sent by name to Queue.EXPORTS (services.exports.EXPORT_JOB).
+# Sent by name to Queue.EXPORTS (services.datasets.EXPORT_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -37,7 +37,7 @@ def worker_heartbeat() -> None:
 )
 def export_build(export_id: int) -> None:
     """Write a dataset snapshot; the service guards on the export's status."""
-    services.exports.export_build(export_id=export_id)
+    services.datasets.export_build(export_id=export_id)
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind.
@@ -48,7 +48,7 @@ def jobs_sweep(kind: str) -> None:
     jobs.jobs_sweep(kind=JOB_KINDS[kind])
 
 
-# Sent by name to Queue.DEFAULT (services.reruns.RERUN_JOB).
+# Sent by name to Queue.DEFAULT (services.annotation.RERUN_JOB).
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -58,4 +58,4 @@ def jobs_sweep(kind: str) -> None:
 )
 def rerun_execute(rerun_id: int) -> None:
     """Re-run an answer's stages after a correction; the service claims only a queued run."""
-    services.reruns.rerun_execute(rerun_id=rerun_id)
+    services.annotation.rerun_execute(rerun_id=rerun_id)

@@ -2,7 +2,7 @@
 
 Every import counts, also one inside a function (the usual way to hide a cycle); only imports
 under `if TYPE_CHECKING:` are left out, since they never run. An import names the module it
-reads from (`from feedback.services import exports` reads feedback.services.exports); the
+reads from (`from feedback.services import datasets` reads feedback.services.datasets); the
 package `__init__` a submodule import passes through is not counted, so a package may re-export
 its modules.
 """

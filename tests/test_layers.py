@@ -271,7 +271,7 @@ def test_the_error_checks_see_each_way_of_writing_it(tmp_path: Path) -> None:
         "def view(request):\n"
         "    try:\n"
         "        services.export_request()\n"
-        "    except services.exports.ExportInvalid as error:\n"
+        "    except services.datasets.ExportInvalid as error:\n"
         "        raise InvalidInput(error.message, error.errors) from error\n"
         "    except (KeyError, ValidationFailed):\n"
         "        pass\n"

@@ -1,11 +1,11 @@
 """The test tree mirrors the source tree, so a module's tests are found where the module is.
 
 A test module `tests/<folder>/test_<name>.py` tests the module `<folder>/<name>.py` or the package
-`<folder>/<name>/` of the source: feedback/services/queues.py is tested in
-tests/feedback/services/test_queues.py, config/urls.py in tests/config/test_urls.py. When a module
-has more tests than one file holds well, each further file is named for its aspect,
-`test_<name>_<aspect>.py`: tests/feedback/views/test_site_connector.py holds the tests of the
-connector settings in feedback/views/site.py.
+`<folder>/<name>/` of the source: feedback/services/datasets.py is tested in
+tests/feedback/services/test_datasets.py, config/urls.py in tests/config/test_urls.py. When a
+module has more tests than one file holds well, each further file is named for its aspect,
+`test_<name>_<aspect>.py`: tests/feedback/services/test_annotation_queues.py holds the tests of
+the queues in feedback/services/annotation.py.
 
 Not bound to one module: tests/browser/, whose tests follow a person through whole journeys, and
 the tests in tests/ itself that read the whole source tree at once (WHOLE_TREE). Helpers that test

@@ -29,7 +29,7 @@ from feedback.core.pages import is_htmx, render_page
 from feedback.events import OUTCOMES
 from feedback.models import Answer, Membership, Outcome, Winner
 from feedback.rendering import render_markdown
-from feedback.services.feedback import RATE_WINDOW, FeedbackResult
+from feedback.services.signals import RATE_WINDOW, FeedbackResult
 
 ANSWERS_PER_PAGE = 25
 REACTION_EMOJI = {

@@ -54,9 +54,12 @@ from feedback.models import (
 )
 from feedback.pipelines.protocol import PipelineError
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
-from feedback.services.interventions import interventions_save
-from feedback.services.queues import AssignmentExpired
-from feedback.services.reruns import RERUNNABLE_KINDS, RerunUnavailable
+from feedback.services.annotation import (
+    RERUNNABLE_KINDS,
+    AssignmentExpired,
+    RerunUnavailable,
+    interventions_save,
+)
 from feedback.views.queues import to_next_item
 
 ANSWER_PREFIX = "answer-"  # the editor of an answer without a trace
@@ -321,7 +324,7 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         return render(request, "feedback/answer_debug.html", context, status=400)
     if assignment is not None and assignment.status == AssignmentStatus.ASSIGNED:
         try:
-            services.queues.queue_item_submit(assignment=assignment)
+            services.annotation.queue_item_submit(assignment=assignment)
         except AssignmentExpired as expired:
             messages.warning(request, str(expired))
         messages.success(request, f"Saved {len(saved)} correction(s).")
@@ -364,7 +367,7 @@ def answer_rerun(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     )
     stage = found_or_404(stage, "No stage at that position.")
     try:
-        rerun = services.reruns.rerun_request(answer=answer, stage=stage, user=membership.user)
+        rerun = services.annotation.rerun_request(answer=answer, stage=stage, user=membership.user)
     except RerunUnavailable as unavailable:
         if is_htmx(request):
             context: dict[str, Any] = {
@@ -413,7 +416,7 @@ def ask(request: HttpRequest, slug: str) -> HttpResponse:
             context["error"] = "Type a question first."
             return render(request, "feedback/ask.html", context, status=400)
         try:
-            answer = services.reruns.answer_ask(
+            answer = services.annotation.answer_ask(
                 project=membership.project, question=question, user_ref=viewer_of(request)
             )
         except PipelineError as error:

@@ -52,7 +52,7 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     form = ExportForm(request.POST)
     export = form.submit(
-        lambda data: services.exports.export_request(
+        lambda data: services.datasets.export_request(
             project=membership.project,
             dataset=data["dataset"],
             fmt=data["format"],

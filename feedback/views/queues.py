@@ -16,7 +16,7 @@ from feedback.core.access import found_or_404, membership_or_404
 from feedback.forms import AssignmentForm, QueueForm
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.selectors import REACTION_STATES
-from feedback.services.queues import AssignmentExpired
+from feedback.services.annotation import AssignmentExpired
 
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
@@ -51,7 +51,7 @@ def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     form = QueueForm(request.POST)
     queue = form.submit(
-        lambda data: services.queues.queue_create(
+        lambda data: services.annotation.queue_create(
             project=membership.project,
             created_by=membership.user,
             name=data["name"],
@@ -90,7 +90,7 @@ def to_next_item(
     request: HttpRequest, membership: Membership, queue: AnnotationQueue
 ) -> HttpResponse:
     """Hand the annotator their next item (in debug mode), or tell them the queue is done."""
-    assignment = services.queues.queue_item_next_for(queue=queue, annotator=membership.user)
+    assignment = services.annotation.queue_item_next_for(queue=queue, annotator=membership.user)
     if assignment is None:
         messages.info(request, "Nothing left for you in this queue. Thank you!")
         return redirect("feedback:queue_detail", membership.project.slug, queue.pk)
@@ -125,7 +125,7 @@ def _posted_assignment(
 def queue_skip(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     queue = _queue_or_404(membership, queue_id)
-    services.queues.queue_item_skip(assignment=_posted_assignment(request, membership, queue))
+    services.annotation.queue_item_skip(assignment=_posted_assignment(request, membership, queue))
     return to_next_item(request, membership, queue)
 
 
@@ -135,7 +135,9 @@ def queue_submit(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     queue = _queue_or_404(membership, queue_id)
     try:
-        services.queues.queue_item_submit(assignment=_posted_assignment(request, membership, queue))
+        services.annotation.queue_item_submit(
+            assignment=_posted_assignment(request, membership, queue)
+        )
     except AssignmentExpired as expired:
         messages.warning(request, str(expired))
     return to_next_item(request, membership, queue)

@@ -54,10 +54,15 @@ from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
 from feedback.models import Answer, Critique, Project, Role, Scope
-from feedback.services.exports import export_build, export_request
-from feedback.services.interventions import interventions_save
-from feedback.services.queues import QueueFilter, queue_create, queue_item_next_for
-from feedback.services.reruns import answer_ask, rerun_request
+from feedback.services.annotation import (
+    QueueFilter,
+    answer_ask,
+    interventions_save,
+    queue_create,
+    queue_item_next_for,
+    rerun_request,
+)
+from feedback.services.datasets import export_build, export_request
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,

@@ -18,7 +18,7 @@ from feedback.models import (
     QueueItem,
     Reaction,
 )
-from feedback.services.queues import QueueFilter, queue_create
+from feedback.services.annotation import QueueFilter, queue_create
 from tests.factories import MembershipFactory, UserFactory
 
 

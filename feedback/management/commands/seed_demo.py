@@ -8,7 +8,7 @@ from feedback.demo_data import demo_answers, demo_questions
 from feedback.models import AnnotationQueue, Role
 from feedback.pipelines import demo
 from feedback.services import answers_ingest, feedback_record, member_set, project_create
-from feedback.services.queues import QueueFilter, queue_create
+from feedback.services.annotation import QueueFilter, queue_create
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (demo logins are printed on purpose)
 DEMO_USERS = {

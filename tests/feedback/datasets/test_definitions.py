@@ -332,7 +332,7 @@ def test_streaming_memory_does_not_grow_with_the_row_count(project: Project) -> 
 
 @pytest.fixture
 def corrected(project: Project, answers: dict[str, Answer]) -> Any:
-    from feedback.services.interventions import interventions_save
+    from feedback.services.annotation import interventions_save
     from tests.factories import StageFactory, UserFactory
 
     answer = answers["one"]
@@ -446,7 +446,7 @@ def test_parquet_of_a_chained_dataset_holds_both_parts(
 
     import pyarrow.parquet as pq
 
-    from feedback.services import exports
+    from feedback.services import datasets as exports
 
     settings.MEDIA_ROOT = tmp_path
     record(project, event("c1", "comparison", "one", other_answer="other", winner="b"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from feedback.models import Export, Project
-from feedback.services import exports
+from feedback.services import datasets as exports
 
 
 def test_researchers_snapshot_and_download_from_the_page(

@@ -19,7 +19,7 @@ from feedback.models import (
     Project,
     QueueAssignment,
 )
-from feedback.services.queues import queue_item_next_for
+from feedback.services.annotation import queue_item_next_for
 from tests.factories import AnswerFactory, StageFactory, login
 from tests.feedback.queue_data import annotators, answers_of, at, finish, make_queue, react
 

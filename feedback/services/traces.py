@@ -10,9 +10,9 @@ from typing import Any, Literal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from feedback.core.bulk import insert_ignoring_conflicts
 from feedback.ingest import ValidAnswer, validate_answer
 from feedback.models import Project
-from feedback.services.bulk import insert_ignoring_conflicts
 
 # --- answers ---------------------------------------------------------------------------------
 

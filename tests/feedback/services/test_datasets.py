@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from feedback.core.jobs import Attempt, JobSuperseded, Swept, jobs_sweep
 from feedback.models import Export, Project
-from feedback.services import exports, feedback_record
+from feedback.services import datasets as exports
+from feedback.services import feedback_record
 from tests.conftest import bearer_client
 from tests.factories import AnswerFactory, api_key_for
 from tests.feedback.conftest import MULTI_TURN
@@ -245,7 +246,7 @@ def test_a_redelivery_takes_over_only_a_stale_export(
 def test_a_presumed_dead_attempt_cannot_overwrite_a_failed_export(
     api: APIClient, reactions: None, settings: Any, tmp_path: Path
 ) -> None:
-    from feedback.services.exports import _write_file
+    from feedback.services.datasets import _write_file
 
     settings.MEDIA_ROOT = tmp_path
     export_id = request_export(api, dataset="kto", format="jsonl").json()["id"]
@@ -266,7 +267,7 @@ def test_a_presumed_dead_attempt_cannot_overwrite_a_failed_export(
 def test_stages_export_to_parquet_with_json_text_columns(
     api: APIClient, project: Project, settings: Any, tmp_path: Path
 ) -> None:
-    from feedback.services.interventions import interventions_save
+    from feedback.services.annotation import interventions_save
     from tests.factories import StageFactory, UserFactory
 
     settings.MEDIA_ROOT = tmp_path

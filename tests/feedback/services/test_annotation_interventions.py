@@ -8,7 +8,7 @@ import pytest
 
 from feedback.core.errors import ValidationFailed
 from feedback.models import Answer, Intervention, Project
-from feedback.services.interventions import interventions_save
+from feedback.services.annotation import interventions_save
 from tests.factories import AnswerFactory, StageFactory, UserFactory
 
 

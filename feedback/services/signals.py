@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from feedback.core.bulk import insert_ignoring_conflicts
 from feedback.events import ValidEvent, validate_event
 from feedback.models import (
     Answer,
@@ -35,7 +36,6 @@ from feedback.models import (
     Reaction,
     Source,
 )
-from feedback.services.bulk import insert_ignoring_conflicts
 
 RATE_WINDOW = timedelta(minutes=1)
 REACTION_CAP_WINDOW = timedelta(days=1)

@@ -24,7 +24,7 @@ from feedback.models import (
     QueueItem,
 )
 from feedback.selectors import queue_agreement, queue_progress, queues_with_progress
-from feedback.services.queues import (
+from feedback.services.annotation import (
     AssignmentExpired,
     QueueFilter,
     queue_item_next_for,

@@ -1,4 +1,4 @@
-"""Projects, members and API keys."""
+"""Projects, members, settings and API keys."""
 
 from __future__ import annotations
 
@@ -14,16 +14,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from feedback.core import outbound
 from feedback.core.errors import ValidationFailed
 from feedback.models import (
     ApiKey,
     Membership,
-    PipelineConnector,
     Project,
     Role,
     Scope,
-    WorkerHeartbeat,
 )
 
 API_KEY_PREFIX = "fbk_"
@@ -125,16 +122,6 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     return key
 
 
-# --- workers ---------------------------------------------------------------------------------
-
-
-def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
-    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
-        hostname=hostname, defaults={"seen_at": timezone.now()}
-    )
-    return heartbeat
-
-
 def project_settings_update(
     *,
     project: Project,
@@ -173,23 +160,3 @@ def project_settings_update(
         ]
     )
     return project
-
-
-def connector_save(
-    *, project: Project, url: str, secret: str | None, timeout_seconds: int
-) -> PipelineConnector:
-    """Register or change the project's pipeline. `secret=None` keeps the stored secret.
-    A URL the platform may not call (credentials in it, or an internal address) is refused
-    here, and checked again on every call."""
-    problem = outbound.destination_problem(url)
-    if problem:
-        raise ValidationFailed.of("url", problem)
-    defaults: dict[str, Any] = {"url": url, "timeout_seconds": timeout_seconds}
-    if secret is not None:
-        defaults["secret"] = secret
-    connector, _ = PipelineConnector.objects.update_or_create(project=project, defaults=defaults)
-    return connector
-
-
-def connector_remove(*, project: Project) -> None:
-    PipelineConnector.objects.filter(project=project).delete()

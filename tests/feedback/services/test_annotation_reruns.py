@@ -29,7 +29,7 @@ from feedback.forms import ConnectorForm
 from feedback.models import Answer, Intervention, Project, Rerun, Role, Stage
 from feedback.pipelines import http as http_pipeline
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
-from feedback.services.reruns import RERUN_JOB, RERUN_STALE, rerun_execute
+from feedback.services.annotation import RERUN_JOB, RERUN_STALE, rerun_execute
 from feedback.tasks import rerun_execute as rerun_execute_task
 from tests.factories import AnswerFactory, StageFactory, UserFactory, member
 from tests.feedback.pipeline_server import (
