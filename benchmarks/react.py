@@ -6,9 +6,9 @@ What is compared
       reaction drawn from love/like/dislike/laugh and a viewer (`user_ref`) taken round-robin
       from `--viewers` distinct ones, so no viewer comes near the project's limits (60 feedback
       events a minute, 200 reactions a day). A 2xx answer counts; anything else is an error.
-    * healthz: `GET /healthz` (`SELECT 1`, the newest heartbeat row, a broker connection and
-      ping): the baseline, a request through the same middleware that touches PostgreSQL and
-      Redis but writes nothing. 200 counts.
+    * healthz: `GET /healthz` (the newest heartbeat row, which is its database check, and a
+      broker connection and ping): the baseline, a request through the same middleware that
+      touches PostgreSQL and Redis but writes nothing. 200 counts.
 
 Both run against the real web process: gunicorn with `platform/gunicorn.conf.py` and the
 production settings (DEBUG off, a SECRET_KEY, no SSL redirect; access log to /dev/null), started

@@ -189,39 +189,17 @@ def plant_corpus(project: Project, owner: User, live_url: str) -> Corpus:
     ]
     documents.append({"id": "d-good", "title": "Good", "text": ALL, "url": good_url})
     documents.append({"id": PAYLOADS[4], "title": PAYLOADS[5], "text": ALL, "url": BAD_URLS[0]})
+    stage_contents: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        ("decomposition", {"question": ALL}, {"subqueries": PAYLOADS}),
+        ("retrieval", {"queries": PAYLOADS}, {"documents": documents}),
+        ("tool", {"args": ALL}, {"result": ALL}),
+        ("generation", {"prompt": ALL}, {"text": ALL}),
+    ]
     stages = [
         Stage.objects.create(
-            answer=rich,
-            position=0,
-            kind="decomposition",
-            name=PAYLOADS[3],
-            input={"question": ALL},
-            output={"subqueries": PAYLOADS},
-        ),
-        Stage.objects.create(
-            answer=rich,
-            position=1,
-            kind="retrieval",
-            name=PAYLOADS[4],
-            input={"queries": PAYLOADS},
-            output={"documents": documents},
-        ),
-        Stage.objects.create(
-            answer=rich,
-            position=2,
-            kind="tool",
-            name=PAYLOADS[5],
-            input={"args": ALL},
-            output={"result": ALL},
-        ),
-        Stage.objects.create(
-            answer=rich,
-            position=3,
-            kind="generation",
-            name=PAYLOADS[6],
-            input={"prompt": ALL},
-            output={"text": ALL},
-        ),
+            answer=rich, position=i, kind=kind, name=PAYLOADS[3 + i], input=inp, output=out
+        )
+        for i, (kind, inp, out) in enumerate(stage_contents)
     ]
     decomposition, retrieval, _, generation = stages
 
@@ -248,26 +226,21 @@ def plant_corpus(project: Project, owner: User, live_url: str) -> Corpus:
             event_id=f"corpus:{uuid.uuid4()}",
             created_at=now,
         )
-    Rerun.objects.create(
-        project=project,
-        answer=rich,
-        stage=decomposition,
-        requested_by=owner,
-        corrected_output={"subqueries": PAYLOADS},
-        status="failed",
-        message=PAYLOADS[14],
-        error=ALL,
-    )
-    Rerun.objects.create(
-        project=project,
-        answer=rich,
-        stage=retrieval,
-        requested_by=owner,
-        corrected_output={"documents": documents},
-        status="succeeded",
-        progress=1.0,
-        revision=answers[2],
-    )
+    reruns: list[tuple[Stage, dict[str, Any], dict[str, Any]]] = [
+        (decomposition, {"subqueries": PAYLOADS}, {"status": "failed", "message": PAYLOADS[14]}),
+        (retrieval, {"documents": documents}, {"status": "succeeded", "revision": answers[2]}),
+    ]
+    for stage, corrected_output, outcome in reruns:
+        Rerun.objects.create(
+            project=project,
+            answer=rich,
+            stage=stage,
+            requested_by=owner,
+            corrected_output=corrected_output,
+            error=ALL if outcome["status"] == "failed" else "",
+            progress=1.0,
+            **outcome,
+        )
 
     # Feedback on the answers: reactions of every kind, critiques, follow-ups.
     for answer in [rich, *answers[:3]]:

@@ -169,6 +169,21 @@ def wait_until_finished(rerun_id: int, *, seconds: float = 20.0) -> Rerun:
         time.sleep(0.1)
 
 
+def queued_rerun(project: Project) -> Rerun:
+    """A re-run of answer a-1's retrieval stage, keeping its first document, not yet started."""
+    answer = AnswerFactory.create(project=project, external_id="a-1")
+    stage = StageFactory.create(
+        answer=answer, position=0, kind="retrieval", output={"documents": DOCUMENTS}
+    )
+    return Rerun.objects.create(
+        project=project,
+        answer=answer,
+        stage=stage,
+        requested_by=UserFactory.create(username="anna"),
+        corrected_output={"documents": DOCUMENTS[:1]},
+    )
+
+
 def correct_and_rerun(project: Project, api: APIClient) -> tuple[Answer, Client, Any]:
     """An answer ingested through the API, its retrieval corrected in debug mode (doc-9 judged
     irrelevant), and the re-run from that stage requested."""
@@ -429,17 +444,7 @@ def test_a_worker_whose_rerun_was_swept_meanwhile_keeps_nothing(
 
     connector_for(project, pipeline_server.url)
     pipeline_server.script(Reply(body=swept_then_answered))
-    answer = AnswerFactory.create(project=project, external_id="a-1")
-    stage = StageFactory.create(
-        answer=answer, position=0, kind="retrieval", output={"documents": DOCUMENTS}
-    )
-    rerun = Rerun.objects.create(
-        project=project,
-        answer=answer,
-        stage=stage,
-        requested_by=UserFactory.create(username="anna"),
-        corrected_output={"documents": DOCUMENTS[:1]},
-    )
+    rerun = queued_rerun(project)
 
     # when the worker runs it and the pipeline answers after the sweep
     rerun_execute(rerun_id=rerun.pk)
@@ -464,17 +469,7 @@ def test_a_rerun_through_a_refused_connector_fails_with_the_reason(
     # given a queued re-run, and a connector to a local address
     connector_for(project, pipeline_server.url, secret=SECRET)
     pipeline_server.script(Reply(body=rerun_reply))
-    answer = AnswerFactory.create(project=project, external_id="a-1")
-    stage = StageFactory.create(
-        answer=answer, position=0, kind="retrieval", output={"documents": DOCUMENTS}
-    )
-    rerun = Rerun.objects.create(
-        project=project,
-        answer=answer,
-        stage=stage,
-        requested_by=UserFactory.create(username="anna"),
-        corrected_output={"documents": DOCUMENTS[:1]},
-    )
+    rerun = queued_rerun(project)
 
     # when the worker runs it
     rerun_execute(rerun_id=rerun.pk)
