@@ -16,9 +16,12 @@ A job is a row, and the row is the truth about it; the broker only carries its i
   and tries again at its next beat.
 - `jobs_sweep` applies one rule, configured per kind: a running job silent for longer than its
   kind's `stale_after` lost its worker. If a cancel was asked for, it ends `cancelled`; if it has
-  attempts left, it is queued again; otherwise it fails with the kind's message.
+  attempts left, it is queued again; otherwise it fails with the kind's message. Beat names the
+  kind, and `job_kind` finds it by that name.
 
-Each kind (`JobKind`) is declared next to the service that does its work.
+Each kind (`JobKind`) is declared next to the service that does its work, and registers itself
+by its name there. The app's tasks module imports that service (its task calls it), so a worker,
+which imports every app's tasks module, knows every kind.
 """
 
 from __future__ import annotations
@@ -123,9 +126,26 @@ class JobKind(Generic[J]):
     on_claim: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     select_related: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.name in _KINDS:
+            raise ValueError(f"A job kind named {self.name!r} is declared already.")
+        _KINDS[self.name] = self
+
     @property
     def rows(self) -> QuerySet[J]:
         return self.model._default_manager.all()
+
+
+_KINDS: dict[str, JobKind[Any]] = {}
+
+
+def job_kind(name: str) -> JobKind[Any]:
+    """The kind declared with `name`; LookupError naming the known kinds when there is none."""
+    try:
+        return _KINDS[name]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS)) or "none"
+        raise LookupError(f"No job kind is named {name!r} (known: {known}).") from None
 
 
 def seconds_setting(name: str) -> Callable[[], timedelta]:

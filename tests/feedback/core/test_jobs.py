@@ -1,15 +1,17 @@
-"""The job framework on its own: sending a job's task by name after commit, claiming with a
-fencing token, the heartbeat thread against a real database failure, the outcome of a worker's
-work, cancelling, resuming and the sweeper's one rule.
+"""The job framework on its own: the kinds' registry, sending a job's task by name after commit,
+claiming with a fencing token, the heartbeat thread against a real database failure, the outcome
+of a worker's work, cancelling, resuming and the sweeper's one rule.
 
-The jobs here are Export rows run by a kind declared in this file, so each test controls the
-kind's limits; the kinds the platform declares are tested with their services.
+The jobs here are Export rows run by kinds derived in this file from the platform's export kind,
+so each test controls the kind's limits; the kinds the platform declares are tested with their
+services.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +26,6 @@ from feedback.core.jobs import (
     Attempt,
     Heartbeat,
     JobFailed,
-    JobKind,
     JobStatus,
     JobSuperseded,
     Swept,
@@ -32,22 +33,30 @@ from feedback.core.jobs import (
     job_claim,
     job_enqueue,
     job_execute,
+    job_kind,
     job_resume,
     jobs_sweep,
 )
 from feedback.models import Export, Project
+from feedback.services.datasets import EXPORT_JOB
 from tests.conftest import empty_test_broker
 from tests.tcp_proxy import TcpProxy
 
 STALE = timedelta(minutes=1)
-KIND = JobKind(
-    name="test",
-    model=Export,
-    task="feedback.tasks.export_build",
-    queue=Queue.EXPORTS,
+KIND = replace(
+    EXPORT_JOB,
+    name="test_export",
     stale_after=lambda: STALE,
     max_attempts=2,
     gave_up="Its worker stopped twice.",
+)
+# A queued job whose task never arrived is given up after 2 * STALE.
+LOST_KIND = replace(
+    KIND,
+    name="test_export_lost",
+    max_attempts=1,
+    gave_up="Start it again.",
+    queued_lost_after=lambda: 2 * STALE,
 )
 
 
@@ -72,6 +81,29 @@ def wait_for(check: Any, seconds: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+# --- the kinds' registry -----------------------------------------------------------------------
+
+
+def test_a_kind_is_found_by_the_name_it_was_declared_with() -> None:
+    assert job_kind("export") is EXPORT_JOB
+    assert job_kind(KIND.name) is KIND
+
+
+def test_a_second_kind_with_a_taken_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="'test_export' is declared already"):
+        replace(KIND, max_attempts=5)
+
+    assert job_kind("test_export") is KIND
+
+
+def test_an_unknown_kind_name_is_a_clear_error() -> None:
+    with pytest.raises(LookupError) as raised:
+        job_kind("exports")
+
+    assert str(raised.value).startswith("No job kind is named 'exports' (known: ")
+    assert "export, " in str(raised.value)
 
 
 # --- sending the task ------------------------------------------------------------------------
@@ -347,22 +379,12 @@ def test_a_requeued_job_is_sent_again_and_counted(project: Project) -> None:
 
 @pytest.mark.django_db
 def test_a_queued_job_whose_task_was_lost_fails_when_its_kind_says_so(project: Project) -> None:
-    lost_kind = JobKind(
-        name="lost",
-        model=Export,
-        task="feedback.tasks.export_build",
-        queue=Queue.EXPORTS,
-        stale_after=lambda: STALE,
-        max_attempts=1,
-        gave_up="Start it again.",
-        queued_lost_after=lambda: 2 * STALE,
-    )
     lost = job(project)
     waiting = job(project)
     Export.objects.filter(pk=lost.pk).update(created_at=timezone.now() - 3 * STALE)
     Export.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - STALE)
 
-    assert jobs_sweep(kind=lost_kind) == Swept(requeued=0, failed=1, cancelled=0)
+    assert jobs_sweep(kind=LOST_KIND) == Swept(requeued=0, failed=1, cancelled=0)
     assert jobs_sweep(kind=KIND) == Swept(requeued=0, failed=0, cancelled=0)
     assert dict(Export.objects.values_list("pk", "status")) == {
         lost.pk: "failed",
