@@ -29,7 +29,6 @@ app.conf.task_routes = {
     "feedback.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
-    "rewardmodels.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
 }
 app.autodiscover_tasks()

@@ -308,17 +308,14 @@ TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
 
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
-    "exports-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 120.0, "args": ["export"]},
-    "reruns-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": 60.0, "args": ["rerun"]},
-    "training-runs-sweep": {
-        "task": "rewardmodels.tasks.jobs_sweep",
-        "schedule": 60.0,
-        "args": ["training_run"],
-    },
-    "c3po-builds-sweep": {
-        "task": "rewardmodels.tasks.jobs_sweep",
-        "schedule": 60.0,
-        "args": ["c3po_build"],
+    **{
+        f"{name}-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": every, "args": [kind]}
+        for name, kind, every in (
+            ("exports", "export", 120.0),
+            ("reruns", "rerun", 60.0),
+            ("training-runs", "training_run", 60.0),
+            ("c3po-builds", "c3po_build", 60.0),
+        )
     },
 }
 

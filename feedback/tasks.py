@@ -8,10 +8,8 @@ from celery import shared_task
 
 from feedback import services
 from feedback.core import jobs
-from feedback.services.annotation import RERUN_JOB, RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
-from feedback.services.datasets import EXPORT_JOB, EXPORT_TIME_LIMIT
-
-JOB_KINDS = {kind.name: kind for kind in (EXPORT_JOB, RERUN_JOB)}
+from feedback.services.annotation import RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
+from feedback.services.datasets import EXPORT_TIME_LIMIT
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py.
@@ -40,12 +38,13 @@ def export_build(export_id: int) -> None:
     services.datasets.export_build(export_id=export_id)
 
 
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind.
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind, for
+# the kinds of every app (each registers itself where it is declared: feedback.core.jobs).
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
 def jobs_sweep(kind: str) -> None:
     """Queue again, fail or end the jobs of this kind whose worker died, so none stays
     "running" for ever."""
-    jobs.jobs_sweep(kind=JOB_KINDS[kind])
+    jobs.jobs_sweep(kind=jobs.job_kind(kind))
 
 
 # Sent by name to Queue.DEFAULT (services.annotation.RERUN_JOB).

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from feedback.core import jobs
 from rewardmodels import services
-
-JOB_KINDS = {
-    kind.name: kind for kind in (services.TRAINING_RUN_JOB, services.c3po_build.C3PO_BUILD_JOB)
-}
 
 TRAINING_TIME_LIMIT = 2 * 60 * 60  # seconds; a run longer than this is cut and marked failed
 
@@ -25,14 +20,6 @@ TRAINING_TIME_LIMIT = 2 * 60 * 60  # seconds; a run longer than this is cut and 
 def training_run_execute(run_id: int) -> None:
     """Train a run; the service claims only a queued run, so a redelivery does nothing."""
     services.training_run_execute(run_id=run_id)
-
-
-# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, once per job kind.
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
-def jobs_sweep(kind: str) -> None:
-    """Queue again, fail or end the jobs of this kind whose worker died, so none stays
-    "running" for ever."""
-    jobs.jobs_sweep(kind=JOB_KINDS[kind])
 
 
 # Sent by name to Queue.C3PO (services.c3po_build.C3PO_BUILD_JOB).

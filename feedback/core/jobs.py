@@ -14,11 +14,17 @@ A job is a row, and the row is the truth about it; the broker only carries its i
   connection of its own, so one long step (a big query, hashing a file, a slow remote model) does
   not look like a dead worker. It outlives database errors: it logs, drops the broken connection
   and tries again at its next beat.
+- Progress reports go through `Attempt.progress`, which writes at most once per the kind's
+  `progress_every` (a forced report, and the finish, always write). A written report is also
+  where a cancel request is noticed, so the work stops within that interval of being asked to.
 - `jobs_sweep` applies one rule, configured per kind: a running job silent for longer than its
   kind's `stale_after` lost its worker. If a cancel was asked for, it ends `cancelled`; if it has
-  attempts left, it is queued again; otherwise it fails with the kind's message.
+  attempts left, it is queued again; otherwise it fails with the kind's message. Beat names the
+  kind, and `job_kind` finds it by that name.
 
-Each kind (`JobKind`) is declared next to the service that does its work.
+Each kind (`JobKind`) is declared next to the service that does its work, and registers itself
+by its name there. The app's tasks module imports that service (its task calls it), so a worker,
+which imports every app's tasks module, knows every kind.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,10 +129,30 @@ class JobKind(Generic[J]):
     # Set on the row when an attempt starts (a first progress and message, say).
     on_claim: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     select_related: tuple[str, ...] = ()
+    # Progress reports closer together than this are skipped (see Attempt.progress): the page
+    # polling the row needs no more, and a cancel is still noticed this soon.
+    progress_every: timedelta = timedelta(seconds=1)
+
+    def __post_init__(self) -> None:
+        if self.name in _KINDS:
+            raise ValueError(f"A job kind named {self.name!r} is declared already.")
+        _KINDS[self.name] = self
 
     @property
     def rows(self) -> QuerySet[J]:
         return self.model._default_manager.all()
+
+
+_KINDS: dict[str, JobKind[Any]] = {}
+
+
+def job_kind(name: str) -> JobKind[Any]:
+    """The kind declared with `name`; LookupError naming the known kinds when there is none."""
+    try:
+        return _KINDS[name]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS)) or "none"
+        raise LookupError(f"No job kind is named {name!r} (known: {known}).") from None
 
 
 def seconds_setting(name: str) -> Callable[[], timedelta]:
@@ -156,7 +183,8 @@ def job_enqueue(*, kind: JobKind[Any], job_id: int) -> None:
 
 
 def job_cancel(*, job: J) -> J:
-    """A queued job is cancelled at once; a running one stops at its next progress report."""
+    """A queued job is cancelled at once; a running one stops at its next progress report
+    written (within its kind's `progress_every` while it reports)."""
     rows = type(job)._default_manager.filter(pk=job.pk)
     rows.filter(status=JobStatus.QUEUED).update(
         status=JobStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
@@ -199,6 +227,7 @@ class Attempt(Generic[J]):
         self.kind = kind
         self.job = job
         self.ended = False
+        self.reported_at: float | None = None  # time.monotonic() of the last report written
 
     @property
     def number(self) -> int:
@@ -223,10 +252,28 @@ class Attempt(Generic[J]):
             raise JobSuperseded
 
     def progress(
-        self, fraction: float | None = None, message: str | None = None, **fields: Any
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        *,
+        force: bool = False,
+        **fields: Any,
     ) -> None:
         """Record progress (and a heartbeat). JobCancelled when a cancel was asked for,
-        JobSuperseded when another attempt took over: either way the work should stop."""
+        JobSuperseded when another attempt took over: either way the work should stop.
+
+        A report sooner than the kind's `progress_every` after the last one written is skipped,
+        fields and all, unless `force` (a step the row must keep, such as a finished stage).
+        The first report is always written, and the work may report as often as it likes: a
+        cancel is noticed at the first report written after it."""
+        now = time.monotonic()
+        if (
+            not force
+            and self.reported_at is not None
+            and now - self.reported_at < self.kind.progress_every.total_seconds()
+        ):
+            return
+        self.reported_at = now
         fields["heartbeat_at"] = timezone.now()
         if fraction is not None:
             fields["progress"] = min(max(fraction, 0.0), 1.0)

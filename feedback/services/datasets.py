@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.files import File
-from django.utils import timezone
 
 from config.celery_app import Queue
 from feedback import datasets
@@ -33,8 +32,6 @@ from feedback.ingest import parse_timestamp
 from feedback.models import Export, ExportFormat, Project
 
 EXPORT_TIME_LIMIT = timedelta(hours=2)
-PROGRESS_EVERY_ROWS = 10_000
-PROGRESS_EVERY = timedelta(seconds=30)
 
 EXPORT_JOB = JobKind(
     name="export",
@@ -137,15 +134,10 @@ def _write_file(attempt: Attempt[Export]) -> None:
         export.project, filters, export.form, export.created_at
     )
     total = rows.count()
-    attempt.progress(total_rows=total)
-    reported, reported_at = 0, timezone.now()
+    attempt.progress(total_rows=total, force=True)
 
     def progress(count: int) -> None:
-        nonlocal reported, reported_at
-        now = timezone.now()
-        if count - reported >= PROGRESS_EVERY_ROWS or now - reported_at >= PROGRESS_EVERY:
-            reported, reported_at = count, now
-            attempt.progress(min(1.0, count / total) if total else 0.0, rows=count)
+        attempt.progress(min(1.0, count / total) if total else 0.0, rows=count)
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{export.dataset}.{export.format}"

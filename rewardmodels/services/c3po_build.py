@@ -75,12 +75,16 @@ class _Stage:
         return C3POItem.objects.filter(build__in=self.attempt.mine)
 
     def report(self, done: int, total: int) -> None:
+        """Called for every item; the attempt writes it at most once per its kind's
+        `progress_every`, and always the stage's last item, so a finished stage shows its
+        count."""
         within = done / total if total else 1.0
         stages = len(C3POBuild.STAGES)
         self.attempt.progress(
             round((self.index + within) / stages, 4),
             f"Stage {self.index + 1} of {stages}, {C3POBuild.STAGES[self.index]}: "
             f"{done} of {total}",
+            force=done >= total,
         )
 
 
@@ -104,7 +108,7 @@ def _build(attempt: Attempt[C3POBuild]) -> None:
                     f"Stage {index + 1} ({C3POBuild.STAGES[index]}) stopped: {error.message} "
                     "Fix the generator or the counts, then resume the build."
                 ) from error
-            attempt.progress(stage=index + 1)
+            attempt.progress(stage=index + 1, force=True)  # a resumed build starts here
             build.stage = index + 1
     finally:
         if client is not None:

@@ -179,7 +179,8 @@ def training_run_start(*, reward_model: RewardModel, requested_by: User | None) 
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
-    """A queued run is cancelled at once; a running one stops at its next batch."""
+    """A queued run is cancelled at once; a running one stops at the end of a batch, about a
+    second later (or one batch, when batches are slower)."""
     return job_cancel(job=run)
 
 
@@ -197,27 +198,23 @@ def reward_model_activate(*, reward_model: RewardModel, version: int) -> RewardM
 
 @dataclass
 class _Progress:
-    """Progress, checked at most once a second from the training loop; it stops the run when a
-    cancel was asked for (JobCancelled) or another attempt took over (JobSuperseded)."""
+    """The training loop's progress, reported after every batch (the attempt writes it at most
+    once per its kind's `progress_every`) and at every step; it stops the run when a cancel was
+    asked for (JobCancelled) or another attempt took over (JobSuperseded)."""
 
     attempt: Attempt[TrainingRun]
     total: int
     low: float = 0.05
     high: float = 0.85
     done: int = 0
-    checked_at: float = 0.0
 
     def __call__(self, rows: int) -> None:
         self.done += rows
-        now = time.monotonic()
-        if now - self.checked_at < 1.0:
-            return
-        self.checked_at = now
         fraction = self.low + (self.high - self.low) * min(1.0, self.done / max(1, self.total))
         self.attempt.progress(round(fraction, 4), f"Training: {self.done:,} of {self.total:,} rows")
 
     def step(self, fraction: float, message: str) -> None:
-        self.attempt.progress(fraction, message)
+        self.attempt.progress(fraction, message, force=True)
 
 
 def training_run_execute(*, run_id: int) -> None:

@@ -1,21 +1,24 @@
-"""The job framework on its own: sending a job's task by name after commit, claiming with a
-fencing token, the heartbeat thread against a real database failure, the outcome of a worker's
-work, cancelling, resuming and the sweeper's one rule.
+"""The job framework on its own: the kinds' registry, sending a job's task by name after commit,
+claiming with a fencing token, the heartbeat thread against a real database failure, the outcome
+of a worker's work, the progress throttle, cancelling, resuming and the sweeper's one rule.
 
-The jobs here are Export rows run by a kind declared in this file, so each test controls the
-kind's limits; the kinds the platform declares are tested with their services.
+The jobs here are Export rows run by kinds derived in this file from the platform's export kind,
+so each test controls the kind's limits; the kinds the platform declares are tested with their
+services.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.celery_app import Queue
@@ -24,7 +27,6 @@ from feedback.core.jobs import (
     Attempt,
     Heartbeat,
     JobFailed,
-    JobKind,
     JobStatus,
     JobSuperseded,
     Swept,
@@ -32,23 +34,34 @@ from feedback.core.jobs import (
     job_claim,
     job_enqueue,
     job_execute,
+    job_kind,
     job_resume,
     jobs_sweep,
 )
 from feedback.models import Export, Project
+from feedback.services.datasets import EXPORT_JOB
 from tests.conftest import empty_test_broker
 from tests.tcp_proxy import TcpProxy
 
 STALE = timedelta(minutes=1)
-KIND = JobKind(
-    name="test",
-    model=Export,
-    task="feedback.tasks.export_build",
-    queue=Queue.EXPORTS,
+# Every progress report is written, so a test sees each one (the throttle has tests of its own).
+KIND = replace(
+    EXPORT_JOB,
+    name="test_export",
     stale_after=lambda: STALE,
     max_attempts=2,
     gave_up="Its worker stopped twice.",
+    progress_every=timedelta(0),
 )
+# A queued job whose task never arrived is given up after 2 * STALE.
+LOST_KIND = replace(
+    KIND,
+    name="test_export_lost",
+    max_attempts=1,
+    gave_up="Start it again.",
+    queued_lost_after=lambda: 2 * STALE,
+)
+THROTTLED = replace(KIND, name="test_export_throttled", progress_every=timedelta(seconds=1))
 
 
 def job(project: Project, **fields: Any) -> Export:
@@ -72,6 +85,29 @@ def wait_for(check: Any, seconds: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+# --- the kinds' registry -----------------------------------------------------------------------
+
+
+def test_a_kind_is_found_by_the_name_it_was_declared_with() -> None:
+    assert job_kind("export") is EXPORT_JOB
+    assert job_kind(KIND.name) is KIND
+
+
+def test_a_second_kind_with_a_taken_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="'test_export' is declared already"):
+        replace(KIND, max_attempts=5)
+
+    assert job_kind("test_export") is KIND
+
+
+def test_an_unknown_kind_name_is_a_clear_error() -> None:
+    with pytest.raises(LookupError) as raised:
+        job_kind("exports")
+
+    assert str(raised.value).startswith("No job kind is named 'exports' (known: ")
+    assert "export, " in str(raised.value)
 
 
 # --- sending the task ------------------------------------------------------------------------
@@ -225,6 +261,77 @@ def test_the_works_outcome_ends_the_job(
     assert export.message == ("Done." if status == "succeeded" else "")
 
 
+# --- the progress throttle -------------------------------------------------------------------
+
+
+def progress_writes(queries: CaptureQueriesContext) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('UPDATE "feedback_export"') and '"progress" =' in q["sql"]
+    ]
+
+
+@pytest.mark.django_db
+def test_rapid_progress_reports_write_the_first_and_the_forced_last(project: Project) -> None:
+    # given an attempt of a kind that writes progress at most once a second
+    export = job(project)
+    attempt = job_claim(kind=THROTTLED, job_id=export.pk)
+    assert attempt is not None
+
+    # when the work reports a thousand times in a row (well within a second)
+    with CaptureQueriesContext(connection) as queries:
+        for done in range(1000):
+            attempt.progress(done / 1000, f"{done} of 1000", rows=done)
+    export.refresh_from_db()
+
+    # then only the first report was written
+    assert len(progress_writes(queries)) == 1
+    assert (export.message, export.rows) == ("0 of 1000", 0)
+
+    # and the last one, forced, and the finish are written
+    with CaptureQueriesContext(connection) as queries:
+        attempt.progress(1.0, "1000 of 1000", force=True, rows=1000)
+        export.refresh_from_db()
+        assert (export.message, export.rows, export.progress) == ("1000 of 1000", 1000, 1.0)
+        attempt.finish(message="Written.")
+    export.refresh_from_db()
+    assert len(progress_writes(queries)) == 2
+    assert (export.status, export.message) == ("succeeded", "Written.")
+
+
+@pytest.mark.django_db
+def test_a_throttled_attempt_notices_a_cancel_within_the_interval(project: Project) -> None:
+    export = job(project)
+    reports_after_cancel = 0
+    cancelled_at = stopped_at = 0.0
+
+    def work(attempt: Attempt[Export]) -> None:
+        nonlocal reports_after_cancel, cancelled_at, stopped_at
+        attempt.progress(0.1)
+        # given a cancel asked for right after a report was written
+        job_cancel(job=Export.objects.get(pk=export.pk))
+        cancelled_at = time.monotonic()
+        try:
+            # when the work goes on reporting quickly
+            while time.monotonic() - cancelled_at < 10:
+                attempt.progress(0.5)
+                reports_after_cancel += 1
+                time.sleep(0.005)
+        finally:
+            stopped_at = time.monotonic()
+
+    job_execute(kind=THROTTLED, job_id=export.pk, work=work)
+
+    # then the reports within the interval were skipped, and the first one after it stopped
+    # the work: the job ends cancelled
+    export.refresh_from_db()
+    assert (export.status, export.message) == ("cancelled", "Cancelled.")
+    assert reports_after_cancel > 1
+    interval = THROTTLED.progress_every.total_seconds()
+    assert stopped_at - cancelled_at < interval + 1.0  # a busy machine's scheduling aside
+
+
 @pytest.mark.django_db
 def test_a_cancel_stops_the_work_at_its_next_progress_report(project: Project) -> None:
     export = job(project)
@@ -347,22 +454,12 @@ def test_a_requeued_job_is_sent_again_and_counted(project: Project) -> None:
 
 @pytest.mark.django_db
 def test_a_queued_job_whose_task_was_lost_fails_when_its_kind_says_so(project: Project) -> None:
-    lost_kind = JobKind(
-        name="lost",
-        model=Export,
-        task="feedback.tasks.export_build",
-        queue=Queue.EXPORTS,
-        stale_after=lambda: STALE,
-        max_attempts=1,
-        gave_up="Start it again.",
-        queued_lost_after=lambda: 2 * STALE,
-    )
     lost = job(project)
     waiting = job(project)
     Export.objects.filter(pk=lost.pk).update(created_at=timezone.now() - 3 * STALE)
     Export.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - STALE)
 
-    assert jobs_sweep(kind=lost_kind) == Swept(requeued=0, failed=1, cancelled=0)
+    assert jobs_sweep(kind=LOST_KIND) == Swept(requeued=0, failed=1, cancelled=0)
     assert jobs_sweep(kind=KIND) == Swept(requeued=0, failed=0, cancelled=0)
     assert dict(Export.objects.values_list("pk", "status")) == {
         lost.pk: "failed",

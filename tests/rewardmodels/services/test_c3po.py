@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -649,13 +651,45 @@ def _member(project: Project, role: str = "researcher", username: str = "rhea") 
     return browser
 
 
-def _run_build(project: Project, generator: Generator) -> C3POBuild:
+def _run_build(project: Project, generator: Generator, counts: dict[str, Any] = SMALL) -> C3POBuild:
     """A build started and executed here, in the test's thread (the worker's code path)."""
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
-    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=SMALL)
+    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=counts)
     c3po_build.build_execute(build_id=build.pk)
     build.refresh_from_db()
     return build
+
+
+@pytest.mark.django_db
+def test_a_build_writes_its_progress_now_and_then_not_for_every_item(
+    project: Project, api: APIClient, chat: ChatServer
+) -> None:
+    # Given a generator that answers at once, and counts that make some sixty items
+    _collected_answers(project)
+    generator = Generator.objects.get(pk=_generator(api, chat))
+    counts = {**SMALL, "in_scope_per_category": 10, "near_scope_per_category": 5}
+
+    # When a build runs
+    started = time.monotonic()
+    with CaptureQueriesContext(connection) as queries:
+        build = _run_build(project, generator, counts)
+    elapsed = time.monotonic() - started
+
+    # Then it wrote its progress the first time, at most once per interval after that, and at
+    # the end of each stage (its last count, then its number), not once per item
+    assert build.status == BuildStatus.SUCCEEDED, build.error
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('UPDATE "rewardmodels_c3pobuild"') and '"progress" =' in q["sql"]
+    ]
+    reports = len(chat.completions) - 1  # each generated item; the categories are not counted
+    every = c3po_build.C3PO_BUILD_JOB.progress_every.total_seconds()
+    stages = len(C3POBuild.STAGES)
+    assert len(writes) <= 1 + 2 * stages + 1 + elapsed / every + 1  # first, stage ends, finish
+    assert len(writes) < reports
+    baselines = build.items.count()
+    assert any(f"{C3POBuild.STAGES[4]}: {baselines} of {baselines}" in sql for sql in writes)
 
 
 INTERNAL_BASE_URLS = [
