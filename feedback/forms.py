@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from django import forms
 from django.core.validators import URLValidator
 
 from feedback.core.forms import ServiceForm
 from feedback.core.validators import bidi_problem, url_problem
-from feedback.models import Project, Scope
+from feedback.models import PipelineConnector, Project, Scope
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 from feedback.selectors import QueueFilter
 from feedback.services.annotation import OVERLAP_RULE
@@ -40,7 +40,7 @@ class ReactionListField(forms.CharField):
         return names
 
 
-class ProjectSettingsForm(forms.Form):
+class ProjectSettingsForm(ServiceForm):
     name = forms.CharField(max_length=200)
     reaction_set = ReactionListField(
         label="Reactions", help_text="Shown in this order, e.g. love, like, dislike."
@@ -143,6 +143,20 @@ class ConnectorForm(ServiceForm):
     remove = forms.BooleanField(label="Remove the connector", required=False)
 
     url_fields = ("url",)
+
+    @classmethod
+    def for_connector(cls, connector: PipelineConnector | None) -> ConnectorForm:
+        """The form filled in with the saved connector (but never its secret)."""
+        if connector is None:
+            return cls()
+        return cls(initial={"url": connector.url, "timeout_seconds": connector.timeout_seconds})
+
+    def noting_secret_of(self, connector: PipelineConnector | None) -> Self:
+        """This form, its secret field saying when a secret is stored (left blank, it stays)."""
+        if connector is not None and connector.secret:
+            # On the bound field: a validated form has already made it from the field.
+            self["secret"].help_text = "A secret is set; leave blank to keep it."
+        return self
 
     def clean_url(self) -> str:
         url: str = self.cleaned_data["url"]

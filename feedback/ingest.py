@@ -115,6 +115,34 @@ def _identifier(errors: Errors, field: str, value: Any) -> str:
     return text
 
 
+def _one_of(errors: Errors, field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value in choices:
+        return str(value)
+    errors[field] = [f"Must be one of: {', '.join(choices)}."]
+    return ""
+
+
+def _objects(
+    errors: Errors, path: str, value: Any, *, noun: str, limit: int, keys: str
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """The objects of the list at `path`, each with its index and path. A value that is not a
+    list of at most `limit` (`noun`) is an error of `path`; an item that is not an object (with
+    `keys`, the ones that matter) is an error of that item."""
+    if not isinstance(value, list):
+        errors[path] = [f"Must be a list of {noun}."]
+        return []
+    if len(value) > limit:
+        errors[path] = [f"Must contain at most {limit} {noun}."]
+        return []
+    objects = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            objects.append((i, f"{path}[{i}]", item))
+        else:
+            errors[f"{path}[{i}]"] = [f"Must be an object with {keys}."]
+    return objects
+
+
 def parse_timestamp(
     value: Any, *, now: datetime | None, allow_future: bool = False
 ) -> tuple[datetime | None, str | None]:
@@ -147,18 +175,11 @@ def _prompt(errors: Errors, value: Any) -> str:
         if not value:
             errors["prompt"] = ["Must contain at least one message."]
             return ""
-        if len(value) > MAX_MESSAGES:
-            errors["prompt"] = [f"Must contain at most {MAX_MESSAGES} messages."]
-            return ""
         messages = []
-        for i, message in enumerate(value):
-            path = f"prompt[{i}]"
-            if not isinstance(message, dict):
-                errors[path] = ["Must be an object with role and content."]
-                continue
-            role = message.get("role")
-            if role not in MESSAGE_ROLES:
-                errors[f"{path}.role"] = [f"Must be one of: {', '.join(MESSAGE_ROLES)}."]
+        for _, path, message in _objects(
+            errors, "prompt", value, noun="messages", limit=MAX_MESSAGES, keys="role and content"
+        ):
+            role = _one_of(errors, f"{path}.role", message.get("role"), MESSAGE_ROLES)
             content = _string(
                 errors,
                 f"{path}.content",
@@ -181,18 +202,15 @@ def prompt_digest(messages: list[dict[str, Any]]) -> str:
 
 
 def _documents_errors(errors: Errors, path: str, output: dict[str, Any]) -> None:
-    documents = output.get("documents")
-    if not isinstance(documents, list):
-        errors[f"{path}.documents"] = ["Must be a list of documents."]
-        return
-    if len(documents) > MAX_DOCUMENTS:
-        errors[f"{path}.documents"] = [f"Must contain at most {MAX_DOCUMENTS} documents."]
-        return
-    for i, document in enumerate(documents):
-        doc_path = f"{path}.documents[{i}]"
-        if not isinstance(document, dict):
-            errors[doc_path] = ["Must be an object with id and text."]
-            continue
+    documents = _objects(
+        errors,
+        f"{path}.documents",
+        output.get("documents"),
+        noun="documents",
+        limit=MAX_DOCUMENTS,
+        keys="id and text",
+    )
+    for _, doc_path, document in documents:
         doc_id = document.get("id")
         if not isinstance(doc_id, str) or not doc_id or len(doc_id) > MAX_ID_LENGTH:
             errors[f"{doc_path}.id"] = [f"Must be a non-empty string of at most {MAX_ID_LENGTH}."]
@@ -228,23 +246,12 @@ def _stage_output_errors(errors: Errors, path: str, kind: str, output: dict[str,
 def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list):
-        errors["trace"] = ["Must be a list of stages."]
-        return ()
-    if len(value) > MAX_STAGES:
-        errors["trace"] = [f"Must contain at most {MAX_STAGES} stages."]
-        return ()
     stages: list[ValidStage] = []
     positions: set[int] = set()
-    for i, stage in enumerate(value):
-        path = f"trace[{i}]"
-        if not isinstance(stage, dict):
-            errors[path] = ["Must be an object with kind and output."]
-            continue
-        kind = stage.get("kind")
-        if kind not in STAGE_KINDS:
-            errors[f"{path}.kind"] = [f"Must be one of: {', '.join(STAGE_KINDS)}."]
-            kind = ""
+    for i, path, stage in _objects(
+        errors, "trace", value, noun="stages", limit=MAX_STAGES, keys="kind and output"
+    ):
+        kind = _one_of(errors, f"{path}.kind", stage.get("kind"), STAGE_KINDS)
         position = stage.get("position")
         if position is None:
             position = i
@@ -282,8 +289,8 @@ def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
             ValidStage(position, kind, name, parent, input_json or "{}", output_json or "{}")
         )
     # A parent must name a stage that exists, not just an earlier number.
-    for i, stage in enumerate(stages):
-        if stage.parent_position is not None and stage.parent_position not in positions:
+    for i, valid in enumerate(stages):
+        if valid.parent_position is not None and valid.parent_position not in positions:
             errors.setdefault(f"trace[{i}].parent", ["Must be the position of an earlier stage."])
     return tuple(stages)
 

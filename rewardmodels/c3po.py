@@ -112,16 +112,31 @@ _SYSTEM_DATASET = (
 )
 
 
-def _string_list_schema(key: str) -> dict[str, Any]:
-    """`{key: [str, ...]}`. Kept to the keywords every structured-output backend accepts in
-    strict mode (no minItems/maxItems): the requested count is in the prompt and the validators
-    tolerate models that miscount."""
-    return {
-        "type": "object",
-        "properties": {key: {"type": "array", "items": {"type": "string"}}},
-        "required": [key],
-        "additionalProperties": False,
-    }
+def _string_list_request(
+    user: str, *, key: str, count: int, max_chars: int
+) -> JsonRequest[list[str]]:
+    """A dataset call answering `{key: [str, ...]}`: `user`'s instructions, then the answer's
+    shape. Its schema is kept to the keywords every structured-output backend accepts in strict
+    mode (no minItems/maxItems): the requested count is in the prompt and the validator
+    tolerates models that miscount."""
+    _check_count(count)
+    user += f'\n\nReturn exactly {count} {key} as {{"{key}": ["...", ...]}}.'
+    return JsonRequest(
+        messages=[
+            {"role": "system", "content": _SYSTEM_DATASET},
+            {"role": "user", "content": user},
+        ],
+        name=key,
+        schema={
+            "type": "object",
+            "properties": {key: {"type": "array", "items": {"type": "string"}}},
+            "required": [key],
+            "additionalProperties": False,
+        },
+        validate=lambda parsed: _validate_strings(
+            parsed, key=key, count=count, max_chars=max_chars
+        ),
+    )
 
 
 def _feedback_block(feedback: str, domain: str) -> str:
@@ -137,7 +152,6 @@ def categories_request(
     """Ask for `count` distinct category names of requests within the feedback's domain, the
     first stage: prompts are then generated per category, which spreads them over the domain
     instead of letting the generator write a thousand variations of one request."""
-    _check_count(count)
     user = (
         _feedback_block(feedback, domain)
         + f"What it changes in the assistant's answers: {effect.strip()}\n\n"
@@ -145,20 +159,9 @@ def categories_request(
         f"this domain, so the feedback applies to them. Each category is a short name of two to "
         f"six words, broad enough that many different requests fit it, and clearly different from "
         f"the other categories. Together they should cover the domain widely. Do not restate the "
-        f"feedback and do not number the names.\n\n"
-        f'Return exactly {count} categories as {{"categories": ["...", ...]}}.'
+        f"feedback and do not number the names."
     )
-    return JsonRequest(
-        messages=[
-            {"role": "system", "content": _SYSTEM_DATASET},
-            {"role": "user", "content": user},
-        ],
-        name="categories",
-        schema=_string_list_schema("categories"),
-        validate=lambda parsed: _validate_strings(
-            parsed, key="categories", count=count, max_chars=MAX_CATEGORY_CHARS
-        ),
-    )
+    return _string_list_request(user, key="categories", count=count, max_chars=MAX_CATEGORY_CHARS)
 
 
 def prompts_request(
@@ -167,7 +170,6 @@ def prompts_request(
     """Ask for `count` prompts in `category`: in-scope ones where the feedback clearly applies
     (they become preference pairs), or near-scope ones on similar topics where it does not (they
     teach the model not to overgeneralise the feedback)."""
-    _check_count(count)
     if scope == "in_scope":
         task = (
             f'Write prompts that a user might send an AI assistant, in the category "{category}". '
@@ -188,20 +190,9 @@ def prompts_request(
         _feedback_block(feedback, domain) + "\n" + task + "\n\n"
         "Write each prompt exactly as the user would type it: self-contained, with any details "
         "the assistant needs, and without mentioning the feedback. Vary the length, wording, tone "
-        "and the specific situation from one prompt to the next.\n\n"
-        f'Return exactly {count} prompts as {{"prompts": ["...", ...]}}.'
+        "and the specific situation from one prompt to the next."
     )
-    return JsonRequest(
-        messages=[
-            {"role": "system", "content": _SYSTEM_DATASET},
-            {"role": "user", "content": user},
-        ],
-        name="prompts",
-        schema=_string_list_schema("prompts"),
-        validate=lambda parsed: _validate_strings(
-            parsed, key="prompts", count=count, max_chars=MAX_PROMPT_CHARS
-        ),
-    )
+    return _string_list_request(user, key="prompts", count=count, max_chars=MAX_PROMPT_CHARS)
 
 
 _GENERAL_THEMES = (
@@ -221,7 +212,6 @@ def out_of_scope_request(*, count: int, avoid: str, batch: int = 0) -> JsonReque
     only when the project has collected too few prompts of its own. Repeated calls with the same
     text tend to return the same prompts, so `batch` (the call's number) rotates a theme hint to
     keep successive batches apart."""
-    _check_count(count)
     theme = _GENERAL_THEMES[batch % len(_GENERAL_THEMES)]
     user = (
         "Write varied, general-purpose prompts that people send an AI assistant: questions, "
@@ -229,20 +219,9 @@ def out_of_scope_request(*, count: int, avoid: str, batch: int = 0) -> JsonReque
         f"{theme}.\n"
         f"None of them may relate in any way to: {avoid.strip()}\n\n"
         "Write each prompt exactly as the user would type it, self-contained, and make them differ "
-        "in length, wording and subject.\n\n"
-        f'Return exactly {count} prompts as {{"prompts": ["...", ...]}}.'
+        "in length, wording and subject."
     )
-    return JsonRequest(
-        messages=[
-            {"role": "system", "content": _SYSTEM_DATASET},
-            {"role": "user", "content": user},
-        ],
-        name="prompts",
-        schema=_string_list_schema("prompts"),
-        validate=lambda parsed: _validate_strings(
-            parsed, key="prompts", count=count, max_chars=MAX_PROMPT_CHARS
-        ),
-    )
+    return _string_list_request(user, key="prompts", count=count, max_chars=MAX_PROMPT_CHARS)
 
 
 def baseline_messages(prompt: str) -> list[dict[str, str]]:

@@ -49,20 +49,6 @@ def _new_event_id() -> str:
     return f"web:{uuid.uuid4()}"
 
 
-def _posted_answer(
-    request: HttpRequest, membership: Membership, external_id: str, target_id: str
-) -> Answer | HttpResponse:
-    """The answer a form posts about. A stale page posting after the answer was deleted gets
-    a 404; with htmx, an inline message in place of the form it came from."""
-    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
-    if answer is not None:
-        return answer
-    if not is_htmx(request):
-        raise Http404("This answer does not exist (any more).")
-    context = {"target_id": target_id, "slug": membership.project.slug}
-    return render(request, "feedback/answer_gone.html", context, status=404)
-
-
 def _result_status(result: FeedbackResult) -> int:
     if result.status != "error":
         return 200
@@ -253,98 +239,122 @@ def _feedback_response(
     return response
 
 
-@require_POST
-@login_required
-def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+# What a form on an answer's page recorded, and the context its partial is shown again with
+# (given whether it was recorded).
+Recorded = tuple[FeedbackResult, Callable[[bool], dict[str, Any]]]
+
+
+def _answer_feedback(
+    request: HttpRequest,
+    slug: str,
+    external_id: str,
+    *,
+    form_id: str,
+    record: Callable[[Membership, Answer], Recorded],
+    thanks: str = "",
+) -> HttpResponse:
+    """The answer to a form on an answer's page, whose partial (and root element's id) is
+    `form_id`. A stale page posting after the answer was deleted gets a 404; with htmx, an
+    inline message in place of the form."""
     membership = membership_or_404(request, slug)
-    answer = _posted_answer(request, membership, external_id, "reaction-bar")
-    if isinstance(answer, HttpResponse):
-        return answer
-    viewer = viewer_of(request)
-    kind = request.POST.get("reaction", "")
-    if kind not in membership.project.reaction_set:
-        result = FeedbackResult(0, "error", errors={"reaction": ["Unknown reaction."]})
-    else:
-        result = services.reaction_toggle(
-            project=membership.project,
-            answer=answer,
-            viewer=viewer,
-            kind=kind,
-            event_id=_form_event_id(request),
-        )
+    answer = selectors.answer_for_page(project=membership.project, external_id=external_id)
+    if answer is None:
+        if not is_htmx(request):
+            raise Http404("This answer does not exist (any more).")
+        context = {"target_id": form_id, "slug": membership.project.slug}
+        return render(request, "feedback/answer_gone.html", context, status=404)
+    result, context_for = record(membership, answer)
     return _feedback_response(
         request,
         result,
-        partial="feedback/answer_detail.html#reaction-bar",
-        context_for=lambda ok: _bar_context(
-            membership, answer, viewer, message="" if ok else _error_text(result)
-        ),
+        partial=f"feedback/answer_detail.html#{form_id}",
+        context_for=context_for,
         redirect_to=_answer_url(answer),
+        thanks=thanks,
     )
 
 
 @require_POST
 @login_required
+def answer_react(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    viewer = viewer_of(request)
+    kind = request.POST.get("reaction", "")
+
+    def react(membership: Membership, answer: Answer) -> Recorded:
+        if kind not in membership.project.reaction_set:
+            result = FeedbackResult(0, "error", errors={"reaction": ["Unknown reaction."]})
+        else:
+            result = services.reaction_toggle(
+                project=membership.project,
+                answer=answer,
+                viewer=viewer,
+                kind=kind,
+                event_id=_form_event_id(request),
+            )
+        return result, lambda ok: _bar_context(
+            membership, answer, viewer, message="" if ok else _error_text(result)
+        )
+
+    return _answer_feedback(request, slug, external_id, form_id="reaction-bar", record=react)
+
+
+@require_POST
+@login_required
 def answer_critique(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
-    membership = membership_or_404(request, slug)
-    answer = _posted_answer(request, membership, external_id, "critique-form")
-    if isinstance(answer, HttpResponse):
-        return answer
     values = {key: request.POST.get(key, "") for key in ("text", "quote", "category")}
-    result = _record_one(request, membership, type="critique", answer=answer.external_id, **values)
     thanks = "Thanks: your critique was sent."
-    return _feedback_response(
-        request,
-        result,
-        partial="feedback/answer_detail.html#critique-form",
-        context_for=lambda ok: (
-            _critique_context(membership, answer, message=thanks)
-            if ok
-            else _critique_context(membership, answer, values=values, errors=result.errors)
-        ),
-        redirect_to=_answer_url(answer),
-        thanks=thanks,
+
+    def critique(membership: Membership, answer: Answer) -> Recorded:
+        result = _record_one(
+            request, membership, type="critique", answer=answer.external_id, **values
+        )
+        return result, lambda ok: _critique_context(
+            membership,
+            answer,
+            values=None if ok else values,
+            errors=None if ok else result.errors,
+            message=thanks if ok else "",
+        )
+
+    return _answer_feedback(
+        request, slug, external_id, form_id="critique-form", record=critique, thanks=thanks
     )
 
 
 @require_POST
 @login_required
 def answer_followup(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
-    membership = membership_or_404(request, slug)
-    answer = _posted_answer(request, membership, external_id, "followup")
-    if isinstance(answer, HttpResponse):
-        return answer
     viewer = viewer_of(request)
     outcome = request.POST.get("outcome", "")
-    if not selectors.followup_due(
-        answer=answer, viewer=viewer, delay=membership.project.followup_delay, now=timezone.now()
-    ):
-        result = FeedbackResult(
-            0, "error", errors={"outcome": ["There is no follow-up to answer for this answer."]}
-        )
-    else:
-        result = _record_one(
-            request,
-            membership,
-            type="followup",
-            answer=answer.external_id,
-            outcome=outcome if outcome in OUTCOMES else None,
-            text=request.POST.get("text", ""),
-        )
     thanks = "Thanks for telling us."
-    return _feedback_response(
-        request,
-        result,
-        partial="feedback/answer_detail.html#followup",
-        context_for=lambda ok: _followup_context(
+
+    def followup(membership: Membership, answer: Answer) -> Recorded:
+        project = membership.project
+        if not selectors.followup_due(
+            answer=answer, viewer=viewer, delay=project.followup_delay, now=timezone.now()
+        ):
+            result = FeedbackResult(
+                0, "error", errors={"outcome": ["There is no follow-up to answer for this answer."]}
+            )
+        else:
+            result = _record_one(
+                request,
+                membership,
+                type="followup",
+                answer=answer.external_id,
+                outcome=outcome if outcome in OUTCOMES else None,
+                text=request.POST.get("text", ""),
+            )
+        return result, lambda ok: _followup_context(
             membership,
             answer,
             viewer,
             errors=None if ok else result.errors,
             message=thanks if ok else "",
-        ),
-        redirect_to=_answer_url(answer),
-        thanks=thanks,
+        )
+
+    return _answer_feedback(
+        request, slug, external_id, form_id="followup", record=followup, thanks=thanks
     )
 
 

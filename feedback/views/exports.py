@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import datasets, selectors, services
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.jobs import JobStatus
-from feedback.core.pages import render_page
+from feedback.core.pages import render_page, submit_form
 from feedback.forms import ExportForm
 from feedback.models import ExportFormat, Membership, Role
 
@@ -51,7 +50,9 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
 def export_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     form = ExportForm(request.POST)
-    export = form.submit(
+    return submit_form(
+        request,
+        form,
         lambda data: services.datasets.export_request(
             project=membership.project,
             dataset=data["dataset"],
@@ -59,12 +60,12 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
             form=data["form"],
             filters=form.filters(),
             requested_by=request.user.get_username(),
-        )
+        ),
+        template="feedback/exports.html",
+        context=lambda form: _context(membership, form=form),
+        message="Snapshot requested: a worker is writing it.",
+        done=lambda _: redirect("feedback:export_list", slug=slug),
     )
-    if export is None:
-        return render(request, "feedback/exports.html", _context(membership, form=form), status=400)
-    messages.success(request, "Snapshot requested: a worker is writing it.")
-    return redirect("feedback:export_list", slug=slug)
 
 
 @require_GET

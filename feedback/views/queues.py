@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
 from feedback.core.access import found_or_404, membership_or_404
+from feedback.core.pages import submit_form
 from feedback.forms import AssignmentForm, QueueForm
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.selectors import REACTION_STATES
@@ -50,7 +51,9 @@ def queue_list(request: HttpRequest, slug: str) -> HttpResponse:
 def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
     form = QueueForm(request.POST)
-    queue = form.submit(
+    return submit_form(
+        request,
+        form,
         lambda data: services.annotation.queue_create(
             project=membership.project,
             created_by=membership.user,
@@ -58,14 +61,14 @@ def queue_create(request: HttpRequest, slug: str) -> HttpResponse:
             guidelines=data["guidelines"],
             overlap=data["overlap"],
             spec=form.spec(),
-        )
+        ),
+        template="feedback/queues.html",
+        context=lambda form: _list_context(membership, form=form),
+        message=lambda queue: (
+            f"Queue “{queue.name}” created with {selectors.queue_item_count(queue=queue)} answers."
+        ),
+        done=lambda queue: redirect("feedback:queue_detail", slug, queue.pk),
     )
-    if queue is None:
-        context = _list_context(membership, form=form)
-        return render(request, "feedback/queues.html", context, status=400)
-    count = selectors.queue_item_count(queue=queue)
-    messages.success(request, f"Queue “{queue.name}” created with {count} answers.")
-    return redirect("feedback:queue_detail", slug, queue.pk)
 
 
 @require_GET

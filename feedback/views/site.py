@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,10 +22,14 @@ from feedback import selectors, services
 from feedback.core.access import membership_or_404
 from feedback.core.api import error_body, is_database_outage
 from feedback.core.middleware import database_unavailable_response, is_api
+from feedback.core.pages import submit_form
 from feedback.forms import ApiKeyForm, ConnectorForm, ProjectSettingsForm
 from feedback.models import ApiKey, Membership, Role, Scope
 
 logger = logging.getLogger(__name__)
+
+SETTINGS_PAGE = "feedback/project_settings.html"
+API_KEYS_PAGE = "feedback/api_keys.html"
 
 
 @require_GET
@@ -43,45 +48,37 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
-    project = membership.project
-    status = 200
-    if request.method == "POST":
-        form = ProjectSettingsForm(request.POST)
-        if form.is_valid():
-            services.project_settings_update(project=project, **form.settings())
-            messages.success(request, "Settings saved.")
-            return redirect("feedback:project_settings", slug=slug)
-        status = 400
-    else:
-        form = ProjectSettingsForm.for_project(project)
-    return _render_settings(request, membership, form=form, status=status)
+    if request.method == "GET":
+        return render(request, SETTINGS_PAGE, _settings_context(membership))
+    form = ProjectSettingsForm(request.POST)
+    return submit_form(
+        request,
+        form,
+        lambda _: services.project_settings_update(project=membership.project, **form.settings()),
+        template=SETTINGS_PAGE,
+        context=lambda form: _settings_context(membership, form=form),
+        message="Settings saved.",
+        done=lambda _: redirect("feedback:project_settings", slug=slug),
+    )
 
 
-def _render_settings(
-    request: HttpRequest,
+def _settings_context(
     membership: Membership,
     *,
     form: ProjectSettingsForm | None = None,
     connector_form: ConnectorForm | None = None,
-    status: int = 200,
-) -> HttpResponse:
+) -> dict[str, Any]:
     project = membership.project
     connector = selectors.connector_get(project=project)
-    if connector_form is None:
-        initial = (
-            {"url": connector.url, "timeout_seconds": connector.timeout_seconds}
-            if connector
-            else {}
-        )
-        connector_form = ConnectorForm(initial=initial)
-    context = {
+    return {
         "membership": membership,
         "project": project,
         "form": form or ProjectSettingsForm.for_project(project),
         "connector": connector,
-        "connector_form": connector_form,
+        "connector_form": (
+            connector_form or ConnectorForm.for_connector(connector)
+        ).noting_secret_of(connector),
     }
-    return render(request, "feedback/project_settings.html", context, status=status)
 
 
 @require_POST
@@ -89,68 +86,67 @@ def _render_settings(
 def connector_save(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
     form = ConnectorForm(request.POST)
-    if not form.is_valid():
-        return _render_settings(request, membership, connector_form=form.redact(), status=400)
-    if form.cleaned_data["remove"]:
+    if form.is_valid() and form.cleaned_data["remove"]:
         services.connector_remove(project=membership.project)
         messages.success(request, "Connector removed: the demo pipeline answers questions again.")
-    else:
-        saved = form.submit(
-            lambda data: services.connector_save(
-                project=membership.project,
-                url=data["url"],
-                secret=data["secret"] or None,
-                timeout_seconds=data["timeout_seconds"],
-            )
-        )
-        if saved is None:
-            return _render_settings(request, membership, connector_form=form.redact(), status=400)
-        messages.success(request, "Connector saved.")
-    return redirect("feedback:project_settings", slug=slug)
+        return redirect("feedback:project_settings", slug=slug)
+    return submit_form(
+        request,
+        form,
+        lambda data: services.connector_save(
+            project=membership.project,
+            url=data["url"],
+            secret=data["secret"] or None,
+            timeout_seconds=data["timeout_seconds"],
+        ),
+        template=SETTINGS_PAGE,
+        context=lambda form: _settings_context(membership, connector_form=form.redact()),
+        message="Connector saved.",
+        done=lambda _: redirect("feedback:project_settings", slug=slug),
+    )
 
 
 @require_GET
 @login_required
 def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
-    return _render_api_keys(request, membership)
+    return render(request, API_KEYS_PAGE, _api_keys_context(membership))
 
 
-def _render_api_keys(
-    request: HttpRequest, membership: Membership, *, new_key: str | None = None, status: int = 200
-) -> HttpResponse:
-    context = {
+def _api_keys_context(membership: Membership, **extra: Any) -> dict[str, Any]:
+    return {
         "membership": membership,
         "project": membership.project,
         "keys": selectors.api_keys_for_project(project=membership.project),
         "scopes": Scope.choices,
-        "new_key": new_key,
+        **extra,
     }
-    return render(request, "feedback/api_keys.html", context, status=status)
 
 
 @require_POST
 @login_required
 def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
-    form = ApiKeyForm(request.POST)
-    created = form.submit(
+
+    def show_once(created: tuple[ApiKey, str]) -> HttpResponse:
+        # The raw key is rendered once, in this response, and never again.
+        response = render(request, API_KEYS_PAGE, _api_keys_context(membership, new_key=created[1]))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return submit_form(
+        request,
+        ApiKeyForm(request.POST),
         lambda data: services.api_key_create(
             project=membership.project,
             name=data["name"],
             scopes=data["scopes"],
             created_by=membership.user,
-        )
+        ),
+        template=API_KEYS_PAGE,
+        context=lambda form: _api_keys_context(membership, form=form),
+        done=show_once,
     )
-    if created is None:
-        for text in form.error_texts():
-            messages.error(request, text)
-        return _render_api_keys(request, membership, status=400)
-    _, raw_key = created
-    # The raw key is rendered once, in this response, and never again.
-    response = _render_api_keys(request, membership, new_key=raw_key)
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_POST

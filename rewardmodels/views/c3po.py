@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors as feedback_selectors
 from feedback.core.access import found_or_404, membership_or_404
-from feedback.core.pages import render_page
+from feedback.core.pages import render_page, submit_form
 from feedback.models import Membership, Role
 from rewardmodels import c3po as c3po_rules
 from rewardmodels import selectors, services
@@ -51,20 +51,20 @@ def feedback_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def feedback_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    form = VerbalFeedbackForm(request.POST)
-    feedback = form.submit(
+    return submit_form(
+        request,
+        VerbalFeedbackForm(request.POST),
         lambda data: services.c3po.verbal_feedback_create(
             project=membership.project,
             text=data["text"],
             domain=data["domain"],
             effect=data["effect"],
             created_by=membership.user,
-        )
+        ),
+        template="rewardmodels/feedback_list.html",
+        context=lambda form: _feedback_context(membership, form=form),
+        done=lambda feedback: redirect("rewardmodels:feedback_detail", slug, feedback.pk),
     )
-    if feedback is None:
-        context = _feedback_context(membership, form=form)
-        return render(request, "rewardmodels/feedback_list.html", context, status=400)
-    return redirect("rewardmodels:feedback_detail", slug, feedback.pk)
 
 
 @require_POST
@@ -82,8 +82,9 @@ def critique_promote(request: HttpRequest, slug: str, critique_id: int) -> HttpR
 @login_required
 def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.RESEARCHER)
-    form = GeneratorForm(request.POST)
-    generator = form.submit(
+    return submit_form(
+        request,
+        GeneratorForm(request.POST),
         lambda data: services.c3po.generator_save(
             project=membership.project,
             name=data["name"],
@@ -92,14 +93,13 @@ def generator_save(request: HttpRequest, slug: str) -> HttpResponse:
             api_key=data["api_key"],  # None (left blank) keeps a stored key
             temperature=data["temperature"],
             concurrency=data["concurrency"],
-        )
-    )
-    if generator is None:
+        ),
+        template="rewardmodels/feedback_list.html",
         # Shown again without a password in the URL (the key is never shown).
-        context = _feedback_context(membership, generator_form=form.redact())
-        return render(request, "rewardmodels/feedback_list.html", context, status=400)
-    messages.success(request, "Generator saved (its key is stored and not shown again).")
-    return redirect("rewardmodels:feedback_list", slug)
+        context=lambda form: _feedback_context(membership, generator_form=form.redact()),
+        message="Generator saved (its key is stored and not shown again).",
+        done=lambda _: redirect("rewardmodels:feedback_list", slug),
+    )
 
 
 def _detail_context(membership: Membership, feedback_id: int, **extra: Any) -> dict[str, Any]:
@@ -147,11 +147,14 @@ def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpRespo
             created_by=membership.user,
         )
 
-    build = form.submit(start)
-    if build is None:
-        context["form"] = form
-        return render(request, "rewardmodels/feedback_detail.html", context, status=400)
-    return redirect("rewardmodels:build_detail", slug, build.pk)
+    return submit_form(
+        request,
+        form,
+        start,
+        template="rewardmodels/feedback_detail.html",
+        context=lambda form: {**context, "form": form},
+        done=lambda build: redirect("rewardmodels:build_detail", slug, build.pk),
+    )
 
 
 def _build_or_404(membership: Membership, build_id: int) -> C3POBuild:
@@ -229,28 +232,20 @@ def review(request: HttpRequest, slug: str, build_id: int) -> HttpResponse:
     """The next revised response waiting for an annotator."""
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     build = _build_or_404(membership, build_id)
-    return _render_review(request, membership, build)
+    return render(request, "rewardmodels/review.html", _review_context(membership, build))
 
 
-def _render_review(
-    request: HttpRequest,
-    membership: Membership,
-    build: C3POBuild,
-    *,
-    item: C3POItem | None = None,
-    errors: list[str] | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    item = item or selectors.build_item_next_for_review(build=build)
-    context = {
+def _review_context(
+    membership: Membership, build: C3POBuild, *, item: C3POItem | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
         "membership": membership,
         "project": membership.project,
         "build": build,
-        "item": item,
+        "item": item or selectors.build_item_next_for_review(build=build),
         "pending": selectors.build_pending_review_count(build=build),
-        "errors": errors or [],
+        **extra,
     }
-    return render(request, "rewardmodels/review.html", context, status=status)
 
 
 @require_POST
@@ -262,14 +257,18 @@ def review_submit(request: HttpRequest, slug: str, build_id: int, item_id: int) 
         selectors.build_item_get(build=build, item_id=item_id), "No such item in this build."
     )
     form = ReviewForm(request.POST, item=item)
-    reviewed = form.submit(
+
+    def refused(form: ReviewForm) -> dict[str, Any]:
+        item.revised = form.data.get("revised") or item.revised  # what the annotator wrote
+        return _review_context(membership, build, item=item, form=form)
+
+    return submit_form(
+        request,
+        form,
         lambda data: services.c3po.item_review(
             item=item, reviewer=membership.user, action=data["action"], revised=data["revised"]
-        )
+        ),
+        template="rewardmodels/review.html",
+        context=refused,
+        done=lambda _: redirect("rewardmodels:review", slug, build.pk),
     )
-    if reviewed is None:
-        item.revised = form.data.get("revised") or item.revised  # what the annotator wrote
-        return _render_review(
-            request, membership, build, item=item, errors=form.error_texts(), status=400
-        )
-    return redirect("rewardmodels:review", slug, build.pk)

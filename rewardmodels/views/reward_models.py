@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.jobs import JobStatus
-from feedback.core.pages import render_page
+from feedback.core.pages import render_page, submit_form
 from feedback.models import Membership, Role
 from rewardmodels import plots, selectors, services
 from rewardmodels.forms import ActivateForm, RewardModelForm, ScoreForm
@@ -57,20 +57,21 @@ def model_list(request: HttpRequest, slug: str) -> HttpResponse:
 def model_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = _researcher(request, slug)
     form = RewardModelForm(request.POST)
-    model = form.submit(
+    return submit_form(
+        request,
+        form,
         lambda data: services.reward_model_create(
             project=membership.project,
             name=data["name"],
             objective=data["objective"],
             config=form.config(),
             created_by=membership.user,
-        )
+        ),
+        template="rewardmodels/models.html",
+        context=lambda form: _list_context(membership, form=form),
+        message=lambda model: f"Reward model “{model.name}” created. Train it to get a version.",
+        done=lambda model: redirect("rewardmodels:model_detail", slug, model.pk),
     )
-    if model is None:
-        context = _list_context(membership, form=form)
-        return render(request, "rewardmodels/models.html", context, status=400)
-    messages.success(request, f"Reward model “{model.name}” created. Train it to get a version.")
-    return redirect("rewardmodels:model_detail", slug, model.pk)
 
 
 def _detail_context(membership: Membership, model: RewardModel, **extra: Any) -> dict[str, Any]:
@@ -122,26 +123,28 @@ def model_activate(request: HttpRequest, slug: str, model_id: int) -> HttpRespon
 @require_POST
 @login_required
 def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
-    """Try the active version on one response, on the model's page."""
+    """Try the active version on one response, on the model's page (only its form for htmx)."""
     membership = _researcher(request, slug)
     model = _model_or_404(membership, model_id)
     form = ScoreForm(request.POST)
-    extra: dict[str, Any] = {"score_form": form}
-    status = 200
-    scored = form.submit(
+
+    def show(scored: tuple[int, list[dict[str, float]]]) -> HttpResponse:
+        version, [score] = scored
+        context = _detail_context(
+            membership, model, score_form=form, score={"version": version, **score}
+        )
+        return render_page(request, "rewardmodels/model_detail.html", context, partial="score")
+
+    return submit_form(
+        request,
+        form,
         lambda data: services.reward_model_score(
             reward_model=model, items=[{"prompt": data["prompt"], "response": data["response"]}]
-        )
-    )
-    if scored is None:
-        extra["score_error"] = " ".join(form.error_texts())
-        status = 400
-    else:
-        version, [score] = scored
-        extra["score"] = {"version": version, **score}
-    context = _detail_context(membership, model, **extra)
-    return render_page(
-        request, "rewardmodels/model_detail.html", context, partial="score", status=status
+        ),
+        template="rewardmodels/model_detail.html",
+        context=lambda form: _detail_context(membership, model, score_form=form),
+        partial="score",
+        done=show,
     )
 
 

@@ -85,6 +85,7 @@ def test_key_without_scopes_is_refused(client: Client, project: Project) -> None
     response = client.post("/projects/acme/api-keys/create/", {"name": "nothing"})
 
     assert response.status_code == 400
+    assert "Scopes must be a non-empty subset of" in response.content.decode()
     assert not ApiKey.objects.exists()
 
 

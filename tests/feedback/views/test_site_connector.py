@@ -159,12 +159,14 @@ def test_an_invalid_url_is_refused_with_the_field_error_and_changes_nothing(
         {"url": url, "secret": "new-secret-5b2d", "timeout_seconds": "3"},
     )
 
-    # then 400 with the error by the field; the stored connector is as it was; no secret echoed
+    # then 400 with the error by the field; the stored connector is as it was; no secret echoed,
+    # and the form still says a blank secret keeps the stored one
     html = response.content.decode()
     assert response.status_code == 400
     assert expected in html
     assert "new-secret-5b2d" not in html
     assert SECRET not in html
+    assert "A secret is set; leave blank to keep it." in html
     connector = PipelineConnector.objects.get(project=project)
     assert (connector.url, connector.secret, connector.timeout_seconds) == (
         "https://pipeline.example.org",

@@ -146,3 +146,25 @@ def test_the_models_list_costs_the_same_queries_for_10_and_100_models(
         _model(project, f"m{i}")
     with django_assert_num_queries(len(ten.captured_queries)):
         assert client.get("/projects/acme/models/").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+def test_scoring_before_any_training_is_refused_in_the_form(project: Project, htmx: bool) -> None:
+    # given a model with no trained version
+    model = _model(project)
+    client = _member(project, "researcher")
+
+    # when a researcher tries a score on its page
+    response = client.post(
+        f"/projects/acme/models/{model.pk}/score/",
+        {"prompt": "Which flower?", "response": "a sunflower"},
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+
+    # then 400 with the reason in the form, what was typed kept; htmx gets only the form
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "The model has no trained version yet; train it first." in html
+    assert "a sunflower</textarea>" in html
+    assert html.lstrip().startswith('<form id="score"') == htmx
