@@ -342,6 +342,21 @@ def _chunks(count: int) -> Iterator[slice]:
         yield slice(start, min(start + CHUNK_ROWS, count))
 
 
+def _score_rows(
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    config: FeatureConfig,
+    score: Callable[[sp.csr_matrix], np.ndarray],
+) -> np.ndarray:
+    """`score(features)` for every row, featurizing in chunks to bound memory."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    out = np.empty(len(responses), dtype=np.float64)
+    for part in _chunks(len(responses)):
+        out[part] = score(featurize(prompts[part], responses[part], config))
+    return out
+
+
 # --- Naming hashed columns --------------------------------------------------------------------
 
 _MAX_NAMES_PER_COLUMN = 4
@@ -593,15 +608,11 @@ def predict_p_love(
     responses: Sequence[str],
     config: FeatureConfig,
 ) -> np.ndarray:
-    """P[Love] per row (probability of label 1), featurizing in chunks to bound memory."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    """P[Love] per row (probability of label 1)."""
     positive = list(classifier.classes_).index(1)
-    out = np.empty(len(responses), dtype=np.float64)
-    for part in _chunks(len(responses)):
-        features = featurize(prompts[part], responses[part], config)
-        out[part] = classifier.predict_proba(features)[:, positive]
-    return out
+    return _score_rows(
+        prompts, responses, config, lambda features: classifier.predict_proba(features)[:, positive]
+    )
 
 
 def evaluate_p_love(
@@ -811,13 +822,8 @@ def preference_rewards(
     config: FeatureConfig,
 ) -> np.ndarray:
     """Scalar reward per response: features @ coef (only differences are meaningful)."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     coefficients = np.asarray(model.coef_, dtype=np.float64).ravel()
-    out = np.empty(len(responses), dtype=np.float64)
-    for part in _chunks(len(responses)):
-        out[part] = featurize(prompts[part], responses[part], config) @ coefficients
-    return out
+    return _score_rows(prompts, responses, config, lambda features: features @ coefficients)
 
 
 def pairwise_accuracy(

@@ -25,6 +25,12 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
     way, PostgreSQL leaves an INVALID index behind: drop it before running the migration again.
     """
 
+    @staticmethod
+    def _operation_for(schema_editor: BaseDatabaseSchemaEditor) -> type[AddIndex]:
+        if schema_editor.connection.vendor == "postgresql":
+            return AddIndexConcurrently
+        return AddIndex
+
     def database_forwards(
         self,
         app_label: str,
@@ -32,10 +38,8 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+        operation = self._operation_for(schema_editor)
+        operation.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(
         self,
@@ -44,7 +48,5 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+        operation = self._operation_for(schema_editor)
+        operation.database_backwards(self, app_label, schema_editor, from_state, to_state)
