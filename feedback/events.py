@@ -20,6 +20,15 @@ MAX_ID_LENGTH = 255
 MAX_CRITIQUE_LENGTH = 5000
 MAX_CATEGORY_LENGTH = 64
 MAX_SURFACE_LENGTH = 32
+PAGE_VIEW_PREFIX = "view:"
+"""How the event_id of an exposure a page records starts (`page_view_event_id`). Those ids are
+made by the server, one per viewer, answer and exposure window, so a reload is a duplicate; a
+client that could send one first would make the page's exposure a duplicate of its own, hiding
+it or recording another answer in its place. Events from clients may not use it."""
+
+
+def page_view_event_id(*, viewer: str, answer_id: int, window_start: int) -> str:
+    return f"{PAGE_VIEW_PREFIX}{viewer}:{answer_id}:{window_start}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +67,24 @@ def _identifier(errors: Errors, name: str, value: Any) -> str:
 
 
 def validate_event(
-    item: Any, *, reactions: list[str], now: datetime, viewer: str | None = None
+    item: Any,
+    *,
+    reactions: list[str],
+    now: datetime,
+    viewer: str | None = None,
+    page_view: bool = False,
 ) -> ValidEvent | Errors:
     """One event → a `ValidEvent` or errors keyed by field. `viewer` is set by the server for
-    browser events; API events name theirs in `user_ref`."""
+    browser events; API events name theirs in `user_ref`. Only a page's own exposure
+    (`page_view`) may have an event_id that starts with PAGE_VIEW_PREFIX."""
     if not isinstance(item, dict):
         return {"non_field_errors": ["Each event must be a JSON object."]}
     errors: Errors = {}
     event_id = _identifier(errors, "event_id", item.get("event_id"))
+    if event_id.startswith(PAGE_VIEW_PREFIX) and not page_view:
+        errors["event_id"] = [
+            f"Must not start with {PAGE_VIEW_PREFIX!r}: such ids name the exposures pages record."
+        ]
     event_type = item.get("type")
     if event_type not in EVENT_TYPES:
         errors["type"] = [f"Unknown type; use one of: {', '.join(EVENT_TYPES)}."]

@@ -201,7 +201,10 @@ def document_auth_throttling(result: dict[str, Any], **kwargs: Any) -> dict[str,
 class FeedbackEventInputSerializer(serializers.Serializer[Any]):
     event_id = serializers.CharField(
         max_length=events.MAX_ID_LENGTH,
-        help_text=f"Your id for the event; the idempotency key.{NO_BIDI}",
+        help_text=(
+            f"Your id for the event; the idempotency key. Not starting with "
+            f"{events.PAGE_VIEW_PREFIX!r} (the pages' own exposures).{NO_BIDI}"
+        ),
     )
     type = serializers.ChoiceField(choices=events.EVENT_TYPES)
     answer = serializers.CharField(max_length=events.MAX_ID_LENGTH, help_text="external_id")

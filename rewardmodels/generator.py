@@ -41,6 +41,7 @@ import httpx
 import orjson
 
 from feedback.core import outbound
+from feedback.core.crypto import UnreadableSecret
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ class GeneratorSettings:
     base_url: str
     """e.g. http://localhost:8000/v1 ; requests go to f"{base_url.rstrip('/')}/chat/completions"."""
     model: str
-    api_key: str = ""
-    """Sent as `Authorization: Bearer` only when non-empty; never logged or put in messages."""
+    api_key: str | UnreadableSecret = ""
+    """Sent as `Authorization: Bearer` only when non-empty; never logged or put in messages. A
+    stored key the current keys can't decrypt fails every call."""
     temperature: float = 0.7
     concurrency: int = 4
     timeout: float = 60.0
@@ -277,6 +279,12 @@ class ChatClient:
     def _call(self, body: dict[str, Any], interpret: Callable[[str], T]) -> T:
         """POST `body` until `interpret(content)` returns, a non-retryable error is raised, or
         attempts run out (then the last attempt's error is raised)."""
+        if isinstance(self._settings.api_key, UnreadableSecret):
+            raise GeneratorError(
+                "The generator's API key can't be decrypted with the current keys (the "
+                "encryption key changed): save the generator again with its key.",
+                kind="invalid",
+            )
         payload = orjson.dumps(body)
         attempts = self._settings.max_attempts
         last: _Retry | None = None

@@ -63,8 +63,9 @@ def verbal_feedback_for_project(*, project: Project) -> QuerySet[VerbalFeedback]
     return VerbalFeedback.objects.filter(project=project).order_by("-created_at", "-id")
 
 
+# Pages that only name a generator don't load its key: nothing decrypted that isn't sent.
 def generator_get(*, project: Project, generator_id: int) -> Generator | None:
-    return Generator.objects.filter(project=project, pk=generator_id).first()
+    return Generator.objects.filter(project=project, pk=generator_id).defer("api_key").first()
 
 
 def generators_for_project(*, project: Project) -> QuerySet[Generator]:
@@ -83,7 +84,11 @@ def critiques_to_promote(*, project: Project) -> QuerySet[Critique]:
 
 
 def builds_for_feedback(*, feedback: VerbalFeedback) -> QuerySet[C3POBuild]:
-    return feedback.builds.select_related("generator").order_by("-created_at")
+    return (
+        feedback.builds.select_related("generator")
+        .defer("generator__api_key")
+        .order_by("-created_at")
+    )
 
 
 def builds_in_review(*, project: Project) -> QuerySet[C3POBuild]:
@@ -99,6 +104,7 @@ def build_get(*, project: Project, build_id: int) -> C3POBuild | None:
     return (
         C3POBuild.objects.filter(project=project, pk=build_id)
         .select_related("feedback", "generator")
+        .defer("generator__api_key")
         .first()
     )
 
@@ -107,6 +113,7 @@ def builds_for_project(*, project: Project) -> QuerySet[C3POBuild]:
     return (
         C3POBuild.objects.filter(project=project)
         .select_related("feedback", "generator")
+        .defer("generator__api_key")
         .order_by("-created_at", "-id")
     )
 

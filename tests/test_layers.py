@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -103,6 +103,27 @@ def _project_sources() -> Iterator[Path]:
                 yield path
 
 
+def _offences_in(
+    paths: Sequence[Path], check: Callable[[Path], list[str]], *, at_least: int
+) -> list[str]:
+    """What `check` finds in each of `paths`, once the paths are counted: a list of modules that
+    went missing (a moved folder, a glob gone wrong) must not pass for a clean tree."""
+    assert len(paths) >= at_least, "the list of modules went missing"
+    return [offence for path in paths for offence in check(path)]
+
+
+def _module(folder: Path, source: str) -> Path:
+    """A module holding `source`, for the tests of the checks themselves."""
+    path = folder / "module.py"
+    path.write_text(source)
+    return path
+
+
+def _found(check: Callable[[Path], list[str]], path: Path) -> list[str]:
+    """What `check` finds in `path`, without the place ("file:line: ")."""
+    return [offence.split(": ", 1)[1] for offence in check(path)]
+
+
 def _query_offences(path: Path) -> list[str]:
     """One line per source line that queries, naming its outermost query expression."""
     found: dict[int, str] = {}
@@ -132,23 +153,34 @@ def _query_offence(node: ast.AST) -> str | None:
     return None
 
 
-def _imports(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line, module, name) of every absolute import in the file, at any depth (a function-level
-    import counts too); `name` is "" for `import module`."""
+def _imports(path: Path, *, root: Path = ROOT) -> Iterator[tuple[int, str, str]]:
+    """(line, module, name) of every import in the file under `root`, at any depth (a
+    function-level import counts too), a relative one resolved to the absolute module it names
+    (`from . import x` in a/b.py is a, x); `name` is "" for `import module`."""
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name, ""
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute_module(node, path, root=root)
             for alias in node.names:
-                yield node.lineno, node.module, alias.name
+                yield node.lineno, module, alias.name
+
+
+def _absolute_module(node: ast.ImportFrom, path: Path, *, root: Path) -> str:
+    """The module an import from names, as an absolute name. A relative one counts from the
+    file's package: one dot is that package, each further dot one package up."""
+    if not node.level:
+        return node.module or ""
+    package = list(path.relative_to(root).parent.parts)
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
 
 
 def test_the_request_layer_holds_no_orm_query() -> None:
     # given the modules that parse requests and render answers
-    assert len(REQUEST_LAYER) > 8, "the list of modules went missing"
     # when their code is read
-    offences = [offence for path in REQUEST_LAYER for offence in _query_offences(path)]
+    offences = _offences_in(REQUEST_LAYER, _query_offences, at_least=9)
     # then none of it queries the database: that is what selectors (reads) and services
     # (writes) are for
     assert offences == [], "ORM code outside selectors and services:\n" + "\n".join(offences)
@@ -156,8 +188,8 @@ def test_the_request_layer_holds_no_orm_query() -> None:
 
 def test_the_orm_check_sees_each_kind_of_query(tmp_path: Path) -> None:
     # given a view written the way the rule forbids, once per kind of query
-    source = tmp_path / "view.py"
-    source.write_text(
+    source = _module(
+        tmp_path,
         "from django.db import connection\n"
         "from django.shortcuts import get_object_or_404\n"
         "def view(request, project, answer):\n"
@@ -166,10 +198,10 @@ def test_the_orm_check_sees_each_kind_of_query(tmp_path: Path) -> None:
         "    c = answer.stages.filter(position=0).first()\n"
         "    d = project.answers.select_related('revision_of')\n"
         "    e = answer.critiques.count()\n"
-        "    f = 'text'.count('t') + len(request.POST.get('x', ''))\n"
+        "    f = 'text'.count('t') + len(request.POST.get('x', ''))\n",
     )
     # when it is checked
-    found = [offence.split(": ", 1)[1] for offence in _query_offences(source)]
+    found = _found(_query_offences, source)
     # then every query is named, and the string method of the same name is not
     assert found == [
         "imports connection from django.db",
@@ -192,6 +224,38 @@ def test_no_module_imports_another_modules_private_name() -> None:
     ]
     # then it should have been a shared helper instead
     assert offences == [], "private names imported across modules:\n" + "\n".join(offences)
+
+
+def test_relative_imports_are_checked_as_the_modules_they_name(tmp_path: Path) -> None:
+    # given a package whose modules import each other by relative imports
+    (tmp_path / "app" / "views").mkdir(parents=True)
+    (tmp_path / "app" / "views" / "__init__.py").write_text("from .site import page\n")
+    site = tmp_path / "app" / "views" / "site.py"
+    site.write_text(
+        "from . import forms\n"
+        "from .models import _private\n"
+        "from ..core import helpers\n"
+        "def view():\n"
+        "    from .. import urls\n"
+        "import app.urls\n"
+    )
+    # when their imports are read
+    found = [
+        [(module, name) for _, module, name in _imports(path, root=tmp_path)]
+        for path in (tmp_path / "app" / "views" / "__init__.py", site)
+    ]
+    # then each names the absolute module, as an absolute import would, so every rule on
+    # imports applies to it
+    assert found == [
+        [("app.views.site", "page")],
+        [
+            ("app.views", "forms"),
+            ("app.views.models", "_private"),
+            ("app.core", "helpers"),
+            ("app.urls", ""),
+            ("app", "urls"),
+        ],
+    ]
 
 
 @pytest.mark.parametrize("module", FEEDBACK_REQUEST_MODULES)
@@ -243,7 +307,7 @@ def test_services_have_one_validation_error() -> None:
     # given every module of the project
     sources = [*_project_sources(), *sorted((ROOT / "config").rglob("*.py"))]
     # when one defines an error class for bad input
-    offences = [offence for path in sources for offence in _error_class_offences(path)]
+    offences = _offences_in(sources, _error_class_offences, at_least=50)
     # then that is a second validation error: services raise ValidationFailed with the
     # messages by field
     assert offences == [], "validation error classes besides ValidationFailed:\n" + "\n".join(
@@ -253,9 +317,8 @@ def test_services_have_one_validation_error() -> None:
 
 def test_no_api_or_page_translates_a_validation_error_by_hand() -> None:
     # given the API views and the pages
-    assert len(VIEWS_AND_APIS) > 6, "the list of modules went missing"
     # when their code is read
-    offences = [offence for path in VIEWS_AND_APIS for offence in _translation_offences(path)]
+    offences = _offences_in(VIEWS_AND_APIS, _translation_offences, at_least=7)
     # then none catches a service's validation error: the API's exception handler answers it
     # with the 400, and a page's ServiceForm puts it on the form
     assert offences == [], "validation errors translated by hand:\n" + "\n".join(offences)
@@ -263,8 +326,8 @@ def test_no_api_or_page_translates_a_validation_error_by_hand() -> None:
 
 def test_the_error_checks_see_each_way_of_writing_it(tmp_path: Path) -> None:
     # given a service and a view written the way the rules forbid, and what they allow
-    source = tmp_path / "module.py"
-    source.write_text(
+    source = _module(
+        tmp_path,
         "class ExportInvalid(ServiceError): ...\n"
         "class QueueRefused(errors.ValidationFailed): ...\n"
         "class RerunUnavailable(ServiceError): ...\n"
@@ -278,11 +341,11 @@ def test_the_error_checks_see_each_way_of_writing_it(tmp_path: Path) -> None:
         "    except ServiceError:\n"
         "        pass\n"
         "    except RerunUnavailable:\n"
-        "        pass\n"
+        "        pass\n",
     )
     # when both checks read it
-    classes = [offence.split(": ", 1)[1] for offence in _error_class_offences(source)]
-    handlers = [offence.split(": ", 1)[1] for offence in _translation_offences(source)]
+    classes = _found(_error_class_offences, source)
+    handlers = _found(_translation_offences, source)
     # then each forbidden form is named, and a refusal that is not about input is not
     assert classes == ["class ExportInvalid", "class QueueRefused"]
     assert handlers == [

@@ -13,12 +13,17 @@ Keys (settings, read from the environment):
 
 `manage.py secrets_reencrypt` rewrites every stored secret with the current key, after which the
 old keys can be dropped.
+
+A token no configured key opens (the key changed and the old one was not kept) is read as an
+`UnreadableSecret`, not an error: the row still loads and the pages that show it work; only
+sending the secret fails, with a message saying to enter it again.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+from typing import Literal
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -27,10 +32,33 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 _DERIVATION_LABEL = b"feedback-platform: encryption of stored secrets"
+_UNREADABLE = (
+    "A stored secret can't be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) changed without "
+    "the old key in FIELD_ENCRYPTION_OLD_KEYS (or SECRET_KEY_FALLBACKS)."
+)
 
 
-class SecretUnreadable(Exception):
+class DecryptionFailed(Exception):
     """A stored secret can't be decrypted with any configured key."""
+
+
+class UnreadableSecret:
+    """What an encrypted field holds when no configured key opens its token. Falsy like an unset
+    secret, since there is nothing that could be sent; `unreadable` tells the two apart (in a
+    template too). Saving the row writes the token back as it was, so putting the old key back
+    in FIELD_ENCRYPTION_OLD_KEYS still recovers the secret."""
+
+    __slots__ = ("token",)
+    unreadable = True
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+    def __repr__(self) -> str:
+        return "UnreadableSecret()"  # never the token
 
 
 @functools.lru_cache(maxsize=16)
@@ -70,20 +98,25 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
-    """The text inside `token`; SecretUnreadable when no configured key opens it."""
+    """The text inside `token`; DecryptionFailed when no configured key opens it."""
     try:
         return _fernet(configured_keys()).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretUnreadable(
-            "A stored secret can't be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) changed "
-            "without the old key in FIELD_ENCRYPTION_OLD_KEYS (or SECRET_KEY_FALLBACKS)."
-        ) from None
+        raise DecryptionFailed(_UNREADABLE) from None
+
+
+def reencrypt(token: str) -> str:
+    """`token` encrypted again under the current key; DecryptionFailed when no key opens it."""
+    try:
+        return _fernet(configured_keys()).rotate(token.encode()).decode("ascii")
+    except InvalidToken:
+        raise DecryptionFailed(_UNREADABLE) from None
 
 
 def is_token(value: str) -> bool:
     """Whether `value` is already a token that a configured key opens."""
     try:
         decrypt(value)
-    except SecretUnreadable:
+    except DecryptionFailed:
         return False
     return True

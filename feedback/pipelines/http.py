@@ -12,11 +12,16 @@ import httpx
 import orjson
 
 from feedback.core import outbound
+from feedback.core.crypto import UnreadableSecret
 from feedback.pipelines.protocol import PipelineError
 
 RETRIES = 2  # after the first attempt, on timeouts, connection errors and 5xx
 BACKOFF_SECONDS = 0.5  # doubled after each retry
 MAX_TIMEOUT_SECONDS = 120  # the most a project may set per attempt (PipelineConnector)
+UNDECRYPTABLE = (
+    "The connector's stored secret can't be decrypted with the current keys (the encryption "
+    "key changed): an owner must enter it again in the project settings."
+)
 
 
 def worst_case_seconds(timeout: float) -> float:
@@ -28,9 +33,13 @@ def worst_case_seconds(timeout: float) -> float:
 class HttpPipeline:
     name = "connector"
 
-    def __init__(self, url: str, *, secret: str = "", timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, secret: str | UnreadableSecret = "", timeout: float = 10.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # A secret the current keys can't decrypt fails each call, rather than going out unsent.
+        self.secret_unreadable = isinstance(secret, UnreadableSecret)
         if secret:
             self.headers["Authorization"] = f"Bearer {secret}"
         self.timeout = timeout
@@ -44,6 +53,8 @@ class HttpPipeline:
         )
 
     def _post(self, operation: str, body: dict[str, Any]) -> Any:
+        if self.secret_unreadable:
+            raise PipelineError(UNDECRYPTABLE)
         delay = BACKOFF_SECONDS
         problem = ""
         with outbound.client(timeout=self.timeout, headers=self.headers) as client:

@@ -6,7 +6,7 @@ from typing import Any
 
 from feedback.models import Answer, PipelineConnector, Project
 from feedback.pipelines import demo
-from feedback.pipelines.http import HttpPipeline
+from feedback.pipelines.http import UNDECRYPTABLE, HttpPipeline
 from feedback.pipelines.protocol import Pipeline, PipelineError
 
 
@@ -36,7 +36,10 @@ def pipeline_for(project: Project) -> Pipeline:
 
 def rerun_unavailable_reason(answer: Answer, pipeline: Pipeline) -> str:
     """Why this answer can't be re-run, or "" when it can. The project's own connector can
-    re-run any of its answers; the demo pipeline only the answers it produced."""
+    re-run any of its answers (once its secret can be sent); the demo pipeline only the answers
+    it produced."""
+    if isinstance(pipeline, HttpPipeline) and pipeline.secret_unreadable:
+        return UNDECRYPTABLE
     if pipeline.name == "demo" and answer.metadata.get("pipeline") != "demo":
         return (
             "Re-run is unavailable: this answer was ingested through the API, and the project "

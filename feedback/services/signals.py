@@ -12,7 +12,7 @@ already exposed to the answer in the window, by a page or by the API.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Model, Q
 from django.utils import timezone
 
 from feedback.core.bulk import insert_ignoring_conflicts
-from feedback.events import ValidEvent, validate_event
+from feedback.events import ValidEvent, page_view_event_id, validate_event
 from feedback.models import (
     Answer,
     Comparison,
@@ -62,12 +62,27 @@ def feedback_record(
 ) -> list[FeedbackResult]:
     """Record a batch of events; one result per item, in order. `viewer` is given for browser
     events (the signed-in user); API events carry their own `user_ref`."""
+    return _record(project, items, source=source, viewer=viewer, page_views=False)
+
+
+def _record(
+    project: Project,
+    items: Sequence[Any],
+    *,
+    source: str,
+    viewer: str | None,
+    page_views: bool,
+) -> list[FeedbackResult]:
+    """`feedback_record`; `page_views` only for the exposures a page records itself, whose ids
+    no client may send (`events.PAGE_VIEW_PREFIX`)."""
     now = timezone.now()
     results: list[FeedbackResult | None] = [None] * len(items)
     candidates: list[tuple[int, ValidEvent]] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
-        checked = validate_event(item, reactions=project.reaction_set, now=now, viewer=viewer)
+        checked = validate_event(
+            item, reactions=project.reaction_set, now=now, viewer=viewer, page_view=page_views
+        )
         if isinstance(checked, dict):
             event_id = item.get("event_id") if isinstance(item, dict) else None
             results[index] = FeedbackResult(
@@ -215,43 +230,46 @@ def _apply_limits(
     for row in counts:
         recent[row["viewer"]] = row["recent"]
         reactions_today[row["viewer"]] = row["reactions"]
+    # Each limit: the count per viewer so far, the most allowed, and the refusal (the field it
+    # names, its message, its `limit`). Feedback counts towards the rate; a reaction also
+    # towards the daily cap; an exposure towards neither.
+    rate = (
+        recent,
+        project.feedback_rate_per_minute,
+        "user_ref",
+        f"Too much feedback: at most {project.feedback_rate_per_minute} events a minute per "
+        "viewer. Retry later.",
+        "rate_limited",
+    )
+    cap = (
+        reactions_today,
+        project.reactions_per_day,
+        "reaction",
+        f"Daily cap reached: at most {project.reactions_per_day} reactions a day per viewer.",
+        "reaction_cap",
+    )
+    limits_by_type = {"exposure": [], "reaction": [rate, cap]}
     kept: list[tuple[int, ValidEvent]] = []
     for index, event in events:
-        if event.type != "exposure":
-            if recent[event.viewer] >= project.feedback_rate_per_minute:
+        for counted, most, field, message, limit in limits_by_type.get(event.type, [rate]):
+            if counted[event.viewer] >= most:
                 results[index] = FeedbackResult(
-                    index,
-                    "error",
-                    event.event_id,
-                    {
-                        "user_ref": [
-                            f"Too much feedback: at most {project.feedback_rate_per_minute} "
-                            "events a minute per viewer. Retry later."
-                        ]
-                    },
-                    limit="rate_limited",
+                    index, "error", event.event_id, {field: [message]}, limit=limit
                 )
-                continue
-            recent[event.viewer] += 1
-        if event.type == "reaction":
-            if reactions_today[event.viewer] >= project.reactions_per_day:
-                results[index] = FeedbackResult(
-                    index,
-                    "error",
-                    event.event_id,
-                    {
-                        "reaction": [
-                            f"Daily cap reached: at most {project.reactions_per_day} reactions "
-                            "a day per viewer."
-                        ]
-                    },
-                    limit="reaction_cap",
-                )
-                continue
-            reactions_today[event.viewer] += 1
-        kept.append((index, event))
+                break
+            counted[event.viewer] += 1
+        else:
+            kept.append((index, event))
     return kept
 
+
+# The record a critique, a comparison or a follow-up adds besides its event, and the fields it
+# takes from the event's data.
+_RECORDS: dict[str, tuple[type[Model], tuple[str, ...]]] = {
+    "critique": (Critique, ("text", "quote", "category")),
+    "comparison": (Comparison, ("winner",)),
+    "followup": (FollowUp, ("outcome", "text")),
+}
 
 _EVENT_COLUMNS = (
     "project_id, event_id, type, answer_id, viewer, source, occurred_at, received_at, data"
@@ -291,21 +309,13 @@ def _write(
         )
     )
     exposures: list[tuple[Any, ...]] = []
-    critiques: list[Critique] = []
-    comparisons: list[Comparison] = []
-    followups: list[FollowUp] = []
+    records: defaultdict[type[Model], list[Model]] = defaultdict(list)
     for _, e in events:
         event_pk = inserted.get(e.event_id)
         if event_pk is None:
             continue  # a concurrent request recorded it first
         answer = answers[e.answer]
         at = e.at or now
-        common: dict[str, Any] = {
-            "project": project,
-            "viewer": e.viewer,
-            "source": source,
-            "event_id": event_pk,
-        }
         if e.type == "exposure":
             exposures.append(
                 (
@@ -332,42 +342,28 @@ def _write(
             Reaction.objects.filter(
                 answer=answer, viewer=e.viewer, kind=e.data["reaction"], removed_at__isnull=True
             ).update(removed_at=at, removed_by_id=event_pk)
-        elif e.type == "critique":
-            critiques.append(
-                Critique(
-                    **common,
-                    answer=answer,
-                    text=e.data["text"],
-                    quote=e.data["quote"],
-                    category=e.data["category"],
-                    created_at=at,
-                )
+        else:
+            model, fields = _RECORDS[e.type]
+            about = (
+                {"answer_a": answer, "answer_b": answers[e.data["other_answer"]]}
+                if e.type == "comparison"
+                else {"answer": answer}
             )
-        elif e.type == "comparison":
-            comparisons.append(
-                Comparison(
-                    **common,
-                    answer_a=answer,
-                    answer_b=answers[e.data["other_answer"]],
-                    winner=e.data["winner"],
+            records[model].append(
+                model(
+                    project=project,
+                    viewer=e.viewer,
+                    source=source,
+                    event_id=event_pk,
                     created_at=at,
-                )
-            )
-        elif e.type == "followup":
-            followups.append(
-                FollowUp(
-                    **common,
-                    answer=answer,
-                    outcome=e.data["outcome"],
-                    text=e.data["text"],
-                    created_at=at,
+                    **about,
+                    **{name: e.data[name] for name in fields},
                 )
             )
     # One INSERT per kind of record, whatever the batch size.
     seen_before = _exposures_insert(exposures, source=source)
-    Critique.objects.bulk_create(critiques)
-    Comparison.objects.bulk_create(comparisons)
-    FollowUp.objects.bulk_create(followups)
+    for model, rows in records.items():
+        model._default_manager.bulk_create(rows)
     return {event_id for event_id, pk in inserted.items() if pk not in seen_before}
 
 
@@ -422,11 +418,13 @@ def exposures_record_views(
     exposure the session API recorded in the window makes it a duplicate too."""
     now = timezone.now()
     start = int(window_start(now, project.exposure_window).timestamp())
-    feedback_record(
-        project=project,
-        items=[
+    _record(
+        project,
+        [
             {
-                "event_id": f"view:{viewer}:{answer.pk}:{start}",
+                "event_id": page_view_event_id(
+                    viewer=viewer, answer_id=answer.pk, window_start=start
+                ),
                 "type": "exposure",
                 "answer": answer.external_id,
                 "surface": surface,
@@ -435,6 +433,7 @@ def exposures_record_views(
         ],
         source="browser",
         viewer=viewer,
+        page_views=True,
     )
 
 

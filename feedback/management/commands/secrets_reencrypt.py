@@ -12,5 +12,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rewritten = secrets_reencrypt()
-        self.stdout.write(f"Encrypted {rewritten} row(s) with the current key.")
+        done = secrets_reencrypt()
+        self.stdout.write(f"Encrypted {done.rewritten} row(s) with the current key.")
+        if done.unreadable:
+            self.stderr.write(
+                f"{len(done.unreadable)} secret(s) can't be decrypted with any configured key "
+                "and were left as they are: enter them again (or put their old key back in "
+                "FIELD_ENCRYPTION_OLD_KEYS and run this again).\n" + "\n".join(done.unreadable)
+            )

@@ -175,7 +175,7 @@ def test_a_rotated_key_still_reads_old_secrets_and_writes_with_the_new_key(
 
 
 @pytest.mark.django_db
-def test_secrets_under_a_key_that_is_gone_are_reported_not_misread(
+def test_secrets_under_a_key_that_is_gone_load_as_unreadable_not_misread(
     project: Project, settings: Any
 ) -> None:
     settings.FIELD_ENCRYPTION_KEY = OLD_KEY
@@ -183,8 +183,10 @@ def test_secrets_under_a_key_that_is_gone_are_reported_not_misread(
 
     settings.FIELD_ENCRYPTION_KEY = NEW_KEY  # the old key not kept
 
-    with pytest.raises(crypto.SecretUnreadable, match="FIELD_ENCRYPTION_OLD_KEYS"):
-        PipelineConnector.objects.get(project=project)
+    secret = PipelineConnector.objects.get(project=project).secret
+    assert isinstance(secret, crypto.UnreadableSecret)
+    assert not secret  # nothing that could be sent
+    assert stored_connector(project) not in repr(secret)
 
 
 @pytest.mark.django_db
@@ -206,6 +208,35 @@ def test_reencrypting_moves_every_secret_to_the_new_key(project: Project, settin
     assert Fernet(NEW_KEY).decrypt(stored_connector(project).encode()).decode() == CONNECTOR_SECRET
     assert Fernet(NEW_KEY).decrypt(stored_generator(project).encode()).decode() == API_KEY
     assert PipelineConnector.objects.get(project=project).secret == CONNECTOR_SECRET
+
+
+@pytest.mark.django_db
+def test_reencrypting_reports_the_secrets_no_key_opens_and_leaves_them_as_they_are(
+    project: Project, other_project: Project, settings: Any
+) -> None:
+    # given a secret under a key that is gone, one under a kept old key, and a generator without
+    settings.FIELD_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    save_generator(project)
+    lost_token = stored_generator(project)
+    settings.FIELD_ENCRYPTION_KEY = OLD_KEY
+    save_connector(project)
+    save_generator(other_project, api_key="")
+    settings.FIELD_ENCRYPTION_KEY = NEW_KEY
+    settings.FIELD_ENCRYPTION_OLD_KEYS = [OLD_KEY]
+
+    # when the stored secrets are encrypted again
+    out, err = io.StringIO(), io.StringIO()
+    call_command("secrets_reencrypt", stdout=out, stderr=err)
+
+    # then the readable one is under the new key, the empty one stays empty, and the lost one
+    # is named and left as it was
+    generator = Generator.objects.get(project=project)
+    assert out.getvalue().strip() == "Encrypted 1 row(s) with the current key."
+    assert err.getvalue().splitlines()[-1] == f"rewardmodels.Generator {generator.pk} api_key"
+    assert "enter them again" in err.getvalue()
+    assert Fernet(NEW_KEY).decrypt(stored_connector(project).encode()).decode() == CONNECTOR_SECRET
+    assert stored_generator(other_project) == ""
+    assert stored_generator(project) == lost_token
 
 
 @pytest.mark.django_db

@@ -15,9 +15,12 @@ import orjson
 import pytest
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
-from feedback.models import Exposure, FeedbackEvent, Project
-from tests.factories import AnswerFactory, MembershipFactory, UserFactory
+from feedback.models import Answer, Exposure, FeedbackEvent, Project
+from feedback.services.signals import window_start
+from tests.conftest import bearer_client
+from tests.factories import AnswerFactory, MembershipFactory, UserFactory, api_key_for
 
 API = "/api/v1/feedback?project=acme"
 PAGES = {
@@ -109,6 +112,36 @@ def test_two_api_exposures_in_one_window_record_one(project: Project) -> None:
     assert other_answer.json()["results"][0]["status"] == "created"
     assert Exposure.objects.count() == 2
     assert sorted(FeedbackEvent.objects.values_list("event_id", flat=True)) == ["first", "third"]
+
+
+@pytest.mark.parametrize("sender", ["another rater's session", "an API key"])
+def test_no_client_can_send_the_id_of_a_page_view_before_the_page(
+    project: Project, sender: str
+) -> None:
+    # given a rater about to open an answer, and the id the page will give that view
+    answers_to_one_prompt(project)
+    rater, browser = signed_in_rater(project)
+    answer = Answer.objects.get(project=project, external_id="a-1")
+    start = int(window_start(timezone.now(), project.exposure_window).timestamp())
+    page_view_id = f"view:user:{rater.pk}:{answer.pk}:{start}"
+
+    # when a client sends that id first, for the other answer
+    if sender == "an API key":
+        event = {"event_id": page_view_id, "type": "exposure", "answer": "a-2", "user_ref": "u-1"}
+        sent = bearer_client(api_key_for(project)).post(
+            "/api/v1/feedback", {"events": [event]}, format="json"
+        )
+    else:
+        _, other = signed_in_rater(project)
+        sent = send_exposure(other, page_view_id, answer="a-2")
+
+    # then the event is refused, naming its event_id, and the page records the rater's view
+    [result] = sent.json()["results"]
+    assert (result["status"], list(result["errors"])) == ("error", ["event_id"])
+    assert browser.get(PAGES["answer"]).status_code == 200
+    assert list(Exposure.objects.values_list("answer__external_id", "viewer")) == [
+        ("a-1", f"user:{rater.pk}")
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
