@@ -15,24 +15,43 @@ from feedback.core.errors import NON_FIELD, NotReady, ServiceError, ValidationFa
 from feedback.models import Export, Project
 from rewardmodels.models import C3POBuild, Generator, RewardModel, VerbalFeedback
 
+NOT_TRAINED = "The model has no trained version yet; train it first."
 
-def test_the_handler_answers_validation_failed_with_the_400_shape() -> None:
-    # given a service's refusal naming two fields, one of them twice
-    failed = ValidationFailed({"name": ["Too long.", "Has a NUL."], NON_FIELD: ["Bad."]}, "No.")
 
-    # when the API's exception handler turns it into a response
-    response = exception_handler(failed, {})
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        # a refusal of the input, naming two fields, one of them twice: every message under
+        # its field
+        (
+            ValidationFailed({"name": ["Too long.", "Has a NUL."], NON_FIELD: ["Bad."]}, "No."),
+            400,
+            {
+                "code": "invalid",
+                "message": "No.",
+                "fields": {"name": ["Too long.", "Has a NUL."], "non_field_errors": ["Bad."]},
+            },
+        ),
+        # a thing that exists but can't give what was asked yet: the service's words
+        (NotReady(NOT_TRAINED), 409, {"code": "not_ready", "message": NOT_TRAINED}),
+        # a lookup that found nothing: the message naming what is missing
+        (
+            Http404("No such reward model in this project."),
+            404,
+            {"code": "not_found", "message": "No such reward model in this project."},
+        ),
+    ],
+)
+def test_the_handler_answers_each_refusal_in_the_error_shape(
+    error: Exception, status: int, body: dict[str, Any]
+) -> None:
+    # when the API's exception handler turns the error into a response
+    response = exception_handler(error, {})
 
-    # then it is the 400 of the error shape, every message under its field
+    # then it is the error shape with the status that error has everywhere in the API
     assert response is not None
-    assert response.status_code == 400
-    assert response.data == {
-        "error": {
-            "code": "invalid",
-            "message": "No.",
-            "fields": {"name": ["Too long.", "Has a NUL."], "non_field_errors": ["Bad."]},
-        }
-    }
+    assert response.status_code == status
+    assert response.data == {"error": body}
 
 
 def test_a_refusal_that_is_not_about_input_is_left_to_its_caller() -> None:
@@ -40,34 +59,6 @@ def test_a_refusal_that_is_not_about_input_is_left_to_its_caller() -> None:
     # when it reaches the API's exception handler
     # then the handler does not dress it up as a 400 (it is a bug if no view handled it)
     assert exception_handler(ServiceError("Another re-run was starting."), {}) is None
-
-
-def test_not_ready_is_the_409_saying_what_it_waits_for() -> None:
-    # given a service's refusal of a thing that exists but can't give what was asked yet
-    not_ready = NotReady("The model has no trained version yet; train it first.")
-
-    # when it reaches the API's exception handler
-    response = exception_handler(not_ready, {})
-
-    # then it is the 409 of the error shape, with the service's words
-    assert response is not None
-    assert response.status_code == 409
-    assert response.data == {
-        "error": {
-            "code": "not_ready",
-            "message": "The model has no trained version yet; train it first.",
-        }
-    }
-
-
-def test_a_404_keeps_the_message_naming_what_is_missing() -> None:
-    response = exception_handler(Http404("No such reward model in this project."), {})
-
-    assert response is not None
-    assert response.status_code == 404
-    assert response.data == {
-        "error": {"code": "not_found", "message": "No such reward model in this project."}
-    }
 
 
 def test_one_field_at_fault_is_also_the_summary() -> None:
