@@ -22,41 +22,43 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, Throttled
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import datasets, events, schemas, selectors, services
-from feedback.core.access import viewer_of
+from feedback.core.access import found_or_404, viewer_of
 from feedback.core.api import (
     ERRORS,
+    READ_ERRORS,
     ErrorSerializer,
     FileRenderer,
     FromMethod,
-    InvalidInput,
     MethodCharField,
     MethodListField,
     NdjsonRenderer,
-    NotReady,
     OrjsonRenderer,
     TextRenderer,
+    error_responses,
+    validated_body,
 )
 from feedback.core.auth import project_for
+from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 from feedback.core.jobs import JobStatus
 from feedback.ingest import parse_timestamp
-from feedback.models import Answer, ApiKey, Export, FeedbackEvent, Scope, Source, Stage
+from feedback.models import Answer, ApiKey, Export, FeedbackEvent, Project, Scope, Source, Stage
 
 
 def batch_items(body: Any, key: str) -> list[Any]:
     """The items of a batch body `{key: [...]}`: a non-empty list of at most API_MAX_BATCH."""
     items = body.get(key) if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
-        raise InvalidInput(f'Send {{"{key}": [...]}}.', {key: ["Must be a non-empty list."]})
+        raise ValidationFailed({key: ["Must be a non-empty list."]}, f'Send {{"{key}": [...]}}.')
     if len(items) > settings.API_MAX_BATCH:
-        raise InvalidInput(
-            f"A batch holds at most {settings.API_MAX_BATCH} {key}.",
+        raise ValidationFailed(
             {key: [f"Must contain at most {settings.API_MAX_BATCH} items."]},
+            f"A batch holds at most {settings.API_MAX_BATCH} {key}.",
         )
     return items
 
@@ -191,14 +193,14 @@ class AnswerIngestApi(APIView):
         elif isinstance(body, dict):
             items, single = [body], True
         else:
-            raise InvalidInput(
+            raise ValidationFailed(
+                {NON_FIELD: ["Expected a JSON object."]},
                 'Send an answer object or {"answers": [...]}.',
-                {"non_field_errors": ["Expected a JSON object."]},
             )
 
         results = services.answers_ingest(project=project, items=items)
-        if single and results[0].status == "error":
-            raise InvalidInput("The answer has invalid fields.", results[0].errors)
+        if single and results[0].errors:  # a single answer refused: the 400 naming its fields
+            raise ValidationFailed(results[0].errors, "The answer has invalid fields.")
         return batch_response(results)
 
 
@@ -253,15 +255,15 @@ class AnswerDetailApi(APIView):
         summary="An answer with its trace, feedback counts and revisions",
         responses={
             200: OutputSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such answer here."),
-            **{code: ERRORS[code] for code in (401, 403, 503)},
+            **error_responses(*READ_ERRORS, not_found="No such answer here."),
         },
     )
     def get(self, request: Request, external_id: str) -> Response:
         project = project_for(request, Scope.INGEST, Scope.EXPORT)
-        answer = selectors.answer_get_detailed(project=project, external_id=external_id)
-        if answer is None:
-            raise NotFound("No answer with that external_id in this project.")
+        answer = found_or_404(
+            selectors.answer_get_detailed(project=project, external_id=external_id),
+            "No answer with that external_id in this project.",
+        )
         return Response(self.OutputSerializer(answer).data)
 
 
@@ -282,8 +284,8 @@ def _decode_cursor(cursor: str) -> int:
             raise ValueError(cursor)
         return int(raw[1:])
     except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(
-            "The cursor is not one this API gave out.", {"cursor": ["Unknown cursor."]}
+        raise ValidationFailed(
+            {"cursor": ["Unknown cursor."]}, "The cursor is not one this API gave out."
         ) from error
 
 
@@ -390,7 +392,7 @@ class FeedbackApi(APIView):
         ],
         responses={
             200: PageOutputSerializer,
-            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
+            **error_responses(400, *READ_ERRORS),
         },
     )
     def get(self, request: Request) -> Response:
@@ -410,7 +412,7 @@ class FeedbackApi(APIView):
             else:
                 limit = int(raw)
         if fields:
-            raise InvalidInput("Invalid query parameters.", fields)
+            raise ValidationFailed(fields, "Invalid query parameters.")
         after_id = _decode_cursor(params["cursor"]) if "cursor" in params else 0
         page = selectors.feedback_events_page(
             project=project,
@@ -447,7 +449,7 @@ def _dataset_params(params: Any, *, with_form: bool = True) -> tuple[str, datase
         until=_time_param(params, "until", fields),
     )
     if fields:
-        raise InvalidInput("Invalid query parameters.", fields)
+        raise ValidationFailed(fields, "Invalid query parameters.")
     return form, filters
 
 
@@ -468,7 +470,7 @@ class DatasetQrelsApi(APIView):
         parameters=_FILTER_PARAMETERS,
         responses={
             (200, "text/plain"): OpenApiTypes.STR,
-            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
+            **error_responses(400, *READ_ERRORS),
         },
         description=(
             "`qid iter docno rel` lines: qid is the answer's external_id, docno the document "
@@ -504,8 +506,7 @@ class DatasetExportApi(APIView):
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
-            **{code: ERRORS[code] for code in (400, 401, 403, 503)},
-            404: OpenApiResponse(ErrorSerializer, description="No such dataset."),
+            **error_responses(400, *READ_ERRORS, not_found="No such dataset."),
         },
         description=(
             "One JSON object per line, written as the database produces them (constant memory). "
@@ -514,11 +515,10 @@ class DatasetExportApi(APIView):
     )
     def get(self, request: Request, name: str) -> StreamingHttpResponse:
         project = project_for(request, Scope.EXPORT)
-        dataset = datasets.DATASETS.get(name)
-        if dataset is None:
-            raise NotFound(
-                f"No dataset {name!r}; there are {', '.join(sorted(datasets.DATASETS))}."
-            )
+        dataset = found_or_404(
+            datasets.DATASETS.get(name),
+            f"No dataset {name!r}; there are {', '.join(sorted(datasets.DATASETS))}.",
+        )
         form, filters = _dataset_params(request.query_params)
         rows = dataset.rows(project, filters, form, timezone.now())
         response = StreamingHttpResponse(
@@ -560,11 +560,9 @@ class ExportOutputSerializer(serializers.Serializer[Export]):
         return reverse("api-export-download", args=[export.pk])
 
 
-def _export_or_404(project: Any, export_id: int) -> Export:
+def _export_or_404(project: Project, export_id: int) -> Export:
     export = selectors.export_get(project=project, export_id=export_id)
-    if export is None:
-        raise NotFound("No export with that id in this project.")
-    return export
+    return found_or_404(export, "No export with that id in this project.")
 
 
 class ExportCreateApi(APIView):
@@ -577,16 +575,10 @@ class ExportCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.EXPORT)
-        body: Any = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
         export = services.datasets.export_request(
             project=project,
-            dataset=body.get("dataset"),
-            fmt=body.get("format"),
-            form=body.get("form"),
-            filters=body.get("filters"),
             requested_by=str(request.user),
+            **validated_body(request, schemas.ExportInputSerializer),
         )
         return Response(ExportOutputSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
@@ -597,8 +589,7 @@ class ExportDetailApi(APIView):
         summary="An export's status, progress, row count and sha256",
         responses={
             200: ExportOutputSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such export here."),
-            **{code: ERRORS[code] for code in (401, 403, 503)},
+            **error_responses(*READ_ERRORS, not_found="No such export here."),
         },
     )
     def get(self, request: Request, export_id: int) -> Response:
@@ -614,9 +605,11 @@ class ExportDownloadApi(APIView):
         summary="The export's file, once it has succeeded",
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            404: OpenApiResponse(ErrorSerializer, description="No such export here."),
-            409: OpenApiResponse(ErrorSerializer, description="Not ready (or failed)."),
-            **{code: ERRORS[code] for code in (401, 403, 503)},
+            **error_responses(
+                *READ_ERRORS,
+                not_found="No such export here.",
+                not_ready="Not ready (or failed).",
+            ),
         },
     )
     def get(self, request: Request, export_id: int) -> FileResponse:

@@ -17,6 +17,7 @@ from feedback.models import PipelineConnector, Project, Scope
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 from feedback.selectors import QueueFilter
 from feedback.services.annotation import OVERLAP_RULE
+from feedback.services.tenancy import ProjectSettings
 
 _REACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -99,7 +100,7 @@ class ProjectSettingsForm(ServiceForm):
             )
         return data
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> ProjectSettings:
         """The cleaned values as Project fields."""
         data = self.cleaned_data
         return {

@@ -1,21 +1,26 @@
-"""Serializers that document what the feedback API accepts, for the OpenAPI schema, and the
-schema's post-processing hooks.
+"""Serializers of what the feedback API accepts, and the schema's post-processing hooks.
 
-The ingestion hot path validates with `feedback.ingest` (one pass, no serializer per item); these
-classes describe exactly what it accepts, so the schema stays the contract. What the API answers
-is rendered by the OutputSerializers in `feedback.apis`.
+The hot paths, answers and feedback events, validate with `feedback.ingest` and
+`feedback.events` (one pass, no serializer per item); their serializers here describe exactly
+what those accept, so the schema stays the contract. Every other body is checked by the
+serializer that documents it (`feedback.core.api.validated_body`). What the API answers is
+rendered by the OutputSerializers in `feedback.apis`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from feedback import events, ingest
+from feedback.core.api import StrictCharField
+from feedback.core.errors import NON_FIELD
 from feedback.core.validators import MAX_URL_LENGTH
-from feedback.datasets.definitions import DATASETS
+from feedback.datasets.definitions import DATASETS, FORMS
+from feedback.models import ExportFormat
 
 # Ids and names are shown in lists: characters that reorder the text around them are refused.
 NO_BIDI = " No bidirectional control characters (U+202A-U+202E, U+2066-U+2069)."
@@ -248,17 +253,31 @@ class FeedbackBatchInputSerializer(serializers.Serializer[Any]):
 # --- exports -------------------------------------------------------------------------------
 
 
+# A time as ISO 8601 text with a UTC offset, parsed by the service the way every time the API
+# takes is parsed (`feedback.ingest.parse_timestamp`).
+@extend_schema_field(OpenApiTypes.DATETIME)
+class DateTimeTextField(StrictCharField):
+    pass
+
+
 class ExportFiltersSerializer(serializers.Serializer[Any]):
-    model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    model_version = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    since = serializers.DateTimeField(required=False, allow_null=True)
-    until = serializers.DateTimeField(required=False, allow_null=True)
+    model = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    model_version = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    since = DateTimeTextField(required=False, allow_null=True)
+    until = DateTimeTextField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A filter misspelt would export everything: refused, not ignored.
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {NON_FIELD: [f"Unknown filters: {', '.join(unknown)}."]}
+            )
+        return super().to_internal_value(data)
 
 
 class ExportInputSerializer(serializers.Serializer[Any]):
     dataset = serializers.ChoiceField(choices=sorted(DATASETS))
-    format = serializers.ChoiceField(choices=["jsonl", "parquet", "csv"])
-    form = serializers.ChoiceField(
-        choices=["conversational", "text"], required=False, allow_null=True
-    )
-    filters = ExportFiltersSerializer(required=False, allow_null=True)
+    format = serializers.ChoiceField(choices=ExportFormat.values, source="fmt")
+    form = serializers.ChoiceField(choices=list(FORMS), default=None, allow_null=True)
+    filters = ExportFiltersSerializer(default=None, allow_null=True)

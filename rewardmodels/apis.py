@@ -6,34 +6,35 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from django.core.validators import RegexValidator
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_serializer,
-)
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback.core.access import found_or_404
 from feedback.core.api import (
     ERRORS,
-    ErrorSerializer,
-    InvalidInput,
+    READ_ERRORS,
     MethodBooleanField,
     MethodCharField,
     MethodDictField,
     MethodListField,
     NdjsonRenderer,
-    NotReady,
     OrjsonRenderer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    error_responses,
+    validated_body,
 )
 from feedback.core.auth import project_for
+from feedback.core.errors import NotReady, ValidationFailed
 from feedback.core.jobs import JobStatus
 from feedback.core.outbound import redact_url
 from feedback.models import Project, Scope
@@ -49,22 +50,24 @@ from rewardmodels.models import (
     VerbalFeedback,
 )
 
-NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such thing here.")
+NOT_FOUND = "No such thing here."
+# What an operation on one thing of the project, with nothing else to refuse, may answer.
+ONE_THING_ERRORS = error_responses(*READ_ERRORS, not_found=NOT_FOUND)
 
 
 def _model_or_404(project: Project, model_id: int) -> RewardModel:
     model = selectors.reward_model_get(project=project, model_id=model_id)
-    if model is None:
-        raise NotFound("No such reward model in this project.")
-    return model
+    return found_or_404(model, "No such reward model in this project.")
 
 
-# The request bodies are parsed by hand, like the rest of the API; these document them.
+# Each request body is checked by the serializer that documents it, and its validated data is
+# what the service is called with (`validated_body`), so the names are the service's; the
+# service checks the rules a page's form passes through too.
 class ModelInputSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
+    name = StrictCharField(max_length=200)
     objective = serializers.ChoiceField(choices=Objective.values)
     config = serializers.DictField(
-        required=False,
+        default=None,
         allow_null=True,
         help_text=(
             "p_love: test_fraction, epochs, alpha, viewer_cap, uniform_factor, batch_size, "
@@ -96,12 +99,16 @@ class ModelOutputSerializer(serializers.Serializer[RewardModel]):
 
 
 class ScoreItemSerializer(serializers.Serializer[Any]):
-    prompt = serializers.CharField(allow_blank=True)
-    response = serializers.CharField(allow_blank=True)
+    prompt = StrictCharField(allow_blank=True)
+    response = StrictCharField(allow_blank=True)
 
 
 class ScoreInputSerializer(serializers.Serializer[Any]):
-    items = ScoreItemSerializer(many=True)
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ScoreItemSerializer(),
+        allow_empty=False,
+        max_length=services.reward_models.MAX_SCORE_ITEMS,
+    )
 
 
 class ScoreSerializer(serializers.Serializer[dict[str, float]]):
@@ -118,15 +125,8 @@ class RewardModelCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
-        body: Any = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
         model = services.reward_model_create(
-            project=project,
-            name=body.get("name"),
-            objective=body.get("objective"),
-            config=body.get("config"),
-            created_by=None,
+            project=project, created_by=None, **validated_body(request, ModelInputSerializer)
         )
         return Response(ModelOutputSerializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -135,11 +135,7 @@ class RewardModelDetailApi(APIView):
     @extend_schema(
         operation_id="reward_models_retrieve",
         summary="A reward model with its versions and the active one",
-        responses={
-            200: ModelOutputSerializer,
-            404: NOT_FOUND,
-            **{c: ERRORS[c] for c in (401, 403, 503)},
-        },
+        responses={200: ModelOutputSerializer, **ONE_THING_ERRORS},
     )
     def get(self, request: Request, model_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
@@ -160,11 +156,7 @@ class RewardModelTrainApi(APIView):
         operation_id="reward_models_train",
         summary="Start a training run on the `training` queue",
         request=None,
-        responses={
-            202: OutputSerializer,
-            404: NOT_FOUND,
-            **{c: ERRORS[c] for c in (401, 403, 503)},
-        },
+        responses={202: OutputSerializer, **ONE_THING_ERRORS},
         description="Each request is one run, and a run yields at most one version.",
     )
     def post(self, request: Request, model_id: int) -> Response:
@@ -194,17 +186,14 @@ class TrainingRunDetailApi(APIView):
     @extend_schema(
         operation_id="training_runs_retrieve",
         summary="A training run's status, progress and metrics",
-        responses={
-            200: OutputSerializer,
-            404: NOT_FOUND,
-            **{c: ERRORS[c] for c in (401, 403, 503)},
-        },
+        responses={200: OutputSerializer, **ONE_THING_ERRORS},
     )
     def get(self, request: Request, run_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
-        run = selectors.training_run_get(project=project, run_id=run_id)
-        if run is None:
-            raise NotFound("No such training run in this project.")
+        run = found_or_404(
+            selectors.training_run_get(project=project, run_id=run_id),
+            "No such training run in this project.",
+        )
         return Response(self.OutputSerializer(run).data)
 
 
@@ -220,21 +209,19 @@ class RewardModelScoreApi(APIView):
         request=ScoreInputSerializer,
         responses={
             200: OutputSerializer,
-            404: NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="No version yet."),
-            **ERRORS,
+            **error_responses(*ERRORS, not_found=NOT_FOUND, not_ready="No version yet."),
         },
-        description="P[Love] models answer `{p_love}` per item; preference models `{reward}`.",
+        description=(
+            "Send 1 to 1,000 items. P[Love] models answer `{p_love}` per item; preference "
+            "models `{reward}`. The items are checked first: a model with no trained version "
+            "answers a valid request with 409."
+        ),
     )
     def post(self, request: Request, model_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
         model = _model_or_404(project, model_id)
-        body: Any = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-        if model.active_run_id is None:
-            raise NotReady("The model has no trained version yet; train it first.")
-        version, scores = services.reward_model_score(reward_model=model, items=body.get("items"))
+        body = validated_body(request, ScoreInputSerializer)
+        version, scores = services.reward_model_score(reward_model=model, **body)
         return Response(self.OutputSerializer({"version": version, "scores": scores}).data)
 
 
@@ -242,29 +229,32 @@ class RewardModelScoreApi(APIView):
 
 
 class VerbalFeedbackInputSerializer(serializers.Serializer[Any]):
-    text = serializers.CharField(max_length=5000)
-    domain = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    effect = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    text = StrictCharField(max_length=services.c3po.MAX_TEXT)
+    domain = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    effect = StrictCharField(required=False, allow_blank=True, allow_null=True)
 
 
 class GeneratorInputSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
-    base_url = serializers.CharField(
+    name = StrictCharField(max_length=200)
+    base_url = StrictCharField(
         help_text=(
             "e.g. https://api.openai.com/v1. Loopback, private and other internal addresses are "
             "refused unless the host is in the server's OUTBOUND_ALLOWED_HOSTS; no user name or "
             "password in the URL."
         )
     )
-    model = serializers.CharField(max_length=200)
-    api_key = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
-    concurrency = serializers.IntegerField(required=False, min_value=1, max_value=32)
+    model = StrictCharField(max_length=200)
+    api_key = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    temperature = StrictFloatField(required=False, min_value=0, max_value=2)
+    concurrency = StrictIntegerField(required=False, min_value=1, max_value=32)
 
 
 class BuildInputSerializer(serializers.Serializer[Any]):
-    generator = serializers.IntegerField(
-        required=False, allow_null=True, help_text="A generator's id; none: the human path."
+    generator = StrictIntegerField(
+        source="generator_id",
+        required=False,
+        allow_null=True,
+        help_text="A generator's id; none: the human path.",
     )
     counts = serializers.DictField(
         required=False,
@@ -274,11 +264,13 @@ class BuildInputSerializer(serializers.Serializer[Any]):
             "test_fraction; the defaults follow the paper's proportions."
         ),
     )
-    review = serializers.BooleanField(
+    review = StrictBooleanField(
         required=False, help_text="Annotators review generated revisions before they count."
     )
-    seed = serializers.RegexField(
-        r"^[A-Za-z0-9_-]{1,32}$",
+    seed = StrictCharField(
+        validators=[
+            RegexValidator(f"^{services.c3po.SEED_PATTERN.pattern}$", services.c3po.SEED_RULE)
+        ],
         required=False,
         allow_null=True,
         help_text="Fixes the out-of-scope sample and the split (random when left out).",
@@ -328,13 +320,6 @@ class BuildOutputSerializer(serializers.Serializer[C3POBuild]):
         return {part: f"{url}?part={part}" for part in PARTS}
 
 
-def _body(request: Request) -> dict[str, Any]:
-    body: Any = request.data
-    if not isinstance(body, dict):
-        raise InvalidInput("Send an object.", {"non_field_errors": ["Expected an object."]})
-    return body
-
-
 class VerbalFeedbackCreateApi(APIView):
     @extend_schema_serializer(component_name="VerbalFeedbackOutput")
     class OutputSerializer(serializers.Serializer[VerbalFeedback]):
@@ -353,12 +338,8 @@ class VerbalFeedbackCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
-        body = _body(request)
         feedback = services.c3po.verbal_feedback_create(
-            project=project,
-            text=body.get("text"),
-            domain=body.get("domain"),
-            effect=body.get("effect"),
+            project=project, **validated_body(request, VerbalFeedbackInputSerializer)
         )
         return Response(self.OutputSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
@@ -389,15 +370,8 @@ class GeneratorSaveApi(APIView):
     )
     def post(self, request: Request) -> Response:
         project = project_for(request, Scope.TRAIN)
-        body = _body(request)
         generator = services.c3po.generator_save(
-            project=project,
-            name=body.get("name"),
-            base_url=body.get("base_url"),
-            model=body.get("model"),
-            api_key=body.get("api_key"),
-            temperature=body.get("temperature", 0.7),
-            concurrency=body.get("concurrency", 4),
+            project=project, **validated_body(request, GeneratorInputSerializer)
         )
         return Response(self.OutputSerializer(generator).data)
 
@@ -407,7 +381,7 @@ class BuildCreateApi(APIView):
         operation_id="c3po_builds_create",
         summary="Start a C3PO build of the feedback's dataset",
         request=BuildInputSerializer,
-        responses={202: BuildOutputSerializer, 404: NOT_FOUND, **ERRORS},
+        responses={202: BuildOutputSerializer, **error_responses(*ERRORS, not_found=NOT_FOUND)},
         description=(
             "A staged job on the `c3po` queue: categories, in-scope, near-scope and "
             "out-of-scope prompts, baseline and revised responses, a train/test split."
@@ -415,49 +389,26 @@ class BuildCreateApi(APIView):
     )
     def post(self, request: Request, feedback_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
-        feedback = selectors.verbal_feedback_get(project=project, feedback_id=feedback_id)
-        if feedback is None:
-            raise NotFound("No such verbal feedback in this project.")
-        body = _body(request)
-        generator = None
-        raw = body.get("generator")
-        if raw is not None:
-            if isinstance(raw, bool) or not isinstance(raw, int):
-                raise InvalidInput("Invalid generator.", {"generator": ["Must be a generator id."]})
-            generator = selectors.generator_get(project=project, generator_id=raw)
-            if generator is None:
-                raise InvalidInput(
-                    "Invalid generator.", {"generator": ["No such generator in this project."]}
-                )
-        review = body.get("review", False)
-        if not isinstance(review, bool):
-            raise InvalidInput("Invalid review.", {"review": ["Must be true or false."]})
+        feedback = found_or_404(
+            selectors.verbal_feedback_get(project=project, feedback_id=feedback_id),
+            "No such verbal feedback in this project.",
+        )
         build = services.c3po.build_start(
-            feedback=feedback,
-            generator=generator,
-            counts=body.get("counts"),
-            review=review,
-            seed=body.get("seed"),
+            feedback=feedback, **validated_body(request, BuildInputSerializer)
         )
         return Response(BuildOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _build_or_404(project: Project, build_id: int) -> C3POBuild:
     build = selectors.build_get(project=project, build_id=build_id)
-    if build is None:
-        raise NotFound("No such C3PO build in this project.")
-    return build
+    return found_or_404(build, "No such C3PO build in this project.")
 
 
 class BuildDetailApi(APIView):
     @extend_schema(
         operation_id="c3po_builds_retrieve",
         summary="A C3PO build's status, stage, progress and counts",
-        responses={
-            200: BuildOutputSerializer,
-            404: NOT_FOUND,
-            **{c: ERRORS[c] for c in (401, 403, 503)},
-        },
+        responses={200: BuildOutputSerializer, **ONE_THING_ERRORS},
     )
     def get(self, request: Request, build_id: int) -> Response:
         project = project_for(request, Scope.TRAIN)
@@ -471,9 +422,7 @@ class BuildResumeApi(APIView):
         request=None,
         responses={
             202: BuildOutputSerializer,
-            404: NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="Not failed."),
-            **{c: ERRORS[c] for c in (401, 403, 503)},
+            **error_responses(*READ_ERRORS, not_found=NOT_FOUND, not_ready="Not failed."),
         },
     )
     def post(self, request: Request, build_id: int) -> Response:
@@ -496,9 +445,7 @@ class BuildDatasetApi(APIView):
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
-            404: NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="Not finished."),
-            **{c: ERRORS[c] for c in (400, 401, 403, 503)},
+            **error_responses(400, *READ_ERRORS, not_found=NOT_FOUND, not_ready="Not finished."),
         },
         description=(
             "`dpo`: prompt, chosen (revised), rejected (baseline) for in-scope prompts; "
@@ -511,7 +458,9 @@ class BuildDatasetApi(APIView):
         build = _build_or_404(project, build_id)
         part = request.query_params.get("part", "")
         if part not in PARTS:
-            raise InvalidInput("Unknown part.", {"part": [f"Must be one of: {', '.join(PARTS)}."]})
+            raise ValidationFailed(
+                {"part": [f"Must be one of: {', '.join(PARTS)}."]}, "Unknown part."
+            )
         if build.status != BuildStatus.SUCCEEDED:
             raise NotReady(
                 f"The build is {build.status}; its dataset is served once it has succeeded."

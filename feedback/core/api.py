@@ -1,13 +1,13 @@
 """What every API endpoint of both apps shares: JSON in and out (orjson), the error shape
 `{"error": {"code", "message", "fields"?}}` with its schema and the error responses every
-operation documents, the limits on request bodies, and the output fields whose value a
-serializer method works out."""
+operation documents, the limits on request bodies, request bodies checked by the serializer
+that documents them, and the output fields whose value a serializer method works out."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from django.conf import settings
@@ -18,9 +18,10 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from feedback.core.errors import NON_FIELD, ValidationFailed
+from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +36,6 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is unavailable; nothing was written. Retry later."
     default_code = "service_unavailable"
-
-
-class InvalidInput(exceptions.APIException):
-    """A 400 that names the fields at fault."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "invalid"
-
-    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message)
-        self.fields = fields or {}
-
-
-class NotReady(exceptions.APIException):
-    """409: the thing asked for exists but is not in a state to give it (an export or a build
-    still running, a model with no trained version)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "not_ready"
 
 
 class ErrorDetailSerializer(serializers.Serializer[Any]):
@@ -95,6 +77,50 @@ class MethodListField(FromMethod, serializers.ListField):
     pass
 
 
+# A value of the JSON type its schema states, and only that: DRF's own fields would turn 5 into
+# "5", "yes" into true and "2" into 2, where the API refuses a value of another type, as its hot
+# paths do. Text is taken as sent (not stripped): the services decide what counts as blank.
+# Mixed in before the field class, as the Strict*Field classes below do.
+class JsonTyped(serializers.Field):
+    json_types: ClassVar[tuple[type, ...]] = ()
+
+    def to_internal_value(self, data: Any) -> Any:
+        other_type = not isinstance(data, self.json_types)
+        if other_type or (isinstance(data, bool) and bool not in self.json_types):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(JsonTyped, serializers.CharField):
+    json_types = (str,)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+class StrictIntegerField(JsonTyped, serializers.IntegerField):
+    json_types = (int,)
+
+
+class StrictFloatField(JsonTyped, serializers.FloatField):
+    json_types = (int, float)
+
+
+class StrictBooleanField(JsonTyped, serializers.BooleanField):
+    json_types = (bool,)
+
+
+def validated_body(request: Request, serializer: type[serializers.Serializer[Any]]) -> Any:
+    """The request body as `serializer` takes it (its validated data, named as the service it
+    is passed to names them), or the 400 naming each field at fault. An operation documents its
+    body with the same serializer (`extend_schema(request=...)`), so the schema is what is
+    checked."""
+    checked = serializer(data=request.data)
+    checked.is_valid(raise_exception=True)
+    return checked.validated_data
+
+
 # The errors any operation may answer; each operation lists the ones that apply to it.
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; fields named."),
@@ -104,6 +130,21 @@ ERRORS = {
     415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
     503: OpenApiResponse(ErrorSerializer, description="Database down; retry later."),
 }
+# Those of an operation without a body or parameters to refuse.
+READ_ERRORS = (401, 403, 503)
+
+
+def error_responses(
+    *codes: int, not_found: str = "", not_ready: str = ""
+) -> dict[int, OpenApiResponse]:
+    """The errors an operation documents: `codes` from ERRORS, and its 404 (`not_found`) and
+    409 (`not_ready`) described for it when it answers them."""
+    documented = {code: ERRORS[code] for code in codes}
+    if not_found:
+        documented[404] = OpenApiResponse(ErrorSerializer, description=not_found)
+    if not_ready:
+        documented[409] = OpenApiResponse(ErrorSerializer, description=not_ready)
+    return documented
 
 
 class OrjsonParser(BaseParser):
@@ -177,11 +218,19 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested validation detail → {"field.path": [messages]}."""
+    """DRF's nested validation detail → {"field.path": [messages]}, named as the services name
+    fields ("items[3].prompt"); what a nested object or list says about itself as a whole (not
+    an object, too few items) is under its own path."""
     if isinstance(detail, dict):
         flat: dict[str, list[str]] = {}
         for key, value in detail.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            if isinstance(key, int):  # a list's errors, by the item's index
+                path = f"{prefix}[{key}]"
+            elif prefix:
+                path = prefix if key == NON_FIELD else f"{prefix}.{key}"
+            else:
+                path = str(key)
+            flat.update(_flatten(value, path))
         return flat
     if isinstance(detail, list) and detail and not all(isinstance(d, str) for d in detail):
         flat = {}
@@ -206,20 +255,25 @@ def note_database_outage(exception: BaseException | None) -> None:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Every API error as `{"error": {"code", "message", "fields"?}}`: a service's
-    ValidationFailed becomes the 400 naming its fields, and the database being down a 503 with
+    """Every API error as `{"error": {"code", "message", "fields"?}}`: ValidationFailed (a
+    service's or the API's own refusal of its input) becomes the 400 naming its fields, NotReady
+    the 409 saying what it waits for, a 404 keeps its message (every one raised here names the
+    missing thing, in the caller's project), and the database being down is a 503 with
     Retry-After (the transaction was rolled back, so nothing was written)."""
     if is_database_outage(exc):
         note_database_outage(exc)
         exc = ServiceUnavailable()
     elif isinstance(exc, DatabaseError):
         return None  # a bug, not bad input: let it surface as a 500 and be logged
+    if isinstance(exc, ValidationFailed):
+        body = error_body("invalid", exc.message, exc.errors)
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotReady):
+        return Response(error_body("not_ready", exc.message), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        exc = exceptions.NotFound(str(exc) or None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, ValidationFailed):
-        exc = InvalidInput(exc.message, exc.errors)
     if not isinstance(exc, exceptions.APIException):
         return None
 
@@ -232,9 +286,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
         exc.status_code = status.HTTP_401_UNAUTHORIZED
 
-    if isinstance(exc, InvalidInput):
-        body = error_body("invalid", str(exc.detail), exc.fields)
-    elif isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         body = error_body("invalid", "The request has invalid fields.", fields)
     else:

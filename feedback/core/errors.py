@@ -4,9 +4,10 @@ A service that refuses its input raises `ValidationFailed` with a message per fi
 written nothing. The API answers it with a 400 naming the fields (`feedback.core.api`), a page
 shows the messages on its form (`feedback.core.forms.ServiceForm`), a management command prints
 them: each place translates it once, so no service defines an error class of its own for bad
-input. Other refusals (a state that doesn't allow the request) are `ServiceError`s with a name
-that says what happened, for the caller to handle where it can do something better than show
-the message.
+input. A thing asked for that exists but can't give it yet is `NotReady`, answered the same way
+everywhere too (the API's 409). Other refusals (a state that doesn't allow the request) are
+`ServiceError`s with a name that says what happened, for the caller to handle where it can do
+something better than show the message.
 
 Plain Python, no Django, so pure modules may raise these too.
 """
@@ -46,3 +47,9 @@ class ValidationFailed(ServiceError):
     def of(cls, field: str, message: str) -> ValidationFailed:
         """One field at fault, whose message is also the summary."""
         return cls({field: [message]}, message)
+
+
+class NotReady(ServiceError):
+    """What was asked for exists but is not in a state to give it (a model with no trained
+    version to score with, an export or a build that has not succeeded yet, a build resumed
+    that has not failed); `message` says what it is waiting for."""

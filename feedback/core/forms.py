@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from feedback.core.errors import NON_FIELD, ValidationFailed
+from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 from feedback.core.outbound import redact_url
 
 T = TypeVar("T")
@@ -22,8 +22,9 @@ class ServiceForm(forms.Form):
     taken, what exists), so a rule is written once for the page and the API. `submit` calls the
     service with the cleaned data once the form is valid and puts what the service refused
     (ValidationFailed) on the form: each message on the field it names, the rest as errors of
-    the whole form that still name their input. Pages list them with `error_lines`, each under
-    the name the service gives the input, which is also how the API names it.
+    the whole form that still name their input; a NotReady (say, no trained version to score
+    with yet) is an error of the whole form. Pages list them with `error_lines`, each under the
+    name the service gives the input, which is also how the API names it.
     """
 
     # A field whose value the service knows by another name (a reward model's settings arrive
@@ -41,6 +42,9 @@ class ServiceForm(forms.Form):
             return call(self.cleaned_data)
         except ValidationFailed as failed:
             self.add_service_errors(failed.errors)
+            return None
+        except NotReady as not_ready:
+            self.add_error(None, not_ready.message)
             return None
 
     def add_service_errors(self, errors: Mapping[str, Sequence[str]]) -> None:

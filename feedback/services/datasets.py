@@ -86,8 +86,8 @@ def export_request(
     requested_by: str,
 ) -> Export:
     """Validate and queue a snapshot; the worker starts once the row is committed. The values
-    are checked here, types included (the API hands over its JSON values as they came): a
-    page's form passes text, a blank filter left out, and `form=None` for the default."""
+    are checked here, types included, whoever calls: a page's form passes text, a blank filter
+    left out, and `form=None` for the default."""
     errors: dict[str, list[str]] = {}
     clean_dataset = _one_of(dataset, datasets.DATASETS)
     if not clean_dataset:

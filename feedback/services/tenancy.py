@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -122,41 +122,24 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     return key
 
 
-def project_settings_update(
-    *,
-    project: Project,
-    name: str,
-    reaction_set: list[str],
-    positive_reactions: list[str],
-    negative_reactions: list[str],
-    allow_images: bool,
-    followup_delay: timedelta,
-    exposure_window: timedelta,
-    feedback_rate_per_minute: int,
-    reactions_per_day: int,
-) -> Project:
+class ProjectSettings(TypedDict):
+    """What a project's owner may change: the Project fields of these names, all at once."""
+
+    name: str
+    reaction_set: list[str]
+    positive_reactions: list[str]
+    negative_reactions: list[str]
+    allow_images: bool
+    followup_delay: timedelta
+    exposure_window: timedelta
+    feedback_rate_per_minute: int
+    reactions_per_day: int
+
+
+def project_settings_update(*, project: Project, **settings: Unpack[ProjectSettings]) -> Project:
     """Change what end users see and may do. Existing reactions of a kind taken out of the set
     stay in the history; they are no longer offered."""
-    project.name = name
-    project.reaction_set = reaction_set
-    project.positive_reactions = positive_reactions
-    project.negative_reactions = negative_reactions
-    project.allow_images = allow_images
-    project.followup_delay = followup_delay
-    project.exposure_window = exposure_window
-    project.feedback_rate_per_minute = feedback_rate_per_minute
-    project.reactions_per_day = reactions_per_day
-    project.save(
-        update_fields=[
-            "name",
-            "reaction_set",
-            "positive_reactions",
-            "negative_reactions",
-            "allow_images",
-            "followup_delay",
-            "exposure_window",
-            "feedback_rate_per_minute",
-            "reactions_per_day",
-        ]
-    )
+    for field, value in settings.items():
+        setattr(project, field, value)
+    project.save(update_fields=list(settings))
     return project

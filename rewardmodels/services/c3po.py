@@ -38,6 +38,7 @@ from rewardmodels.services.c3po_build import C3PO_BUILD_JOB
 
 MAX_TEXT = 5000
 SEED_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+SEED_RULE = "Must be 1 to 32 letters, digits, - or _."
 INVALID = "Invalid input; nothing was saved."
 GENERATOR_TEMPERATURE = 0.7
 GENERATOR_CONCURRENCY = 4
@@ -48,8 +49,8 @@ CONCURRENCY_RULE = "Must be a whole number from 1 to 32."
 def _text(
     value: object, field: str, errors: dict[str, list[str]], *, limit: int, required: bool
 ) -> str:
-    """`value` stripped, or "" with the reason in `errors` (the API hands over its JSON
-    values as they came, so the type is checked too)."""
+    """`value` stripped, or "" with the reason in `errors` (its type is checked too, whoever
+    calls)."""
     if value is None and not required:
         return ""
     if not isinstance(value, str) or "\x00" in value or len(value) > limit:
@@ -118,7 +119,7 @@ def generator_save(
     concurrency: object = GENERATOR_CONCURRENCY,
 ) -> Generator:
     """Create or change a generator by name. `api_key=None` keeps a stored key. The values are
-    checked here, types included: the API hands over its JSON values as they came."""
+    checked here, types included, whoever calls."""
     errors: dict[str, list[str]] = {}
     clean_name = _text(name, "name", errors, limit=200, required=True)
     url = _text(base_url, "base_url", errors, limit=500, required=True)
@@ -157,22 +158,26 @@ def generator_save(
 def build_start(
     *,
     feedback: VerbalFeedback,
-    generator: Generator | None,
+    generator_id: int | None = None,
     counts: object = None,
     review: bool = False,
     seed: object = None,
     created_by: User | None = None,
 ) -> C3POBuild:
-    """Queue a build; the task is sent once the row is committed. `seed` fixes which collected
+    """Queue a build; the task is sent once the row is committed. Without a generator (its id
+    in the feedback's project) annotators write the revisions. `seed` fixes which collected
     prompts are sampled and which rows are held out (random when not given), so two builds
     with one seed and one generator make the same dataset."""
     clean_counts, errors = c3po.counts_clean(counts)
     if errors:
         raise ValidationFailed(errors, INVALID)
     if seed is not None and (not isinstance(seed, str) or not SEED_PATTERN.fullmatch(seed)):
-        raise ValidationFailed({"seed": ["Must be 1 to 32 letters, digits, - or _."]}, INVALID)
-    if generator is not None and generator.project_id != feedback.project_id:
-        raise ValidationFailed({"generator": ["No such generator in this project."]}, INVALID)
+        raise ValidationFailed({"seed": [SEED_RULE]}, INVALID)
+    generator = None
+    if generator_id is not None:
+        generator = selectors.generator_get(project=feedback.project, generator_id=generator_id)
+        if generator is None:  # another project's generator is as unknown as a deleted one
+            raise ValidationFailed({"generator": ["No such generator in this project."]}, INVALID)
     with transaction.atomic():
         build = C3POBuild.objects.create(
             project_id=feedback.project_id,

@@ -10,7 +10,7 @@ metrics and the artifact format are pure code in `rewardmodels.training`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -25,7 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from config.celery_app import Queue
-from feedback.core.errors import NON_FIELD, ValidationFailed
+from feedback.core.errors import NotReady, ValidationFailed
 from feedback.core.jobs import (
     Attempt,
     JobFailed,
@@ -130,8 +130,8 @@ def reward_model_create(
     config: object,
     created_by: User | None,
 ) -> RewardModel:
-    """The values are checked here, types included (the API hands over its JSON values as they
-    came; a page's form passes text, and a config of the settings it read)."""
+    """The values are checked here, types included, whoever calls (a page's form passes text,
+    and a config of the settings it read; the API, its checked body with the config as sent)."""
     errors: dict[str, list[str]] = {}
     clean_name = name.strip() if isinstance(name, str) else ""
     if not isinstance(name, str) or not clean_name or len(name) > 200 or "\x00" in name:
@@ -490,37 +490,17 @@ def _loaded(run_id: int, path: str) -> Any:
 
 
 def reward_model_score(
-    *, reward_model: RewardModel, items: object
+    *, reward_model: RewardModel, items: Sequence[Mapping[str, str]]
 ) -> tuple[int, list[dict[str, float]]]:
-    """Score (prompt, response) pairs, a list of `{"prompt", "response"}` objects, with the
-    active version; ValidationFailed names bad items (their types are checked here too: the
-    API hands over its JSON as it came)."""
+    """Score (prompt, response) pairs, `{"prompt", "response"}` texts, with the active version:
+    NotReady when there is none."""
     run = reward_model.active_run
     if run is None:
-        raise ValidationFailed.of(
-            NON_FIELD, "The model has no trained version yet; train it first."
-        )
-    errors: dict[str, list[str]] = {}
-    if not isinstance(items, list) or not items:
-        raise ValidationFailed(
-            {"items": ["Must be a non-empty list of {prompt, response}."]}, INVALID
-        )
-    if len(items) > MAX_SCORE_ITEMS:
-        raise ValidationFailed(
-            {"items": [f"At most {MAX_SCORE_ITEMS} items per request."]}, INVALID
-        )
-    prompts, responses = [], []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors[f"items[{i}]"] = ["Must be an object with prompt and response."]
-            continue
-        for field in ("prompt", "response"):
-            if not isinstance(item.get(field), str):
-                errors[f"items[{i}].{field}"] = ["Must be a string."]
-        prompts.append(str(item.get("prompt", "")))
-        responses.append(str(item.get("response", "")))
-    if errors:
-        raise ValidationFailed(errors, INVALID)
+        raise NotReady("The model has no trained version yet; train it first.")
+    if not items or len(items) > MAX_SCORE_ITEMS:
+        raise ValidationFailed({"items": [f"Must hold 1 to {MAX_SCORE_ITEMS} items."]}, INVALID)
+    prompts = [item["prompt"] for item in items]
+    responses = [item["response"] for item in items]
     model = _loaded(run.pk, run.artifact.name)
     feature_config = _feature_config(run.config)
     if reward_model.objective == Objective.P_LOVE:

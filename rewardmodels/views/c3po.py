@@ -133,15 +133,9 @@ def build_create(request: HttpRequest, slug: str, feedback_id: int) -> HttpRespo
     form = BuildForm(request.POST)
 
     def start(data: dict[str, Any]) -> C3POBuild:
-        # A generator that is not one of the project's is none: annotators write the revisions.
-        generator = (
-            None
-            if data["generator"] is None
-            else selectors.generator_get(project=membership.project, generator_id=data["generator"])
-        )
         return services.c3po.build_start(
             feedback=context["feedback"],
-            generator=generator,
+            generator_id=data["generator"],
             counts=form.counts(),
             review=data["review"],
             created_by=membership.user,

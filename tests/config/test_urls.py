@@ -279,7 +279,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     )
 
     feedback = verbal_feedback_create(project=project, text=f"Be brief. {marker}")
-    build = build_start(feedback=feedback, generator=None)
+    build = build_start(feedback=feedback)
     C3POBuild.objects.filter(pk=build.pk).update(
         status=BuildStatus.SUCCEEDED, stage=7, progress=1.0, finished_at=timezone.now()
     )
@@ -611,7 +611,9 @@ ROUTES: dict[str, Entry] = {
     "api-reward-model": api(GET(200, scope=TRAIN, data=True), kwargs=model),
     "api-reward-model-train": api(POST(202, scope=TRAIN), kwargs=model),
     # The model has no active version yet: 409 tells an allowed caller to train it first.
-    "api-reward-model-score": api(POST(409, scope=TRAIN, body={"items": []}), kwargs=model),
+    "api-reward-model-score": api(
+        POST(409, scope=TRAIN, body={"items": [{"prompt": "q", "response": "a"}]}), kwargs=model
+    ),
     "api-training-run": api(GET(200, scope=TRAIN), kwargs=run),
     "api-verbal-feedback": api(POST(400, scope=TRAIN, other_key=400)),
     # The other project's generator is refused like an unknown one.

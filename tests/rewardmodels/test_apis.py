@@ -1,5 +1,5 @@
 """The reward-model API end to end: create, train through a real worker, read the versions,
-score; bad input and other projects."""
+score; bodies checked by the serializers that document them, bad input and other projects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from feedback.models import Project
-from rewardmodels.models import RewardModel, TrainingRun
+from rewardmodels.models import C3POBuild, Generator, RewardModel, TrainingRun, VerbalFeedback
 from tests.conftest import bearer_client
 from tests.factories import api_key_for
 from tests.rewardmodels.conftest import MARKER, plant_comparisons, plant_exposures
@@ -172,6 +172,122 @@ def test_scoring_needs_a_version_and_good_items(api: APIClient) -> None:
     )
     assert untrained.status_code == 409
     assert "train it first" in untrained.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"items": []}, "items"),
+        ({"items": [{"prompt": "p", "response": "r"}] * 1001}, "items"),
+        (
+            {"items": [{"prompt": "p", "response": "r"}, {"prompt": 5, "response": "r"}]},
+            "items[1].prompt",
+        ),
+        ({"items": [{"prompt": "p"}]}, "items[0].response"),
+        ({"items": ["p"]}, "items[0]"),
+        ([{"prompt": "p", "response": "r"}], "non_field_errors"),
+    ],
+)
+def test_score_items_are_checked_before_the_models_state(
+    api: APIClient, body: Any, field: str
+) -> None:
+    # given a model with no trained version yet
+    model_id = api.post(
+        "/api/v1/reward-models", {"name": "love", "objective": "p_love"}, format="json"
+    ).json()["id"]
+
+    # when it is sent items its schema does not allow
+    response = api.post(f"/api/v1/reward-models/{model_id}/score", body, format="json")
+
+    # then the answer is the 400 naming the item at fault, not the 409 of a valid request
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+
+
+GENERATOR = {"name": "local", "base_url": "https://llm.example.org/v1", "model": "llama3"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/api/v1/reward-models", {"name": "x", "objective": "p_love", "config": "fast"}, "config"),
+        ("/api/v1/reward-models", {"name": "x", "objective": ["p_love"]}, "objective"),
+        ("/api/v1/verbal-feedback", {"text": ["Be brief."]}, "text"),
+        ("/api/v1/verbal-feedback", {"text": "Be brief.", "domain": 3}, "domain"),
+        ("/api/v1/generators", {**GENERATOR, "temperature": "0.5"}, "temperature"),
+        ("/api/v1/generators", {**GENERATOR, "concurrency": 2.5}, "concurrency"),
+        ("/api/v1/generators", {**GENERATOR, "concurrency": True}, "concurrency"),
+        ("/api/v1/generators", {**GENERATOR, "api_key": 1234}, "api_key"),
+        ("/api/v1/verbal-feedback/{feedback}/builds", {"review": "yes"}, "review"),
+        ("/api/v1/verbal-feedback/{feedback}/builds", {"generator": "1"}, "generator"),
+        ("/api/v1/verbal-feedback/{feedback}/builds", {"generator": True}, "generator"),
+        ("/api/v1/verbal-feedback/{feedback}/builds", {"counts": [2]}, "counts"),
+        ("/api/v1/reward-models", ["love", "p_love"], "non_field_errors"),
+        ("/api/v1/verbal-feedback", "Be brief.", "non_field_errors"),
+        ("/api/v1/generators", [GENERATOR], "non_field_errors"),
+        ("/api/v1/verbal-feedback/{feedback}/builds", [], "non_field_errors"),
+    ],
+)
+def test_a_body_unlike_its_schema_is_refused_naming_the_field(
+    api: APIClient, project: Project, url: str, body: Any, field: str
+) -> None:
+    # given verbal feedback to build from
+    feedback = VerbalFeedback.objects.create(project=project, text="Be brief.")
+
+    # when a body breaks its documented schema (a JSON value of another type, not an object)
+    response = api.post(url.format(feedback=feedback.pk), body, format="json")
+
+    # then the 400 names the field, and nothing was written
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], list(error["fields"])) == ("invalid", [field])
+    assert not RewardModel.objects.exists()
+    assert not Generator.objects.exists()
+    assert not C3POBuild.objects.exists()
+    assert VerbalFeedback.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_build_with_another_projects_generator_is_refused_naming_the_generator(
+    api: APIClient, project: Project, other_project: Project
+) -> None:
+    # given verbal feedback here and a generator of another project
+    feedback = VerbalFeedback.objects.create(project=project, text="Be brief.")
+    theirs = Generator.objects.create(
+        project=other_project, name="theirs", base_url="https://llm.example.org/v1", model="m"
+    )
+
+    # when a build names that generator
+    response = api.post(
+        f"/api/v1/verbal-feedback/{feedback.pk}/builds", {"generator": theirs.pk}, format="json"
+    )
+
+    # then it is refused like an unknown one, and no build starts
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "generator": ["No such generator in this project."]
+    }
+    assert not C3POBuild.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("reward-models/{missing}", "No such reward model in this project."),
+        ("training-runs/{missing}", "No such training run in this project."),
+        ("c3po-builds/{missing}", "No such C3PO build in this project."),
+    ],
+)
+def test_a_missing_thing_is_a_404_that_says_what_is_missing(
+    api: APIClient, path: str, message: str
+) -> None:
+    response = api.get("/api/v1/" + path.format(missing=999_999))
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": message}}
 
 
 @pytest.mark.django_db

@@ -152,7 +152,7 @@ def _run_build(feedback: VerbalFeedback, generator: Generator) -> C3POBuild:
         "near_scope_per_category": 1,
         "out_of_scope": 2,
     }
-    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=counts)
+    build = c3po_services.build_start(feedback=feedback, generator_id=generator.pk, counts=counts)
     c3po_build.build_execute(build_id=build.pk)
     build.refresh_from_db()
     return build

@@ -1,5 +1,6 @@
 """A page's ServiceForm: the service is called only with a valid form, and what the service
-refuses lands on the form, each message by its field and named as the API names it."""
+refuses lands on the form, each message by its field and named as the API names it; a thing not
+ready yet is said on the form as a whole."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from feedback.core.errors import NON_FIELD, ValidationFailed
+from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 from feedback.core.forms import ServiceForm
 
 
@@ -23,7 +24,7 @@ class PlanForm(ServiceForm):
 class Service:
     """Stands in for a service call: records its arguments, then refuses or answers."""
 
-    def __init__(self, refusal: ValidationFailed | None = None) -> None:
+    def __init__(self, refusal: ValidationFailed | NotReady | None = None) -> None:
         self.refusal = refusal
         self.calls: list[dict[str, Any]] = []
 
@@ -93,6 +94,20 @@ def test_the_services_refusal_lands_on_the_fields_it_names() -> None:
         "counts.extra: Unknown key.",
         "The plan is closed.",
     ]
+
+
+def test_a_thing_not_ready_is_said_on_the_form_as_a_whole() -> None:
+    # given a service whose thing can't give what was asked yet (no trained version, say)
+    form = PlanForm({"name": "Plan"})
+    service = Service(NotReady("The model has no trained version yet; train it first."))
+
+    # when the form is submitted
+    made = form.submit(service)
+
+    # then nothing was made and the page says why, about no field in particular
+    assert made is None
+    assert len(service.calls) == 1
+    assert form.error_lines() == ["The model has no trained version yet; train it first."]
 
 
 def test_a_url_is_shown_again_without_its_credentials() -> None:

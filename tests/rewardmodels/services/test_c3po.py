@@ -359,6 +359,32 @@ def test_counts_refused_on_the_page_are_named_and_kept(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("whose", ["another project's", "deleted"])
+def test_a_generator_not_of_the_project_is_refused_on_the_page_as_by_the_api(
+    project: Project, other_project: Project, whose: str
+) -> None:
+    # given verbal feedback, and a generator of another project or one since deleted
+    feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
+    generator = Generator.objects.create(
+        project=other_project, name="g", base_url="https://llm.example.org/v1", model="m"
+    )
+    generator_id = generator.pk
+    if whose == "deleted":
+        generator.delete()
+
+    # when a researcher starts a build with it on the page
+    response = _member(project).post(
+        f"/projects/acme/models/feedback/{feedback.pk}/build/", {"generator": str(generator_id)}
+    )
+
+    # then the form says so by the field's name, as the API does, and no build starts (the
+    # page used to start a build without a generator instead)
+    assert response.status_code == 400
+    assert "generator: No such generator in this project." in response.content.decode()
+    assert not C3POBuild.objects.exists()
+
+
+@pytest.mark.django_db
 def test_another_projects_feedback_and_builds_are_invisible(
     project: Project, other_project: Project, api: APIClient
 ) -> None:
@@ -654,7 +680,7 @@ def _member(project: Project, role: str = "researcher", username: str = "rhea") 
 def _run_build(project: Project, generator: Generator, counts: dict[str, Any] = SMALL) -> C3POBuild:
     """A build started and executed here, in the test's thread (the worker's code path)."""
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
-    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=counts)
+    build = c3po_services.build_start(feedback=feedback, generator_id=generator.pk, counts=counts)
     c3po_build.build_execute(build_id=build.pk)
     build.refresh_from_db()
     return build
@@ -839,7 +865,7 @@ def test_an_attempt_taken_over_while_asking_for_categories_stores_none(
     # that found it silent) while the generator is writing the categories
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
     generator = Generator.objects.get(pk=_generator(api, chat))
-    build = c3po_services.build_start(feedback=feedback, generator=generator, counts=SMALL)
+    build = c3po_services.build_start(feedback=feedback, generator_id=generator.pk, counts=SMALL)
 
     def taken_over_meanwhile(body: Any) -> Any:
         if (body.get("response_format") or {}).get("json_schema", {}).get("name") == "categories":
@@ -907,7 +933,7 @@ def test_the_last_review_completes_the_build_even_when_it_races_the_build(
     _collected_answers(project, n=3)
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
     counts = {**SMALL, "categories": 1, "in_scope_per_category": 2, "out_of_scope": 0}
-    build = c3po_services.build_start(feedback=feedback, generator=None, counts=counts)
+    build = c3po_services.build_start(feedback=feedback, counts=counts)
     annotator = UserFactory.create(username="anna")
     MembershipFactory.create(user=annotator, project=project, role="annotator")
 

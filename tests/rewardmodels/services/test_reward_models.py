@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from config.celery_app import Queue
@@ -22,7 +23,8 @@ from feedback.services import answers_ingest, feedback_record
 from rewardmodels import services
 from rewardmodels.models import RewardModel, TrainingRun
 from rewardmodels.services import reward_models
-from tests.conftest import empty_test_broker, worker_process
+from tests.conftest import bearer_client, empty_test_broker, worker_process
+from tests.factories import MembershipFactory, UserFactory, api_key_for
 from tests.rewardmodels.conftest import plant_exposures
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,6 +44,36 @@ def _wait_for(run: TrainingRun, done: Callable[[TrainingRun], bool], seconds: fl
             return
         time.sleep(0.1)
     raise AssertionError(f"run {run.pk}: {run.status} {run.progress} {run.error}")
+
+
+@pytest.mark.django_db
+def test_scoring_without_a_trained_version_is_not_ready_on_the_api_and_the_page(
+    project: Project,
+) -> None:
+    # given a model never trained, a key of its project and a researcher on its page
+    model = _model(project)
+    api = bearer_client(api_key_for(project))
+    page = Client()
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    page.force_login(user)
+    reason = "The model has no trained version yet; train it first."
+
+    # when both ask for a score
+    from_api = api.post(
+        f"/api/v1/reward-models/{model.pk}/score",
+        {"items": [{"prompt": "q", "response": "a"}]},
+        format="json",
+    )
+    from_page = page.post(
+        f"/projects/acme/models/{model.pk}/score/", {"prompt": "q", "response": "a"}
+    )
+
+    # then the API answers the 409 and the page shows the same reason on its form
+    assert from_api.status_code == 409
+    assert from_api.json() == {"error": {"code": "not_ready", "message": reason}}
+    assert from_page.status_code == 400
+    assert reason in from_page.content.decode()
 
 
 @pytest.mark.django_db
