@@ -521,11 +521,7 @@ class DatasetExportApi(APIView):
         )
         form, filters = _dataset_params(request.query_params)
         rows = dataset.rows(project, filters, form, timezone.now())
-        response = StreamingHttpResponse(
-            datasets.jsonl_chunks(rows), content_type="application/x-ndjson"
-        )
-        response["Content-Disposition"] = f'inline; filename="{project.slug}-{name}.jsonl"'
-        return response
+        return datasets.jsonl_response(rows, f"{project.slug}-{name}.jsonl")
 
 
 # --- exports ---------------------------------------------------------------------------------

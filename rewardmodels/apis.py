@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.core.validators import RegexValidator
 from django.http import StreamingHttpResponse
 from django.urls import reverse
@@ -16,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback import datasets
 from feedback.core.access import found_or_404
 from feedback.core.api import (
     ERRORS,
@@ -465,10 +465,5 @@ class BuildDatasetApi(APIView):
             raise NotReady(
                 f"The build is {build.status}; its dataset is served once it has succeeded."
             )
-        lines = (
-            orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-            for row in selectors.build_dataset_rows(build=build, part=part)
-        )
-        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
-        response["Content-Disposition"] = f'inline; filename="c3po-{build.pk}-{part}.jsonl"'
-        return response
+        rows = selectors.build_dataset(build=build, part=part)
+        return datasets.jsonl_response(rows, f"c3po-{build.pk}-{part}.jsonl")

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from feedback.core.jobs import JobStatus
+from feedback.datasets import Rows
 from feedback.models import Answer, Critique, Project
 from rewardmodels.datasets import build_rows
 from rewardmodels.models import (
@@ -139,10 +140,14 @@ def build_item_next_for_review(*, build: C3POBuild) -> C3POItem | None:
     return build_items_pending_review(build=build).order_by("id").first()
 
 
+def build_dataset(*, build: C3POBuild, part: str) -> Rows:
+    """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets:
+    the same rows the registry's c3po_* datasets export), for `feedback.datasets` to stream."""
+    return build_rows(build, part)
+
+
 def build_dataset_rows(*, build: C3POBuild, part: str) -> Iterator[dict[str, Any]]:
-    """One part of a build's dataset, in TRL's column names (defined in rewardmodels.datasets,
-    the same rows the registry's c3po_* datasets export). Plain dicts of those columns, as
-    every dataset stream writes them: `feedback.datasets` gives what a serializer would cost."""
+    """The same rows as plain dicts of those columns (a page's preview of a few)."""
     rows = build_rows(build, part)
     for row in rows.queryset().iterator(chunk_size=2000):
         yield {name: row[f"c_{name}"] for name in rows.columns}

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import orjson
 from django.db import connection
+from django.http import StreamingHttpResponse
 
 from feedback.datasets.definitions import (
     DATASETS,
@@ -31,7 +32,16 @@ from feedback.datasets.definitions import (
 )
 from feedback.models import Intervention
 
-__all__ = ["DATASETS", "FORMS", "Dataset", "Filters", "Rows", "jsonl_chunks", "qrels_lines"]
+__all__ = [
+    "DATASETS",
+    "FORMS",
+    "Dataset",
+    "Filters",
+    "Rows",
+    "jsonl_chunks",
+    "jsonl_response",
+    "qrels_lines",
+]
 
 # CSV with a quote and a delimiter that never occur in JSON text (JSON escapes control
 # characters), so COPY passes each JSON line through untouched.
@@ -46,6 +56,15 @@ def jsonl_chunks(rows: Rows) -> Iterator[bytes]:
             yield from _copy_chunks(part)
         else:
             yield from _orm_chunks(part)
+
+
+def jsonl_response(rows: Rows, filename: str, *, download: bool = False) -> StreamingHttpResponse:
+    """The rows streamed as a JSON Lines response named `filename` (code, not input), shown
+    inline or, with `download`, saved by a browser."""
+    response = StreamingHttpResponse(jsonl_chunks(rows), content_type="application/x-ndjson")
+    disposition = "attachment" if download else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return response
 
 
 def _copy_chunks(rows: Rows) -> Iterator[bytes]:

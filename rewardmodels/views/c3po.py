@@ -7,13 +7,13 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback import datasets
 from feedback import selectors as feedback_selectors
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.pages import render_page, submit_form
@@ -201,13 +201,8 @@ def build_dataset(request: HttpRequest, slug: str, build_id: int) -> StreamingHt
     part = request.GET.get("part", "")
     if part not in PARTS or build.status != BuildStatus.SUCCEEDED:
         raise Http404("No such part, or the build has not succeeded.")
-    lines = (
-        orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-        for row in selectors.build_dataset_rows(build=build, part=part)
-    )
-    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
-    response["Content-Disposition"] = f'attachment; filename="c3po-{build.pk}-{part}.jsonl"'
-    return response
+    rows = selectors.build_dataset(build=build, part=part)
+    return datasets.jsonl_response(rows, f"c3po-{build.pk}-{part}.jsonl", download=True)
 
 
 @require_GET
