@@ -16,7 +16,6 @@ from feedback.core import crypto
 from feedback.models import PipelineConnector, Project, Role
 from rewardmodels.models import BuildStatus, C3POBuild, Generator, VerbalFeedback
 from rewardmodels.services import c3po as c3po_services
-from rewardmodels.services import c3po_build
 from tests.factories import AnswerFactory, member
 from tests.feedback.pipeline_server import (
     QUESTION,
@@ -27,6 +26,7 @@ from tests.feedback.pipeline_server import (
     connector_for,
     connector_url,
 )
+from tests.rewardmodels.builds import build_run
 from tests.rewardmodels.chat_server import ChatServer
 
 OLD_KEY = Fernet.generate_key().decode()
@@ -152,10 +152,7 @@ def _run_build(feedback: VerbalFeedback, generator: Generator) -> C3POBuild:
         "near_scope_per_category": 1,
         "out_of_scope": 2,
     }
-    build = c3po_services.build_start(feedback=feedback, generator_id=generator.pk, counts=counts)
-    c3po_build.build_execute(build_id=build.pk)
-    build.refresh_from_db()
-    return build
+    return build_run(feedback, generator, counts)
 
 
 @pytest.mark.django_db

@@ -30,6 +30,7 @@ from rewardmodels.services import c3po as c3po_services
 from rewardmodels.services import c3po_build
 from tests.conftest import bearer_client, empty_test_broker, worker_process
 from tests.factories import MembershipFactory, UserFactory, api_key_for
+from tests.rewardmodels.builds import build_run
 from tests.rewardmodels.chat_server import ChatServer, completion, error
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -680,10 +681,7 @@ def _member(project: Project, role: str = "researcher", username: str = "rhea") 
 def _run_build(project: Project, generator: Generator, counts: dict[str, Any] = SMALL) -> C3POBuild:
     """A build started and executed here, in the test's thread (the worker's code path)."""
     feedback = VerbalFeedback.objects.create(project=project, text=FEEDBACK["text"])
-    build = c3po_services.build_start(feedback=feedback, generator_id=generator.pk, counts=counts)
-    c3po_build.build_execute(build_id=build.pk)
-    build.refresh_from_db()
-    return build
+    return build_run(feedback, generator, counts)
 
 
 @pytest.mark.django_db
