@@ -1,8 +1,10 @@
-"""Set-based inserts that let a unique constraint decide what is new."""
+"""Set-based writes: inserts that let a unique constraint decide what is new, and the locks
+that make concurrent writers of the same things take turns."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,3 +53,26 @@ def _adapt(value: Any) -> Any:
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+def lock_until_commit(names: Iterable[str]) -> None:
+    """Hold a lock on each name until the transaction ends, all taken in one statement and in
+    one order (so two transactions sharing names never wait on each other in a cycle). Names
+    are hashed to 64-bit advisory lock keys: two names sharing a key only wait for each other.
+    PostgreSQL only: SQLite runs one writing transaction at a time (the embedded default begins
+    them IMMEDIATE), which serialises them already."""
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_lock_key(name) for name in names})
+    if not keys:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
+            [keys],
+        )
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
