@@ -57,7 +57,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,10 +198,13 @@ class Span:
     @property
     def data(self) -> dict[str, Any]:
         """What is stored of the span besides its ids."""
-        stored = asdict(self)
-        for key in ("trace_id", "span_id", "parent_span_id"):
-            del stored[key]
-        return stored
+        return {
+            "start": self.start,
+            "end": self.end,
+            "stage": self.stage,
+            "offers": self.offers,
+            "chain": self.chain,
+        }
 
     @classmethod
     def stored(

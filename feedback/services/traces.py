@@ -3,9 +3,9 @@ OpenTelemetry spans, which become such answers (`feedback.otel` maps them)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -162,103 +162,239 @@ def _insert_stages(stages: Sequence[tuple[int, Sequence[ValidStage]]]) -> None:
 # --- OpenTelemetry spans ---------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Kept:
+    """A span of a trace as the platform has it: kept from an earlier request (`row`), or
+    arriving now."""
+
+    span_id: str
+    parent_span_id: str
+    span: otel.Span | None  # None once the answer took it in
+    position: int | None = None  # its stage in the answer
+    answer_id: int | None = None  # on the root: the trace's answer
+    row: TraceSpan | None = None
+    settled: bool = False  # the answer takes it in now
+
+
+@dataclass
+class _Trace:
+    trace_id: str
+    kept: list[_Kept]
+    root: _Kept
+    refused: list[tuple[str, list[str]]] = field(default_factory=list)  # (reason, span ids)
+    dropped: bool = False  # its answer can't be made: its spans go
+
+    @property
+    def pending(self) -> list[otel.Span]:
+        """Its spans not in the answer yet, but the root."""
+        return [k.span for k in self.kept if k.span is not None and k is not self.root]
+
+
 def otel_spans_ingest(*, project: Project, spans: Sequence[otel.Span]) -> Counter[str]:
     """Keep the spans not received before, and make or grow the answer of each trace they
     belong to; returns the spans refused here, counted by reason.
 
-    A span sent again conflicts with its row (project, trace id, span id) and changes nothing.
-    A trace's answer is made, through `answers_ingest`, once its root span is there (and some
-    span gives a prompt); spans that arrive later become stages added to it, so feedback the
-    answer has received stays. Requests carrying spans of the same trace take turns (a lock
-    per trace from the insert to the commit), so each sees the spans the other kept: a root and
-    its last child arriving at once still meet.
+    A span sent again changes nothing: the trace's kept spans say it arrived before (and its
+    row's unique key, project + trace id + span id, holds that). A trace's answer is made,
+    through `answers_ingest`, once its root span is there (and some span gives a prompt); spans
+    that arrive later become stages added to it, so feedback the answer has received stays.
+    Requests carrying spans of the same trace take turns (a lock per trace until the commit),
+    so each sees the spans the other kept: a root and its last child arriving at once still
+    meet. The traces of a request are written together: one `answers_ingest` for the new
+    answers, one COPY for the late stages, one insert for the spans, which arrive already
+    settled when their answer is made in the same request (the common case: a batching
+    exporter sends the root with or after its children).
     """
-    refused: Counter[str] = Counter()
     if not spans:
-        return refused
+        return Counter()
     now = timezone.now()
     with transaction.atomic():
-        lock_until_commit(f"otel-trace:{project.pk}:{t}" for t in {s.trace_id for s in spans})
-        new = _insert_spans(project, spans, now=now)
-        if not new:
-            return refused
-        rows_by_trace: dict[str, list[TraceSpan]] = defaultdict(list)
-        for row in TraceSpan.objects.filter(project=project, trace_id__in={t for t, _ in new}):
-            rows_by_trace[row.trace_id].append(row)
-        for trace_id in sorted(rows_by_trace):
-            for reason, span_ids in _trace_settle(project, rows_by_trace[trace_id], now=now):
-                # Counted for the request that sent them only: a replay changes nothing.
-                refused[reason] += sum((trace_id, span_id) in new for span_id in span_ids)
-    return +refused
+        trace_ids = {s.trace_id for s in spans}
+        lock_until_commit(f"otel-trace:{project.pk}:{t}" for t in trace_ids)
+        kept: dict[str, dict[str, _Kept]] = {t: {} for t in trace_ids}
+        for row in TraceSpan.objects.filter(project=project, trace_id__in=trace_ids):
+            stored = _span(row) if row.data is not None else None
+            kept[row.trace_id][row.span_id] = _Kept(
+                row.span_id, row.parent_span_id, stored, row.position, row.answer_id, row
+            )
+        arrived: set[tuple[str, str]] = set()
+        for span in spans:
+            if span.span_id not in kept[span.trace_id]:
+                kept[span.trace_id][span.span_id] = _Kept(span.span_id, span.parent_span_id, span)
+                arrived.add((span.trace_id, span.span_id))
+        if not arrived:
+            return Counter()
+        traces = [
+            trace
+            for trace_id in sorted({t for t, _ in arrived})
+            if (trace := _trace_of(trace_id, list(kept[trace_id].values())))
+        ]
+        growing = [t for t in traces if t.root.answer_id is not None]
+        _answers_make(project, [t for t in traces if t.root.answer_id is None], now=now)
+        _stages_add(growing)
+        dropped = {t.trace_id for t in traces if t.dropped}
+        TraceSpan.objects.filter(project=project, trace_id__in=dropped).delete()
+        _spans_keep(
+            project,
+            [(t, k) for t in kept if t not in dropped for k in kept[t].values()],
+            arrived,
+            now=now,
+        )
+    refused: Counter[str] = Counter()
+    for trace in traces:
+        for reason, span_ids in trace.refused:
+            refused[reason] += sum((trace.trace_id, i) in arrived for i in span_ids)
+    return refused
 
 
-def _insert_spans(
-    project: Project, spans: Sequence[otel.Span], *, now: datetime
-) -> set[tuple[str, str]]:
-    """Insert the spans not kept yet; returns the (trace id, span id) of those inserted."""
-    rows = [
-        (project.pk, s.trace_id, s.span_id, s.parent_span_id, orjson.dumps(s.data).decode(), now)
-        for s in spans
-    ]
-    inserted = insert_ignoring_conflicts(
-        "feedback_tracespan",
-        "project_id, trace_id, span_id, parent_span_id, data, received_at",
-        rows,
-        conflict="project_id, trace_id, span_id",
-        returning="trace_id, span_id",
-    )
-    return {(trace_id, span_id) for trace_id, span_id in inserted}
-
-
-def _trace_settle(
-    project: Project, rows: list[TraceSpan], *, now: datetime
-) -> list[tuple[str, list[str]]]:
-    """Make the trace's answer, or add its new stages to the answer it made (rows: every span
-    of the trace kept, locked); returns the spans it could not use, by reason."""
-    roots = [r for r in rows if not r.parent_span_id]
+def _trace_of(trace_id: str, kept: list[_Kept]) -> _Trace | None:
+    """The trace with its root, or None while its root has not arrived."""
+    roots = [k for k in kept if not k.parent_span_id]
     if not roots:
-        return []  # the answer waits for its root
-    root = next((r for r in roots if r.answer_id), None) or min(roots, key=_start)
-    changed = [r for r in rows if r.data is not None]
-    pending = [_span(r) for r in changed if r is not root]
-    if root.answer_id is None:
-        built = otel.answer_payload(_span(root), pending, now=now)
-        if built is None:
-            return []  # no span gives a prompt yet
-        payload, placed, over = built
-        result = answers_ingest(project=project, items=[payload])[0]
+        return None
+    root = next((k for k in roots if k.answer_id), None) or min(
+        roots, key=lambda k: k.span.start if k.span else 0
+    )
+    return _Trace(trace_id, kept, root)
+
+
+def _answers_make(project: Project, traces: list[_Trace], *, now: datetime) -> None:
+    """The answers of traces whose root has arrived, in one `answers_ingest`; a trace whose
+    answer can't be made (invalid, or its external_id taken) is dropped with its spans."""
+    built = []
+    for trace in traces:
+        assert trace.root.span is not None  # a root without an answer is pending
+        built.append((trace, otel.answer_payload(trace.root.span, trace.pending, now=now)))
+    ready = [(t, made) for t, made in built if made is not None]  # others wait for a prompt
+    results = answers_ingest(project=project, items=[payload for _, (payload, _, _) in ready])
+    for (trace, (payload, placed, over)), result in zip(ready, results, strict=True):
         if result.id is None:
             if result.errors:
                 field_path, messages = next(iter(result.errors.items()))
                 reason = f"the trace's answer is invalid ({field_path}: {messages[0]})"
             else:
                 reason = f"an answer with external_id {payload['external_id']!r} exists already"
-            TraceSpan.objects.filter(pk__in=[r.pk for r in rows]).delete()
-            return [(reason, [r.span_id for r in rows])]
-        root.answer_id = result.id
-    else:
-        last = Stage.objects.filter(answer_id=root.answer_id).aggregate(Max("position"))
-        links = {r.span_id: (r.parent_span_id, r.position) for r in rows}
-        start = 0 if last["position__max"] is None else last["position__max"] + 1
-        placed, over = otel.stages_placed(pending, links=links, first_position=start)
+            trace.refused.append((reason, [k.span_id for k in trace.kept]))
+            trace.dropped = True
+            continue
+        trace.root.answer_id = result.id
+        _settle(trace, placed, over)
+
+
+def _stages_add(traces: list[_Trace]) -> None:
+    """The new stages of answers that exist, after their last stages, in one COPY."""
+    if not traces:
+        return
+    last = dict(
+        Stage.objects.filter(answer_id__in=[t.root.answer_id for t in traces])
+        .values("answer_id")
+        .annotate(last=Max("position"))
+        .values_list("answer_id", "last")
+    )
+    added = []
+    for trace in traces:
+        answer_id = trace.root.answer_id
+        assert answer_id is not None
+        links = {k.span_id: (k.parent_span_id, k.position) for k in trace.kept}
+        first = last[answer_id] + 1 if answer_id in last else 0
+        placed, over = otel.stages_placed(trace.pending, links=links, first_position=first)
         checked = [
             validate_stage(stage, position=stage["position"], parent=stage["parent"])
             for _, stage in placed
         ]
-        _insert_stages([(root.answer_id, [s for s in checked if isinstance(s, ValidStage)])])
-        model = otel.model_of(pending)
+        added.append((answer_id, [s for s in checked if isinstance(s, ValidStage)]))
+        model = otel.model_of(trace.pending)
         if model:  # the answer was made before any generation named its model
-            Answer.objects.filter(pk=root.answer_id, model=otel.UNKNOWN_MODEL).update(model=model)
+            Answer.objects.filter(pk=answer_id, model=otel.UNKNOWN_MODEL).update(model=model)
+        _settle(trace, placed, over)
+    _insert_stages(added)
+
+
+def _settle(
+    trace: _Trace, placed: list[tuple[otel.Span, dict[str, Any]]], over: list[otel.Span]
+) -> None:
+    """The answer takes in the trace's pending spans: their stage positions are noted; those
+    over the stage limit are refused."""
     positions = {span.span_id: stage["position"] for span, stage in placed}
-    for row in changed:
-        row.data, row.position = None, positions.get(row.span_id)
-    TraceSpan.objects.bulk_update(changed, ["data", "position", "answer"])
-    return [(f"an answer holds at most {MAX_STAGES} stages", [s.span_id for s in over])]
+    for k in trace.kept:
+        if k.span is not None:
+            k.settled, k.position = True, positions.get(k.span_id)
+    if over:
+        trace.refused.append(
+            (f"an answer holds at most {MAX_STAGES} stages", [s.span_id for s in over])
+        )
+
+
+def _spans_keep(
+    project: Project,
+    kept: list[tuple[str, _Kept]],
+    arrived: set[tuple[str, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Insert the spans that arrived (their data only while their answer waits for them), and
+    note on the rows kept before what the answer made of them."""
+    new = [
+        (
+            trace_id,
+            k.span_id,
+            k.parent_span_id,
+            None if k.settled or k.span is None else orjson.dumps(k.span.data).decode(),
+            k.position,
+            k.answer_id,
+        )
+        for trace_id, k in kept
+        if (trace_id, k.span_id) in arrived
+    ]
+    _insert_spans(project, new, now=now)
+    settled = [(k.row.pk, k.position, k.answer_id) for _, k in kept if k.row and k.settled]
+    if not settled:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "UPDATE feedback_tracespan AS t SET data = NULL, position = u.position, "
+                "answer_id = u.answer_id FROM unnest(%s::bigint[], %s::integer[], %s::bigint[]) "
+                "AS u(id, position, answer_id) WHERE t.id = u.id",
+                [list(column) for column in zip(*settled, strict=True)],
+            )
+        else:
+            cursor.executemany(
+                "UPDATE feedback_tracespan SET data = NULL, position = %s, answer_id = %s "
+                "WHERE id = %s",
+                [(position, answer_id, pk) for pk, position, answer_id in settled],
+            )
+
+
+_SPAN_COLUMNS = (
+    "project_id, trace_id, span_id, parent_span_id, data, position, answer_id, received_at"
+)
+
+
+def _insert_spans(project: Project, rows: list[tuple[Any, ...]], *, now: datetime) -> None:
+    """Insert the spans (trace id, span id, parent span id, data JSON, position, answer id);
+    one already kept is left as it is."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        # One statement for the whole request.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO feedback_tracespan ({_SPAN_COLUMNS}) "  # noqa: S608 (constant)
+                "SELECT %s, *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], "
+                "%s::integer[], %s::bigint[]) "
+                "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING",
+                [project.pk, now, *(list(column) for column in zip(*rows, strict=True))],
+            )
+    else:
+        insert_ignoring_conflicts(
+            "feedback_tracespan",
+            _SPAN_COLUMNS,
+            [(project.pk, *row, now) for row in rows],
+            conflict="project_id, trace_id, span_id",
+            returning="span_id",
+        )
 
 
 def _span(row: TraceSpan) -> otel.Span:
     return otel.Span.stored(row.trace_id, row.span_id, row.parent_span_id, row.data or {})
-
-
-def _start(row: TraceSpan) -> int:
-    return int((row.data or {}).get("start", 0))
