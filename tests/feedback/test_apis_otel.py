@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 
 from feedback.models import Answer, Project, Reaction, Stage, TraceSpan
 from tests.conftest import bearer_client
-from tests.factories import ProjectFactory, api_key_for, member
+from tests.factories import ProjectFactory, answer_payload, api_key_for, member
 from tests.tcp_proxy import TcpProxy
 
 URL = "/api/v1/otel/v1/traces"
@@ -467,3 +467,29 @@ def test_a_database_outage_is_a_503_and_the_retry_lands(proxied_database: TcpPro
     assert (down.status_code, down["Retry-After"]) == (503, "5")
     reply_of(back)
     assert detail(client, trace_id)["response"] == ANSWER
+
+
+def test_a_trace_naming_an_answer_that_exists_is_refused_and_not_kept(
+    api: APIClient, project: Project
+) -> None:
+    # given an answer sent to the answers API, and a trace whose root names its external_id
+    created = api.post(
+        "/api/v1/answers", orjson.dumps(answer_payload("msg-1")), content_type="application/json"
+    )
+    assert created.status_code == 201
+    tracer, recorded = recorder()
+    with (
+        tracer.start_as_current_span(
+            "rag", attributes={"input.value": QUESTION, "feedback.external_id": "msg-1"}
+        ),
+        tracer.start_as_current_span("tool", attributes={"openinference.span.kind": "TOOL"}),
+    ):
+        pass
+
+    reply = reply_of(send(api, recorded.get_finished_spans()))
+
+    # then both spans are refused with the reason, and the answer is as it was
+    assert reply.partial_success.rejected_spans == 2
+    assert "external_id 'msg-1' exists already" in reply.partial_success.error_message
+    assert TraceSpan.objects.count() == 0
+    assert detail(api, "msg-1")["response"] == answer_payload()["response"]
