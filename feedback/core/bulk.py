@@ -22,19 +22,32 @@ def insert_ignoring_conflicts(
     conflict: str,
     returning: str,
     conflict_where: str = "",
+    array_types: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """`INSERT … VALUES … ON CONFLICT (conflict) DO NOTHING RETURNING returning`, in as few
     statements as the parameter limit allows; returns the rows that were inserted.
 
     Rows skipped for a conflict are not returned: the caller reports them as duplicates. Works
     on PostgreSQL and SQLite (3.35+). `table`, `columns` and the clauses are code, never input.
+    With `array_types` (the PostgreSQL type of each column) PostgreSQL gets one statement
+    whatever the number of rows, a column per array (`unnest`): no statement to split, and
+    one to plan, where VALUES has a parameter per value.
     """
     if not rows:
         return []
+    where = f" WHERE {conflict_where}" if conflict_where else ""
+    if array_types and connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{column_type}[]" for column_type in array_types)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+                f"ON CONFLICT ({conflict}){where} DO NOTHING RETURNING {returning}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return [tuple(row) for row in cursor.fetchall()]
     width = len(rows[0])
     per_statement = max(1, _MAX_PARAMETERS // width)
     placeholder = "(" + ", ".join(["%s"] * width) + ")"
-    where = f" WHERE {conflict_where}" if conflict_where else ""
     inserted: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):

@@ -81,6 +81,10 @@ _ANSWER_COLUMNS = (
     "project_id, external_id, conversation, user_ref, prompt, prompt_hash, response, model, "
     "model_version, metadata, created_at"
 )
+_ANSWER_TYPES = (
+    "bigint", "text", "text", "text", "jsonb", "text", "text", "text", "text", "jsonb",
+    "timestamptz",
+)  # fmt: skip
 
 
 def _insert_answers(
@@ -89,6 +93,7 @@ def _insert_answers(
     """Insert the answers that don't exist yet; returns {external_id: id} of those inserted."""
     rows = [
         (
+            project.pk,
             a.external_id,
             a.conversation,
             a.user_ref,
@@ -103,24 +108,13 @@ def _insert_answers(
         # Sorted by external_id, so two batches sharing answers lock them in the same order.
         for a in sorted(answers, key=lambda a: a.external_id)
     ]
-    if connection.vendor == "postgresql":
-        # One statement for the whole batch: arrays in, the inserted rows' ids out.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO feedback_answer ({_ANSWER_COLUMNS}) "  # noqa: S608 (constant)
-                "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], "
-                "%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
-                "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id, external_id",
-                [project.pk, *(list(column) for column in zip(*rows, strict=True))],
-            )
-            return {external_id: answer_id for answer_id, external_id in cursor.fetchall()}
-    # Portable path (the embedded SQLite default).
     inserted = insert_ignoring_conflicts(
         "feedback_answer",
         _ANSWER_COLUMNS,
-        [(project.pk, *row) for row in rows],
+        rows,
         conflict="project_id, external_id",
         returning="external_id, id",
+        array_types=_ANSWER_TYPES,
     )
     return dict(inserted)
 
@@ -366,34 +360,17 @@ def _spans_keep(
             )
 
 
-_SPAN_COLUMNS = (
-    "project_id, trace_id, span_id, parent_span_id, data, position, answer_id, received_at"
-)
-
-
 def _insert_spans(project: Project, rows: list[tuple[Any, ...]], *, now: datetime) -> None:
     """Insert the spans (trace id, span id, parent span id, data JSON, position, answer id);
     one already kept is left as it is."""
-    if not rows:
-        return
-    if connection.vendor == "postgresql":
-        # One statement for the whole request.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO feedback_tracespan ({_SPAN_COLUMNS}) "  # noqa: S608 (constant)
-                "SELECT %s, *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], "
-                "%s::integer[], %s::bigint[]) "
-                "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING",
-                [project.pk, now, *(list(column) for column in zip(*rows, strict=True))],
-            )
-    else:
-        insert_ignoring_conflicts(
-            "feedback_tracespan",
-            _SPAN_COLUMNS,
-            [(project.pk, *row, now) for row in rows],
-            conflict="project_id, trace_id, span_id",
-            returning="span_id",
-        )
+    insert_ignoring_conflicts(
+        "feedback_tracespan",
+        "project_id, trace_id, span_id, parent_span_id, data, position, answer_id, received_at",
+        [(project.pk, *row, now) for row in rows],
+        conflict="project_id, trace_id, span_id",
+        returning="id",
+        array_types=("bigint", "text", "text", "text", "jsonb", "integer", "bigint", "timestamptz"),
+    )
 
 
 def _span(row: TraceSpan) -> otel.Span:
