@@ -23,7 +23,8 @@ The answer (one per trace id):
 - `created_at`: when the root span ended.
 
 The stages, from the conventions of OpenInference (`openinference.span.kind`) and of
-OpenTelemetry GenAI (`gen_ai.operation.name`); `feedback.stage_kind` on any span overrides:
+OpenTelemetry GenAI (`gen_ai.operation.name`); `feedback.stage_kind` on a span below the root
+overrides them:
 
     RETRIEVER                     retrieval   documents from retrieval.documents.{i}.document.*
     RERANKER                      rerank      reranker.output_documents.{i}.document.*
@@ -72,7 +73,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from feedback.ingest import CLOCK_SKEW, EARLIEST, MAX_STAGES, validate_stage
+from feedback.ingest import CLOCK_SKEW, EARLIEST, MAX_STAGES, STAGE_KINDS, validate_stage
 
 UNKNOWN_MODEL = "unknown"
 NOT_MAPPED = "no openinference.span.kind, gen_ai.operation.name or feedback.stage_kind attribute"
@@ -95,7 +96,6 @@ _GENAI_STAGES = {
     "execute_tool": "tool",
     "invoke_agent": "other",
 }
-_FORCED_KINDS = ("decomposition", "retrieval", "rerank", "generation", "tool", "other")
 _DECOMPOSITION_NAME = re.compile(r"decompos|rewrit|sub[-_ ]?quer", re.IGNORECASE)
 _ROLES = {
     "system": "system",
@@ -283,7 +283,7 @@ def _stage_kind(
     if is_root:
         return None, chain
     forced = attributes.get("feedback.stage_kind")
-    if forced in _FORCED_KINDS:
+    if forced in STAGE_KINDS:
         return str(forced), chain
     kind = _OPENINFERENCE_STAGES.get(openinference) or _GENAI_STAGES.get(operation)
     may_decompose = kind == "generation" or (kind is None and openinference == "CHAIN")

@@ -7,8 +7,11 @@ import base64
 import gzip
 import json
 import random
+import threading
+import urllib.request
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -493,3 +496,38 @@ def test_a_trace_naming_an_answer_that_exists_is_refused_and_not_kept(
     assert "external_id 'msg-1' exists already" in reply.partial_success.error_message
     assert TraceSpan.objects.count() == 0
     assert detail(api, "msg-1")["response"] == answer_payload()["response"]
+
+
+@pytest.mark.slow
+def test_a_root_and_its_children_sent_at_once_still_meet(live_server: Any) -> None:
+    # given traces whose root and children go out in two requests at the same moment
+    project = ProjectFactory.create(slug="acme")
+    key = api_key_for(project, "ingest", "export")
+    runs = []
+    for _ in range(6):
+        tracer, recorded = recorder()
+        trace_id = rag_pipeline(tracer)
+        *children, root = recorded.get_finished_spans()
+        runs.append((trace_id, [children, [root]]))
+
+    def post(spans: Sequence[ReadableSpan], start: threading.Barrier) -> int:
+        request = urllib.request.Request(
+            f"{live_server.url}{URL}",
+            data=encode_spans(spans).SerializeToString(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": PROTOBUF},
+        )
+        start.wait()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+
+    # when each pair is sent from two threads released together
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _, halves in runs:
+            start = threading.Barrier(2)
+            statuses = list(pool.map(post, halves, [start, start]))
+            assert statuses == [200, 200]
+
+    # then every answer has all its stages: neither request missed the other's spans
+    client = bearer_client(key)
+    for trace_id, _ in runs:
+        assert len(detail(client, trace_id)["trace"]) == 4
