@@ -36,13 +36,13 @@ import json
 import random
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
 from common import ROOT, bench_setup, clear_project, gunicorn, post_concurrently
+from ingest import Phase, text  # the same words, and the best of the runs
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -59,27 +59,6 @@ SPANS_PER_TRACE = 4
 STAGES_PER_TRACE = 3
 OTLP_PATH = "/api/v1/otel/v1/traces"
 MS = 1_000_000
-
-WORDS = (
-    "answer", "retrieval", "query", "model", "context", "document", "score", "user", "token",
-    "latency", "ranking", "vector", "index", "search", "prompt", "response", "feedback", "rating",
-    "reward", "trace", "stage", "pipeline", "batch", "cache", "summary", "source", "citation",
-    "evidence", "policy", "reason", "chain", "step", "tool", "output", "input", "system", "the",
-    "a", "of", "and", "to", "in", "is", "that", "for", "on", "with", "as", "by", "it", "this",
-    "be", "are", "from", "at", "or", "an", "which",
-)  # fmt: skip
-
-
-def text(rng: random.Random, length: int) -> str:
-    """Words until `length` characters, cut to exactly that."""
-    words: list[str] = []
-    size = 0
-    while size < length:
-        word = rng.choice(WORDS)
-        words.append(word)
-        size += len(word) + 1
-    return " ".join(words)[:length]
-
 
 # --- the content -----------------------------------------------------------------------------
 
@@ -226,15 +205,6 @@ def check_counts(database_url: str, project_id: int, traces: int, spans_kept: in
 # --- main ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Phase:
-    name: str
-    seconds: list[float]
-
-    def rate(self, spans: int) -> float:
-        return spans / min(self.seconds)
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--traces", type=int, default=4000, help="traces (answers) per run")
@@ -282,7 +252,7 @@ def main() -> None:
     for phase in phases.values():
         print(
             f"{phase.name}: {phase.rate(spans):,.0f} spans/s "
-            f"(best of {len(phase.seconds)}: {min(phase.seconds):.3f} s)"
+            f"(best of {len(phase.seconds)}: {phase.best():.3f} s)"
         )
     print(f"ratio={phases['otlp'].rate(spans) / phases['answers'].rate(spans):.3f}")
 
