@@ -13,7 +13,8 @@ CPU and memory figures come from /proc.
   management commands.
 - Rows: `clear_project` deletes some of a project's rows between runs; `refill` replaces all of
   them in one transaction and checks the references the new rows make.
-- gunicorn: `gunicorn()` runs the real web process on a free port while a block runs.
+- gunicorn: `gunicorn()` runs the real web process on a free port while a block runs;
+  `post_concurrently` sends it request bodies from several client threads.
 - CPU: `cpu_seconds` of a process, `gunicorn_workers`, and `BackendCpu`, the PostgreSQL backends
   serving one database sampled while a block runs.
 """
@@ -23,13 +24,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ PROJECT_ROWS: dict[str, str] = {
     "feedback_comparison": "DELETE FROM feedback_comparison WHERE project_id = %(project)s",
     "feedback_followup": "DELETE FROM feedback_followup WHERE project_id = %(project)s",
     "feedback_feedbackevent": "DELETE FROM feedback_feedbackevent WHERE project_id = %(project)s",
+    "feedback_tracespan": "DELETE FROM feedback_tracespan WHERE project_id = %(project)s",
     "feedback_stage": (
         "DELETE FROM feedback_stage USING feedback_answer "
         "WHERE feedback_stage.answer_id = feedback_answer.id "
@@ -327,6 +330,52 @@ def gunicorn(env: dict[str, str]) -> Iterator[tuple[int, int]]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def post_concurrently(
+    port: int, path: str, headers: dict[str, str], bodies: Sequence[bytes], clients: int
+) -> tuple[float, list[tuple[int, bytes]]]:
+    """POST every body to `path` from `clients` threads, each keeping its own connection;
+    (seconds taken, the (status, body) of every reply)."""
+    work: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    for body in bodies:
+        work.put(body)
+    replies: list[tuple[int, bytes]] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            while True:
+                try:
+                    body = work.get_nowait()
+                except queue.Empty:
+                    return
+                # http.client reconnects by itself when the server closed the connection.
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                reply = (response.status, response.read())
+                with lock:
+                    replies.append(reply)
+        except BaseException as error:
+            with lock:
+                failures.append(error)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise failures[0]
+    if len(replies) != len(bodies):
+        sys.exit(f"{len(replies)} replies for {len(bodies)} requests to {path}")
+    return elapsed, replies
 
 
 def gunicorn_workers() -> list[int]:

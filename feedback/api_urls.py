@@ -5,6 +5,8 @@ from feedback import apis
 urlpatterns = [
     path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
     path("feedback", apis.FeedbackApi.as_view(), name="api-feedback"),
+    # OTLP/HTTP: the path exporters add to OTEL_EXPORTER_OTLP_ENDPOINT=<site>/api/v1/otel.
+    path("otel/v1/traces", apis.OtelTraceIngestApi.as_view(), name="api-otel-traces"),
     path("datasets/qrels.txt", apis.DatasetQrelsApi.as_view(), name="api-qrels"),
     path("datasets/<str:name>.jsonl", apis.DatasetExportApi.as_view(), name="api-dataset"),
     path("exports", apis.ExportCreateApi.as_view(), name="api-exports"),

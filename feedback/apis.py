@@ -4,14 +4,14 @@ render. Errors leave through `feedback.core.api.exception_handler`."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -22,12 +22,13 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import ParseError, Throttled
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import datasets, events, schemas, selectors, services
+from feedback import datasets, events, otel, schemas, selectors, services
 from feedback.core.access import found_or_404, viewer_of
 from feedback.core.api import (
     ERRORS,
@@ -41,6 +42,7 @@ from feedback.core.api import (
     OrjsonRenderer,
     TextRenderer,
     error_responses,
+    request_body,
     validated_body,
 )
 from feedback.core.auth import project_for
@@ -202,6 +204,79 @@ class AnswerIngestApi(APIView):
         if single and results[0].errors:  # a single answer refused: the 400 naming its fields
             raise ValidationFailed(results[0].errors, "The answer has invalid fields.")
         return batch_response(results)
+
+
+# --- OpenTelemetry ---------------------------------------------------------------------------
+
+OTLP_PROTOBUF = "application/x-protobuf"
+
+
+class OtlpProtobufParser(BaseParser):
+    """An OTLP `ExportTraceServiceRequest` in protobuf (`request_body` reads it)."""
+
+    media_type = OTLP_PROTOBUF
+    json = False
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        try:
+            return otel.decode_request(request_body(stream, parser_context), json=self.json)
+        except otel.NotOtlp as error:
+            raise ParseError(str(error)) from error
+
+
+class OtlpJsonParser(OtlpProtobufParser):
+    """The same in OTLP/JSON."""
+
+    media_type = "application/json"
+    json = True
+
+
+class OtelTraceIngestApi(APIView):
+    parser_classes = [OtlpProtobufParser, OtlpJsonParser]
+
+    @extend_schema(
+        operation_id="otel_traces_ingest",
+        summary="Ingest OpenTelemetry traces (OTLP/HTTP): each trace becomes an answer",
+        request={OTLP_PROTOBUF: OpenApiTypes.BINARY, "application/json": OpenApiTypes.OBJECT},
+        responses={
+            (200, OTLP_PROTOBUF): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            **ERRORS,
+        },
+        description=(
+            "The OTLP/HTTP trace export, so an OpenTelemetry SDK sends here with "
+            "`OTEL_EXPORTER_OTLP_ENDPOINT=<site>/api/v1/otel` and `OTEL_EXPORTER_OTLP_HEADERS="
+            "Authorization=Bearer <key with scope ingest>`. The body is an "
+            "`ExportTraceServiceRequest` in protobuf or OTLP/JSON, gzip or deflate allowed; "
+            "the reply is an `ExportTraceServiceResponse` in the same encoding, whose "
+            "`partial_success` counts the spans that could not be used, with the reasons. "
+            "Each trace becomes an answer whose external_id is the trace id (32 lowercase hex "
+            "characters) once its root span has arrived; later spans are added as stages. "
+            "Spans sent again change nothing. The README maps OpenInference and GenAI spans "
+            "to answers and stages."
+        ),
+    )
+    def post(self, request: Request) -> HttpResponse:
+        project = project_for(request, Scope.INGEST)
+        export = request.data
+        if not isinstance(export, otel.ExportTraceServiceRequest):  # no body at all
+            raise ParseError("Send an OTLP ExportTraceServiceRequest (protobuf or JSON).")
+        spans, refused = otel.spans_of(export)
+        refused += services.traces.otel_spans_ingest(project=project, spans=spans)
+        json = _is_json(request)
+        return HttpResponse(
+            otel.encode_response(refused, json=json),
+            content_type="application/json" if json else OTLP_PROTOBUF,
+        )
+
+
+def _is_json(request: Request) -> bool:
+    return request.content_type.split(";")[0].strip().lower() == "application/json"
 
 
 # --- answers ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 Errors = dict[str, list[str]]
+NON_STAGE = "stage"  # the key of what is wrong with a stage as a whole
 UNSTORABLE = "Must not contain NUL characters or nest deeper than 250 levels."
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -293,6 +294,22 @@ def _trace(errors: Errors, value: Any) -> tuple[ValidStage, ...]:
         if valid.parent_position is not None and valid.parent_position not in positions:
             errors.setdefault(f"trace[{i}].parent", ["Must be the position of an earlier stage."])
     return tuple(stages)
+
+
+def validate_stage(stage: Any, *, position: int, parent: int | None) -> ValidStage | Errors:
+    """One stage on its own, checked as a stage of an answer's trace is, placed at `position`
+    under `parent` (a stage added to an answer that exists); errors are keyed by the field's
+    path within the stage (`output.documents[0].url`)."""
+    errors: Errors = {}
+    stages = _trace(
+        errors, [{**stage, "position": 0, "parent": None}] if isinstance(stage, dict) else [stage]
+    )
+    if errors:
+        return {
+            key.removeprefix("trace[0]").removeprefix(".") or NON_STAGE: messages
+            for key, messages in errors.items()
+        }
+    return replace(stages[0], position=position, parent_position=parent)
 
 
 def validate_answer(item: Any, *, now: datetime) -> ValidAnswer | Errors:

@@ -1,8 +1,10 @@
-"""Set-based inserts that let a unique constraint decide what is new."""
+"""Set-based writes: inserts that let a unique constraint decide what is new, and the locks
+that make concurrent writers of the same things take turns."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,19 +22,32 @@ def insert_ignoring_conflicts(
     conflict: str,
     returning: str,
     conflict_where: str = "",
+    array_types: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """`INSERT … VALUES … ON CONFLICT (conflict) DO NOTHING RETURNING returning`, in as few
     statements as the parameter limit allows; returns the rows that were inserted.
 
     Rows skipped for a conflict are not returned: the caller reports them as duplicates. Works
     on PostgreSQL and SQLite (3.35+). `table`, `columns` and the clauses are code, never input.
+    With `array_types` (the PostgreSQL type of each column) PostgreSQL gets one statement
+    whatever the number of rows, a column per array (`unnest`): no statement to split, and
+    one to plan, where VALUES has a parameter per value.
     """
     if not rows:
         return []
+    where = f" WHERE {conflict_where}" if conflict_where else ""
+    if array_types and connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{column_type}[]" for column_type in array_types)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+                f"ON CONFLICT ({conflict}){where} DO NOTHING RETURNING {returning}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return [tuple(row) for row in cursor.fetchall()]
     width = len(rows[0])
     per_statement = max(1, _MAX_PARAMETERS // width)
     placeholder = "(" + ", ".join(["%s"] * width) + ")"
-    where = f" WHERE {conflict_where}" if conflict_where else ""
     inserted: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
@@ -51,3 +66,26 @@ def _adapt(value: Any) -> Any:
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+def lock_until_commit(names: Iterable[str]) -> None:
+    """Hold a lock on each name until the transaction ends, all taken in one statement and in
+    one order (so two transactions sharing names never wait on each other in a cycle). Names
+    are hashed to 64-bit advisory lock keys: two names sharing a key only wait for each other.
+    PostgreSQL only: SQLite runs one writing transaction at a time (the embedded default begins
+    them IMMEDIATE), which serialises them already."""
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_lock_key(name) for name in names})
+    if not keys:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
+            [keys],
+        )
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,10 +1,10 @@
 """Migration operations shared by the apps' migrations.
 
 `AddIndexConcurrentlyOnPostgres` is how an index is added to a table that is large and written
-all the time (exposures, feedback events, stages): a plain CREATE INDEX holds a lock that blocks
-every INSERT, UPDATE and DELETE on the table until the index is built, which on those tables
-means minutes of failed or stalled ingestion and feedback. tests/feedback/core/test_migrations.py
-holds every later migration to it.
+all the time (exposures, feedback events, stages, OTLP spans): a plain CREATE INDEX holds a
+lock that blocks every INSERT, UPDATE and DELETE on the table until the index is built, which
+on those tables means minutes of failed or stalled ingestion and feedback.
+tests/feedback/core/test_migrations.py holds every later migration to it.
 """
 
 from __future__ import annotations

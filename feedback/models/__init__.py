@@ -1,7 +1,7 @@
 """The models of feedback, one module per context:
 
 - tenancy: projects, members and their roles, API keys and their scopes;
-- traces: answers and the pipeline stages behind them;
+- traces: answers, the pipeline stages behind them, and the OpenTelemetry spans they come from;
 - signals: exposures, reactions, critiques, comparisons, follow-ups and the event log;
 - annotation: debug-mode interventions, annotation queues, the pipeline connector, re-runs;
 - datasets: exports;
@@ -52,7 +52,7 @@ from feedback.models.tenancy import (
     new_salt,
     role_includes,
 )
-from feedback.models.traces import Answer, Stage, StageKind
+from feedback.models.traces import Answer, Stage, StageKind, TraceSpan
 
 # Applied migrations name these callables by their old place, feedback.models._<name>: the
 # same functions must answer there, or the migrations stop loading.
@@ -95,6 +95,7 @@ __all__ = [
     "Source",
     "Stage",
     "StageKind",
+    "TraceSpan",
     "Winner",
     "WorkerHeartbeat",
     "default_negative",

@@ -1,12 +1,15 @@
-"""Traces: the answers a project's system produced, and the pipeline stages behind each.
+"""Traces: the answers a project's system produced, the pipeline stages behind each, and the
+OpenTelemetry spans they are built from when they arrive over OTLP.
 
-One answer per external_id and project, held by the database.
+One answer per external_id and project, and one span per span id and trace, held by the
+database.
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from feedback.core.constraints import choices_check
 from feedback.models.tenancy import Project
@@ -82,3 +85,31 @@ class Stage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.answer_id}#{self.position} {self.kind}"
+
+
+class TraceSpan(models.Model):
+    """A span received over OTLP (`feedback.otel` maps it). The spans of one trace arrive in
+    several requests in any order; each is kept here until the trace's answer takes it in, and
+    its row stays afterwards as the record that it was received: a span sent again conflicts
+    with it and changes nothing."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)  # 32 lowercase hex characters
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True, default="")  # "": a root
+    # What the answer takes from the span (`feedback.otel.Span`); null once the answer exists.
+    data = models.JSONField(null=True)
+    # The answer the trace made: set on its root span.
+    answer = models.ForeignKey(Answer, null=True, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(null=True)  # the span's stage in the answer
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "trace_id", "span_id"], name="trace_span_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}/{self.span_id}"

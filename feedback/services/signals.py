@@ -11,7 +11,6 @@ already exposed to the answer in the window, by a page or by the API.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -24,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Model, Q
 from django.utils import timezone
 
-from feedback.core.bulk import insert_ignoring_conflicts
+from feedback.core.bulk import insert_ignoring_conflicts, lock_until_commit
 from feedback.events import ValidEvent, page_view_event_id, validate_event
 from feedback.models import (
     Answer,
@@ -148,27 +147,9 @@ def _record_checked(
 
 
 def _lock_viewers(project: Project, viewers: set[str]) -> None:
-    """Take the viewers' limit locks until the transaction ends, in one statement and in one
-    order (so two batches sharing viewers never wait on each other in a cycle). PostgreSQL
-    only: SQLite runs one writing transaction at a time (the embedded default begins them
-    IMMEDIATE), which serialises the count and the write already."""
-    if not viewers or connection.vendor != "postgresql":
-        return
-    keys = sorted(_lock_key(project.pk, viewer) for viewer in viewers)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
-            [keys],
-        )
-
-
-def _lock_key(project_id: int, viewer: str) -> int:
-    """A signed 64-bit advisory lock key for the feedback limits of one viewer in a project.
-    Two viewers sharing a key only wait for each other; they never share a count."""
-    digest = hashlib.blake2b(
-        f"feedback-limits:{project_id}:{viewer}".encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """Take the viewers' limit locks until the transaction ends, so each viewer's count and
+    write happen one batch at a time."""
+    lock_until_commit(f"feedback-limits:{project.pk}:{viewer}" for viewer in viewers)
 
 
 def _answers_by_external_id(

@@ -594,6 +594,8 @@ ROUTES: dict[str, Entry] = {
     ),
     # --- the API ---------------------------------------------------------------------------
     "api-answers": api(POST(400, scope=INGEST, other_key=400)),
+    # `{}` is an OTLP/JSON export with no spans: accepted, nothing written.
+    "api-otel-traces": api(POST(200, scope=INGEST, other_key=200)),
     "api-answer-detail": api(GET(200, scope=(INGEST, EXPORT), data=True), kwargs=answer),
     "api-feedback": api(
         GET(200, scope=EXPORT, other_key=200, data=True),

@@ -1,9 +1,9 @@
 """Indexes on the large, busy tables are built without blocking writes.
 
 A plain CREATE INDEX blocks every write to its table until the index is built: on exposures,
-feedback events and stages that stops ingestion and feedback for as long as the build takes. So
-an index added to one of them after the table exists is built CONCURRENTLY on PostgreSQL, and
-still plainly on SQLite (the embedded default), which has no concurrent build.
+feedback events, stages and OTLP spans that stops ingestion and feedback for as long as the
+build takes. So an index added to one of them after the table exists is built CONCURRENTLY on
+PostgreSQL, and still plainly on SQLite (the embedded default), which has no concurrent build.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.db.utils import ConnectionHandler
 from pytest_django import DjangoDbBlocker
 
 from feedback.core.migrations import AddIndexConcurrentlyOnPostgres
-from feedback.models import Exposure, FeedbackEvent, Stage
+from feedback.models import Exposure, FeedbackEvent, Stage, TraceSpan
 
-LARGE_TABLES = {model._meta.db_table for model in (Exposure, FeedbackEvent, Stage)}
+LARGE_TABLES = {model._meta.db_table for model in (Exposure, FeedbackEvent, Stage, TraceSpan)}
 INDEX_MIGRATION = ("feedback", "0006_exposure_time_index")
 
 
