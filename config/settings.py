@@ -118,14 +118,45 @@ LOGOUT_REDIRECT_URL = "login"
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR("staticfiles"))
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR("media"))
 # WhiteNoise serves static files from the web process. Production serves the hashed files
 # that `collectstatic` wrote (the image does it at build time); development and the tests
 # serve them straight from the source folders.
 STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+# The files the platform writes (export snapshots, reward-model artifacts) go through the
+# default storage (feedback/core/storage.py). AWS_STORAGE_BUCKET_NAME is the switch: unset, they
+# are kept under MEDIA_ROOT on the local filesystem, which every process must then share; set,
+# they are objects in that S3-compatible bucket (AWS S3, MinIO, Ceph...) and the web server and
+# the workers may run on separate hosts. boto3 reads the credentials, AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, from the environment (or its other sources: an instance role...).
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR("media"))
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+_default_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {
+        "BACKEND": "feedback.core.storage.ObjectStorage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            # "path" for stores that don't serve buckets as subdomains (MinIO by default).
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            # Signed download URLs: version 4, the only one newer AWS regions accept.
+            "signature_version": "s3v4",
+            # As on the filesystem, a name already taken gets a suffix: a retried job never
+            # overwrites (nor, cleaning up, deletes) the file of another attempt.
+            "file_overwrite": False,
+        },
+    }
+# Downloads: a redirect to a signed URL of the object that expires after this many seconds, so
+# the bytes don't pass through the web server (the store must then be reachable by clients at
+# AWS_S3_ENDPOINT_URL); otherwise, and always on the filesystem, the web server streams them.
+STORAGE_DOWNLOAD_REDIRECT = env.bool("STORAGE_DOWNLOAD_REDIRECT", default=False)
+STORAGE_DOWNLOAD_URL_SECONDS = env.int("STORAGE_DOWNLOAD_URL_SECONDS", default=300)
+# This host's copies of stored artifacts, for loading models to score with; safe to delete.
+STORAGE_CACHE_DIR = env.path("STORAGE_CACHE_DIR", default=VAR_DIR("cache"))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"

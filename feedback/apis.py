@@ -7,11 +7,11 @@ import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -48,6 +48,7 @@ from feedback.core.api import (
 from feedback.core.auth import project_for
 from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 from feedback.core.jobs import JobStatus
+from feedback.core.storage import download_response
 from feedback.ingest import parse_timestamp
 from feedback.models import Answer, ApiKey, Export, FeedbackEvent, Project, Scope, Source, Stage
 
@@ -676,6 +677,10 @@ class ExportDownloadApi(APIView):
         summary="The export's file, once it has succeeded",
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(
+                description="With STORAGE_DOWNLOAD_REDIRECT on an object store: `Location` is "
+                "a signed URL of the file that expires after STORAGE_DOWNLOAD_URL_SECONDS."
+            ),
             **error_responses(
                 *READ_ERRORS,
                 not_found="No such export here.",
@@ -683,14 +688,9 @@ class ExportDownloadApi(APIView):
             ),
         },
     )
-    def get(self, request: Request, export_id: int) -> FileResponse:
+    def get(self, request: Request, export_id: int) -> HttpResponseBase:
         project = project_for(request, Scope.EXPORT)
         export = _export_or_404(project, export_id)
         if export.status != JobStatus.SUCCEEDED:
             raise NotReady(f"The export is {export.status}; download it once it has succeeded.")
-        return FileResponse(
-            export.file.open("rb"),
-            as_attachment=True,
-            filename=Path(export.file.name or "export").name,
-            content_type="application/octet-stream",
-        )
+        return download_response(export.file)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,14 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from config.celery_app import Queue
 from config.celery_app import app as celery_app
 from feedback.models import Project
 from tests.factories import ProjectFactory, api_key_for
+from tests.s3_server import S3Server
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +136,45 @@ def worker_process(queue: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3 server (moto, in its own process) for the whole test session."""
+    with S3Server() as server:
+        yield server
+
+
+@dataclass
+class Hosts:
+    """A worker host and a web host sharing only the database, the broker and `bucket`: each
+    has its own MEDIA_ROOT and cache folder, so a file one writes to disk the other can't see."""
+
+    s3: S3Server
+    bucket: str
+    folders: Path
+
+    @contextmanager
+    def _host(self, name: str) -> Iterator[None]:
+        with override_settings(
+            MEDIA_ROOT=self.folders / name / "media",
+            STORAGE_CACHE_DIR=self.folders / name / "cache",
+        ):
+            yield
+
+    def worker(self) -> Any:
+        return self._host("worker")
+
+    def web(self) -> Any:
+        return self._host("web")
+
+    def files_on_disk(self) -> list[str]:
+        return sorted(str(p.relative_to(self.folders)) for p in self.folders.rglob("*.*"))
+
+
+@pytest.fixture
+def hosts(s3_server: S3Server, settings: Any, tmp_path: Path) -> Hosts:
+    """The platform's files go to a fresh bucket of the local S3 server; see `Hosts`."""
+    bucket = s3_server.bucket()
+    settings.STORAGES = {**settings.STORAGES, "default": s3_server.default_storage(bucket)}
+    return Hosts(s3=s3_server, bucket=bucket, folders=tmp_path / "hosts")

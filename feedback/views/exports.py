@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +14,7 @@ from feedback import datasets, selectors, services
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page, submit_form
+from feedback.core.storage import download_response
 from feedback.forms import ExportForm
 from feedback.models import ExportFormat, Membership, Role
 
@@ -76,6 +76,4 @@ def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResp
     export = found_or_404(export, "No such export.")
     if export.status != JobStatus.SUCCEEDED:
         return HttpResponse(f"The export is {export.status}.", status=409)
-    return FileResponse(
-        export.file.open("rb"), as_attachment=True, filename=Path(export.file.name or "x").name
-    )
+    return download_response(export.file)

@@ -36,6 +36,7 @@ from feedback.core.jobs import (
     job_execute,
     seconds_setting,
 )
+from feedback.core.storage import local_copy
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project
@@ -482,11 +483,11 @@ def _dump(model: Any) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _loaded(run_id: int, path: str) -> Any:
-    """Artifacts never change once written, so a loaded model is cached by run."""
+def _loaded(run_id: int, name: str) -> Any:
+    """Artifacts never change once written, so a loaded model is cached by run. It is read from
+    this host's copy of the stored file, and only after the allowlist has passed its types."""
     run = TrainingRun.objects.get(pk=run_id)
-    with run.artifact.open("rb") as file:
-        return training.loads_artifact(file.read())
+    return training.load_artifact(local_copy(run.artifact))
 
 
 def reward_model_score(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import S3Server
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,3 +99,29 @@ def test_x_forwarded_proto_is_trusted_only_when_configured(
     health, login = done.stdout.strip().splitlines()[-2:]
     assert login.split() == expected.split()
     assert health != "301"  # the container's plain-HTTP health probe is never redirected
+
+
+def test_a_bucket_name_puts_the_platforms_files_in_that_s3_bucket(s3_server: S3Server) -> None:
+    # Given a bucket, named with its endpoint and credentials in the environment
+    bucket = s3_server.bucket()
+    environment = {
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        "AWS_S3_ENDPOINT_URL": s3_server.url,
+        "AWS_S3_REGION_NAME": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+    # When the platform stores a file
+    done = run_manage(
+        environment,
+        "shell",
+        "-c",
+        "from django.core.files.base import ContentFile\n"
+        "from django.core.files.storage import default_storage\n"
+        "print(default_storage.save('exports/probe.txt', ContentFile(b'hello')))",
+    )
+
+    # Then it is an object in the bucket
+    assert done.returncode == 0, done.stderr
+    assert s3_server.keys(bucket) == ["exports/probe.txt"]
