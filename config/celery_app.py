@@ -27,6 +27,7 @@ app.conf.task_routes = {
     "feedback.tasks.worker_heartbeat": {"queue": Queue.DEFAULT},
     "feedback.tasks.export_build": {"queue": Queue.EXPORTS},
     "feedback.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
+    "feedback.tasks.otel_spans_expire": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},

@@ -335,10 +335,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # training run or C3PO build silent for TRAINING_STALE_SECONDS has lost its worker, and the
 # sweeper queues it again or fails it (feedback.core.jobs).
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=15.0)
+# OTLP spans are kept until their trace is this old (newest span): a trace's late spans join its
+# answer within it, and a replay within it changes nothing.
+OTEL_SPAN_RETENTION_DAYS = env.float("OTEL_SPAN_RETENTION_DAYS", default=7.0)
 TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
 
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
+    "otel-spans-expire": {"task": "feedback.tasks.otel_spans_expire", "schedule": 3600.0},
     **{
         f"{name}-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": every, "args": [kind]}
         for name, kind, every in (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from feedback import services
 from feedback.core import jobs
@@ -23,6 +25,13 @@ from feedback.services.datasets import EXPORT_TIME_LIMIT
 def worker_heartbeat() -> None:
     """Scheduled by beat; /healthz shows how long ago a worker last ran it."""
     services.worker_heartbeat_record(hostname=socket.gethostname())
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660, ignore_result=True)
+def otel_spans_expire() -> None:
+    """Forget the OTLP spans of traces older than OTEL_SPAN_RETENTION_DAYS."""
+    services.traces.otel_spans_expire(older_than=timedelta(days=settings.OTEL_SPAN_RETENTION_DAYS))
 
 
 # Sent by name to Queue.EXPORTS (services.datasets.EXPORT_JOB).

@@ -91,7 +91,8 @@ class TraceSpan(models.Model):
     """A span received over OTLP (`feedback.otel` maps it). The spans of one trace arrive in
     several requests in any order; each is kept here until the trace's answer takes it in, and
     its row stays afterwards as the record that it was received: a span sent again conflicts
-    with it and changes nothing."""
+    with it and changes nothing. A trace's rows are deleted together once the newest is older
+    than OTEL_SPAN_RETENTION_DAYS (`otel_spans_expire`)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     trace_id = models.CharField(max_length=32)  # 32 lowercase hex characters
@@ -110,6 +111,8 @@ class TraceSpan(models.Model):
                 fields=["project", "trace_id", "span_id"], name="trace_span_unique"
             ),
         ]
+        # The expiry finds old traces by it (`otel_spans_expire`).
+        indexes = [models.Index(fields=["received_at"], name="trace_span_received")]
 
     def __str__(self) -> str:
         return f"{self.trace_id}/{self.span_id}"

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from feedback import otel
@@ -375,3 +375,44 @@ def _insert_spans(project: Project, rows: list[tuple[Any, ...]], *, now: datetim
 
 def _span(row: TraceSpan) -> otel.Span:
     return otel.Span.stored(row.trace_id, row.span_id, row.parent_span_id, row.data or {})
+
+
+# Traces whose spans one expiry run deletes at most in one transaction.
+EXPIRE_TRACES_PER_BATCH = 500
+
+
+def otel_spans_expire(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete the kept spans of every trace whose newest span arrived before `now -
+    older_than`; returns how many traces went. A trace goes whole or not at all: a trace waiting
+    for a root that never came, and the record of a settled one (its answer stays; a replay of
+    its spans after this is refused as naming an answer that exists, not added twice). Each
+    batch takes the traces' locks, as ingestion does, so a span arriving meanwhile keeps its
+    trace."""
+    cutoff = (now or timezone.now()) - older_than
+    newer = TraceSpan.objects.filter(
+        project_id=OuterRef("project_id"), trace_id=OuterRef("trace_id"), received_at__gte=cutoff
+    )
+    expired = 0
+    while True:
+        with transaction.atomic():
+            traces = list(
+                TraceSpan.objects.filter(received_at__lt=cutoff)
+                .exclude(Exists(newer))
+                .values_list("project_id", "trace_id")
+                .distinct()[:EXPIRE_TRACES_PER_BATCH]
+            )
+            if not traces:
+                return expired
+            lock_until_commit(f"otel-trace:{project}:{trace}" for project, trace in traces)
+            for project_id, trace_ids in _by_project(traces).items():
+                TraceSpan.objects.filter(project_id=project_id, trace_id__in=trace_ids).exclude(
+                    Exists(newer)
+                ).delete()
+            expired += len(traces)
+
+
+def _by_project(traces: list[tuple[int, str]]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for project_id, trace_id in traces:
+        grouped.setdefault(project_id, []).append(trace_id)
+    return grouped
