@@ -9,9 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 class Queue(StrEnum):
-    """Every task names one of these; workers listen on all of them in production. C3PO builds
-    have their own queue: they wait on a remote model for hours and must not hold up exports
-    or training."""
+    """Every task names one of these. One worker may serve them all, or each its own pool of
+    workers (platform/entrypoint.sh: WORKER_QUEUES). C3PO builds have their own queue: they wait
+    on a remote model for hours and must not hold up exports or training."""
 
     DEFAULT = "default"
     TRAINING = "training"

@@ -98,6 +98,19 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
+# A read-only replica (optional) takes the long scans: dataset streams, export snapshots and the
+# rows training reads (feedback.core.databases.heavy_reads); everything else uses the primary.
+if replica_url := env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {
+        **env.db_url_config(replica_url),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        # A write sent there by mistake fails at once, even on a server that would accept it.
+        "OPTIONS": {"connect_timeout": 3, "options": "-c default_transaction_read_only=on"},
+        # The test run's replica is the test database itself.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["feedback.core.databases.PrimaryOnlyMigrations"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

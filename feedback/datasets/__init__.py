@@ -18,9 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from django.db import connection
+from django.db import connections
 from django.http import StreamingHttpResponse
 
+from feedback.core.databases import heavy_reads
 from feedback.datasets.definitions import (
     DATASETS,
     FORMS,
@@ -52,7 +53,7 @@ _CHUNK_BYTES = 64 * 1024
 def jsonl_chunks(rows: Rows) -> Iterator[bytes]:
     """The rows as JSON Lines, in chunks of bytes (each chained source in turn)."""
     for part in rows.parts():
-        if connection.vendor == "postgresql":
+        if connections[part.records.db].vendor == "postgresql":
             yield from _copy_chunks(part)
         else:
             yield from _orm_chunks(part)
@@ -60,15 +61,19 @@ def jsonl_chunks(rows: Rows) -> Iterator[bytes]:
 
 def jsonl_response(rows: Rows, filename: str, *, download: bool = False) -> StreamingHttpResponse:
     """The rows streamed as a JSON Lines response named `filename` (code, not input), shown
-    inline or, with `download`, saved by a browser."""
-    response = StreamingHttpResponse(jsonl_chunks(rows), content_type="application/x-ndjson")
+    inline or, with `download`, saved by a browser. Read from the replica when there is one."""
+    stream = jsonl_chunks(rows.using(heavy_reads()))
+    response = StreamingHttpResponse(stream, content_type="application/x-ndjson")
     disposition = "attachment" if download else "inline"
     response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
     return response
 
 
 def _copy_chunks(rows: Rows) -> Iterator[bytes]:
-    sql, params = rows.queryset().query.sql_with_params()
+    """COPY on the connection of the database the rows are read from."""
+    queryset = rows.queryset()
+    connection = connections[queryset.db]
+    sql, params = queryset.query.get_compiler(connection=connection).as_sql()
     # `sql` is compiled by the ORM with its values as separate parameters; the column names
     # are the dataset's own (code, not input).
     renamed = ", ".join(f'q."c_{name}" AS "{name}"' for name in rows.columns)

@@ -70,6 +70,11 @@ class Rows:
     def count(self) -> int:
         return sum(part.records.count() for part in self.parts())
 
+    def using(self, alias: str) -> Rows:
+        """The same rows, read from the database `alias` (each chained source too)."""
+        then = self.then.using(alias) if self.then else None
+        return Rows(self.records.using(alias), self.columns, then)
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -18,6 +18,7 @@ from django.core.files import File
 
 from config.celery_app import Queue
 from feedback import datasets
+from feedback.core.databases import heavy_reads
 from feedback.core.errors import ValidationFailed
 from feedback.core.jobs import (
     Attempt,
@@ -129,9 +130,12 @@ def _write_file(attempt: Attempt[Export]) -> None:
     """Write and store the file; only this attempt's writes land (JobSuperseded otherwise)."""
     export = attempt.job
     filters, _ = export_filters(export.filters)
-    # The snapshot's "now" is when it was requested, so p_love's label cut-off is fixed.
-    rows = datasets.DATASETS[export.dataset].rows(
-        export.project, filters, export.form, export.created_at
+    # The snapshot's "now" is when it was requested, so p_love's label cut-off is fixed. Its
+    # rows are read from the replica when there is one; the job's own row stays on the primary.
+    rows = (
+        datasets.DATASETS[export.dataset]
+        .rows(export.project, filters, export.form, export.created_at)
+        .using(heavy_reads())
     )
     total = rows.count()
     attempt.progress(total_rows=total, force=True)

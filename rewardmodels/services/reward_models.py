@@ -25,6 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from config.celery_app import Queue
+from feedback.core.databases import heavy_reads
 from feedback.core.errors import NotReady, ValidationFailed
 from feedback.core.jobs import (
     Attempt,
@@ -283,8 +284,10 @@ def _feature_config(config: dict[str, Any]) -> training.FeatureConfig:
 
 
 def _p_love_source(run: TrainingRun, now: datetime) -> Rows:
-    """The p_love dataset (its one definition) for this run's filters."""
-    return p_love_rows(run.reward_model.project, _filters(run.config), "text", now)
+    """The p_love dataset (its one definition) for this run's filters, read from the replica
+    when there is one."""
+    rows = p_love_rows(run.reward_model.project, _filters(run.config), "text", now)
+    return rows.using(heavy_reads())
 
 
 def _p_love_queryset(run: TrainingRun, now: datetime, source: Rows | None = None) -> QuerySet[Any]:
@@ -423,7 +426,9 @@ def _train_preference(run: TrainingRun, progress: _Progress) -> _Result:
     config = run.config
     feature_config = _feature_config(config)
     started = time.monotonic()
-    rows = DATASETS["dpo"].rows(run.reward_model.project, _filters(config), "text", timezone.now())
+    project = run.reward_model.project
+    rows = DATASETS["dpo"].rows(project, _filters(config), "text", timezone.now())
+    rows = rows.using(heavy_reads())
     pairs: list[tuple[Any, str, str, str, str]] = []
     for part in rows.parts():
         for r in part.queryset().iterator(chunk_size=5000):
