@@ -9,6 +9,10 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # because a sync worker streaming a long export stops heartbeating and is killed at `timeout`.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
+# The application (config.wsgi: settings, models and every view) is loaded once, in the master,
+# and each worker is forked from it: starting or recycling a worker costs a fork, not seconds of
+# imports. Nothing at import time opens a connection a forked worker could share.
+preload_app = True
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
