@@ -85,7 +85,7 @@ def local_copy(stored: FieldFile) -> Path:
     once per name, size and modification time: an object replaced under the same name is
     fetched again, and two hosts never share a path."""
     storage, name = stored.storage, _name(stored)
-    version = f"{name}\0{storage.size(name)}\0{storage.get_modified_time(name).isoformat()}"
+    version = f"{name}\0{_size_and_time(storage, name)}"
     folder = Path(settings.STORAGE_CACHE_DIR)
     path = folder / (hashlib.sha256(version.encode()).hexdigest() + Path(name).suffix)
     if path.exists():
@@ -102,6 +102,15 @@ def local_copy(stored: FieldFile) -> Path:
             raise
     os.replace(partial.name, path)
     return path
+
+
+def _size_and_time(storage: Any, name: str) -> str:
+    """The object's size and modification time: from one HEAD request on a bucket (asking the
+    storage for each would send two before every artifact load), from the file elsewhere."""
+    if isinstance(storage, ObjectStorage):
+        head = storage.bucket.Object(storage._normalize_name(clean_name(name)))
+        return f"{head.content_length}\0{head.last_modified.isoformat()}"
+    return f"{storage.size(name)}\0{storage.get_modified_time(name).isoformat()}"
 
 
 def _name(stored: FieldFile) -> str:
