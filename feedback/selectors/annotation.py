@@ -1,5 +1,6 @@
-"""Reads of annotation: the pipeline connector, debug-mode interventions and re-runs, and the
-annotation queues with their progress and agreement."""
+"""Reads of annotation: the pipeline connector, debug-mode interventions and re-runs, what end
+users said about an answer (for the annotator correcting it), and the annotation queues with
+their progress, agreement and an annotator's way through them."""
 
 from __future__ import annotations
 
@@ -16,13 +17,17 @@ from feedback.core.jobs import ACTIVE_STATUSES
 from feedback.models import (
     AnnotationQueue,
     Answer,
+    Critique,
+    FollowUp,
     Intervention,
+    Outcome,
     PipelineConnector,
     Project,
     QueueAssignment,
     QueueItem,
     Reaction,
     Rerun,
+    Source,
     Stage,
 )
 
@@ -245,3 +250,134 @@ def stage_interventions(*, stage: Stage, annotator: Any) -> QuerySet[Interventio
 def rerun_active(*, stage: Stage, user: Any) -> Rerun | None:
     """The user's re-run from this stage that is queued or running, if any."""
     return Rerun.objects.filter(stage=stage, requested_by=user, status__in=ACTIVE_STATUSES).first()
+
+
+# --- what end users said, beside debug mode ---------------------------------------------------
+
+# The newest critiques and follow-ups shown beside an answer; the counts cover all of them.
+END_USER_LIST_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class EndUserFeedback:
+    """End users' feedback on one answer; simulated feedback (from judges) is left out."""
+
+    reactions: list[tuple[str, int]]  # (kind, active reactions), in the project's order
+    critiques: list[Critique]  # newest first, at most END_USER_LIST_LIMIT
+    critique_count: int
+    followups: list[FollowUp]  # newest first, at most END_USER_LIST_LIMIT
+    followup_outcomes: list[tuple[str, int]]  # (outcome label, follow-ups)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.reactions or self.critique_count or self.followup_outcomes)
+
+
+def answer_end_user_feedback(*, answer: Answer) -> EndUserFeedback:
+    """Reaction counts per kind, critiques with their quotes and follow-ups with their outcome
+    and text: four queries however many there are."""
+    real = ~Q(source=Source.SIMULATED)
+    by_kind = dict(
+        Reaction.objects.filter(real, answer=answer, removed_at__isnull=True)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    order = {kind: i for i, kind in enumerate(answer.project.reaction_set)}
+    reactions = sorted(by_kind.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    critiques = list(
+        Critique.objects.filter(real, answer=answer)
+        .only("text", "quote", "category", "created_at")
+        .order_by("-created_at", "-id")[:END_USER_LIST_LIMIT]
+    )
+    critique_count = (
+        len(critiques)
+        if len(critiques) < END_USER_LIST_LIMIT
+        else Critique.objects.filter(real, answer=answer).count()
+    )
+    followups = list(
+        FollowUp.objects.filter(real, answer=answer)
+        .only("outcome", "text", "created_at")
+        .order_by("-created_at", "-id")[:END_USER_LIST_LIMIT]
+    )
+    outcomes = dict(
+        FollowUp.objects.filter(real, answer=answer)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .values_list("outcome", "n")
+    )
+    return EndUserFeedback(
+        reactions=reactions,
+        critiques=critiques,
+        critique_count=critique_count,
+        followups=followups,
+        followup_outcomes=[
+            (label, outcomes[value]) for value, label in Outcome.choices if value in outcomes
+        ],
+    )
+
+
+# --- an annotator's way through a queue -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """Where an item stands in its annotator's way through the queue: the annotator's items in
+    the order they were handed out (the ones they finished, skipped, or hold)."""
+
+    number: int  # 1 for the annotator's first item
+    total: int  # items in the queue
+    previous_id: int | None  # the annotator's assignment before this one
+    next_id: int | None  # ...and after it
+
+
+def _mine(assignment: QueueAssignment) -> QuerySet[QueueAssignment]:
+    return QueueAssignment.objects.filter(
+        item__queue_id=assignment.item.queue_id, annotator_id=assignment.annotator_id
+    )
+
+
+def _before(assignment: QueueAssignment) -> Q:
+    return Q(assigned_at__lt=assignment.assigned_at) | Q(
+        assigned_at=assignment.assigned_at, id__lt=assignment.pk
+    )
+
+
+def _after(assignment: QueueAssignment) -> Q:
+    return Q(assigned_at__gt=assignment.assigned_at) | Q(
+        assigned_at=assignment.assigned_at, id__gt=assignment.pk
+    )
+
+
+def queue_assignment_after(*, assignment: QueueAssignment) -> QueueAssignment | None:
+    """The same annotator's next item in the same queue, in the order they had them."""
+    return (
+        _mine(assignment)
+        .filter(_after(assignment))
+        .select_related("item__answer")
+        .order_by("assigned_at", "id")
+        .first()
+    )
+
+
+def queue_assignment_last(*, queue: AnnotationQueue, annotator: Any) -> QueueAssignment | None:
+    """The annotator's most recent item in the queue (whatever became of it), with its answer."""
+    return (
+        QueueAssignment.objects.filter(item__queue=queue, annotator=annotator)
+        .select_related("item__answer")
+        .order_by("-assigned_at", "-id")
+        .first()
+    )
+
+
+def queue_position(*, assignment: QueueAssignment) -> QueuePosition:
+    """ "Item N of M" with the annotator's previous and next items: four queries."""
+    mine = _mine(assignment)
+    previous = mine.filter(_before(assignment)).order_by("-assigned_at", "-id").first()
+    following = mine.filter(_after(assignment)).order_by("assigned_at", "id").first()
+    return QueuePosition(
+        number=mine.filter(_before(assignment)).count() + 1,
+        total=QueueItem.objects.filter(queue_id=assignment.item.queue_id).count(),
+        previous_id=previous.pk if previous else None,
+        next_id=following.pk if following else None,
+    )

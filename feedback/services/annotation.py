@@ -250,6 +250,15 @@ def queue_item_next_for(
     return None
 
 
+def queue_item_following(*, assignment: QueueAssignment) -> QueueAssignment | None:
+    """Where "next" leads from one of the annotator's items: the item they had after it (when
+    they went back to an earlier one), else the item they hold or a new one, else None."""
+    later = selectors.queue_assignment_after(assignment=assignment)
+    if later is not None:
+        return later
+    return queue_item_next_for(queue=assignment.item.queue, annotator=assignment.annotator)
+
+
 class AssignmentExpired(ServiceError):
     pass
 

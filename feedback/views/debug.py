@@ -60,9 +60,15 @@ from feedback.services.annotation import (
     RerunUnavailable,
     interventions_save,
 )
-from feedback.views.queues import to_next_item
+from feedback.views.queues import to_following_item
 
 ANSWER_PREFIX = "answer-"  # the editor of an answer without a trace
+
+# What the buttons of the debug form ask for besides saving (`then`): stay on the answer
+# ("Save"); save and go on to the next queue item ("Save and next"); or finish the queue item
+# without saving anything ("Done, nothing (more) to correct", "Skip").
+THEN_SAVE, THEN_NEXT, THEN_DONE, THEN_SKIP = "save", "next", "done", "skip"
+UNSAVED = "unsaved"
 
 
 def _assignment(
@@ -177,12 +183,13 @@ def _debug_context(
     editable: list[Stage | None] = [*stages] or [
         None
     ]  # an answer without a trace: its text is the one stage
-    for stage in editable:
+    for number, stage in enumerate(editable, start=1):
         prefix = f"s{stage.position}-" if stage else ANSWER_PREFIX
         kind = stage.kind if stage else "generation"
         rows = by_stage[stage.pk if stage else None]
         view: dict[str, Any] = {
             "stage": stage,
+            "number": number,  # stages are numbered from 1 on the page
             "kind": kind,
             "prefix": prefix,
             "saved": rows,
@@ -202,6 +209,7 @@ def _debug_context(
             _state_from_form(view, form)
         if "answer" in view:
             view["diff"] = word_diff(view["original_text"], view["answer"].text)
+            view["changed"] = any(op != "equal" for op, _ in view["diff"])
         views.append(view)
     return {
         "membership": membership,
@@ -211,13 +219,20 @@ def _debug_context(
         "has_trace": bool(stages),
         "version": _version(stages, mine),
         "errors": errors,
-        "general_errors": {k: v for k, v in errors.items() if not k.startswith(("s", "answer-"))},
+        "general_errors": {
+            k: v for k, v in errors.items() if k != UNSAVED and not k.startswith(("s", "answer-"))
+        },
         "rationale": (form or {}).get("rationale", [""])[0],
         "relevance_labels": RELEVANCE_LABELS.items(),
         "rerun_reason": rerun_reason,
         "pipeline_name": pipeline.name,
         "assignment": assignment,
+        "position": selectors.queue_position(assignment=assignment) if assignment else None,
         "saved_count": len(mine),
+        "end_users": selectors.answer_end_user_feedback(answer=answer),
+        # A refused form shows what was submitted: those corrections are not saved yet.
+        "unsaved": form is not None,
+        "show_discard": UNSAVED in errors,
     }
 
 
@@ -271,6 +286,39 @@ def _changes_from_form(
     return changes, errors
 
 
+def _refused(
+    request: HttpRequest,
+    membership: Membership,
+    answer: Answer,
+    assignment: QueueAssignment | None,
+    form: dict[str, list[str]],
+    errors: dict[str, list[str]],
+    *,
+    status: int = 400,
+) -> HttpResponse:
+    """The page again with what was submitted and why it was refused; nothing was saved."""
+    context = _debug_context(
+        request, membership, answer, form=form, errors=errors, assignment=assignment
+    )
+    return render(request, "feedback/answer_debug.html", context, status=status)
+
+
+def _finish_item(
+    request: HttpRequest, membership: Membership, assignment: QueueAssignment, then: str
+) -> HttpResponse:
+    """Finish the queue item as done or skipped (only one still held; a finished one the
+    annotator came back to stays as it was) and go on to the item after it."""
+    if assignment.status == AssignmentStatus.ASSIGNED:
+        try:
+            if then == THEN_SKIP:
+                services.annotation.queue_item_skip(assignment=assignment)
+            else:
+                services.annotation.queue_item_submit(assignment=assignment)
+        except AssignmentExpired as expired:
+            messages.warning(request, str(expired))
+    return to_following_item(request, membership, assignment)
+
+
 @require_POST
 @login_required
 def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -278,6 +326,9 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
     answer = answer_or_404(membership, external_id)
     assignment = _assignment(request, membership, answer)
     form = _form_lists(request)
+    then = request.POST.get("then", THEN_SAVE)
+    if assignment is None or then not in (THEN_NEXT, THEN_DONE, THEN_SKIP):
+        then = THEN_SAVE
     stages = selectors.stages_for_answer(answer=answer)
     mine = selectors.interventions_by_annotator(answer=answer, annotator=membership.user)
     if request.POST.get("version") != _version(stages, mine):
@@ -297,6 +348,26 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         context["version"] = request.POST.get("version", "")
         return render(request, "feedback/answer_debug.html", context, status=409)
     changes, errors = _changes_from_form(answer, stages, mine, form)
+    if assignment is not None and then in (THEN_DONE, THEN_SKIP):
+        # Finishing an item never drops corrections without the annotator saying so.
+        if (changes or errors) and request.POST.get("discard") != "1":
+            n = len(changes)
+            what = "Skip" if then == THEN_SKIP else "Done, nothing (more) to correct"
+            return _refused(
+                request,
+                membership,
+                answer,
+                assignment,
+                form,
+                {
+                    UNSAVED: [
+                        f"This item has {n} unsaved correction{'s' if n != 1 else ''}; nothing "
+                        f"was saved or finished. Save them, or tick “Discard my unsaved "
+                        f"corrections” and press “{what}” again."
+                    ]
+                },
+            )
+        return _finish_item(request, membership, assignment, then)
     corrections = CorrectionsForm(
         request.POST,
         changes=changes,
@@ -317,23 +388,21 @@ def answer_debug_save(request: HttpRequest, slug: str, external_id: str) -> Http
         )
     )
     if saved is None:
-        errors = errors or corrections.page_errors()
-        context = _debug_context(
-            request, membership, answer, form=form, errors=errors, assignment=assignment
+        return _refused(
+            request, membership, answer, assignment, form, errors or corrections.page_errors()
         )
-        return render(request, "feedback/answer_debug.html", context, status=400)
-    if assignment is not None and assignment.status == AssignmentStatus.ASSIGNED:
-        try:
-            services.annotation.queue_item_submit(assignment=assignment)
-        except AssignmentExpired as expired:
-            messages.warning(request, str(expired))
-        messages.success(request, f"Saved {len(saved)} correction(s).")
-        return to_next_item(request, membership, assignment.item.queue)
+    if assignment is not None and then == THEN_NEXT:
+        if saved:
+            messages.success(
+                request,
+                f"Saved {len(saved)} correction(s) on the previous item ({answer.external_id}).",
+            )
+        return _finish_item(request, membership, assignment, THEN_DONE)
     messages.success(
         request,
         f"Saved {len(saved)} correction(s)." if saved else "Nothing changed, nothing to save.",
     )
-    return redirect(_debug_url(answer))
+    return redirect(_debug_url(answer, assignment))
 
 
 @require_POST

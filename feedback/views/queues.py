@@ -1,5 +1,6 @@
 """Annotation queues: researchers create them from a filter and watch progress and agreement;
-annotators press "Next", work on the answer in debug mode, skip, or finish it."""
+annotators press "Next", work on the answer in debug mode, skip, or finish it, and may go back
+to the items they had before."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def queue_detail(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse
         "queue": queue,
         "progress": selectors.queue_progress(queue=queue),
         "mine": selectors.queue_progress_for(queue=queue, annotator=membership.user),
+        "last": selectors.queue_assignment_last(queue=queue, annotator=membership.user),
         "researcher": researcher,
         "agreement": selectors.queue_agreement(queue=queue) if researcher else None,
     }
@@ -97,9 +99,28 @@ def to_next_item(
     if assignment is None:
         messages.info(request, "Nothing left for you in this queue. Thank you!")
         return redirect("feedback:queue_detail", membership.project.slug, queue.pk)
+    return to_item(request, membership, assignment)
+
+
+def to_item(
+    request: HttpRequest, membership: Membership, assignment: QueueAssignment
+) -> HttpResponse:
+    """Debug mode on one of the annotator's queue items."""
     answer = assignment.item.answer
     url = reverse("feedback:answer_debug", args=[membership.project.slug, answer.external_id])
     return redirect(f"{url}?{urlencode({'assignment': assignment.pk})}")
+
+
+def to_following_item(
+    request: HttpRequest, membership: Membership, assignment: QueueAssignment
+) -> HttpResponse:
+    """From one of the annotator's items to the one after it: an item they had later (when
+    they went back), else the one they hold or a new one, else the queue's page."""
+    following = services.annotation.queue_item_following(assignment=assignment)
+    if following is None:
+        messages.info(request, "Nothing left for you in this queue. Thank you!")
+        return redirect("feedback:queue_detail", membership.project.slug, assignment.item.queue_id)
+    return to_item(request, membership, following)
 
 
 @require_POST

@@ -1,5 +1,6 @@
-// Debug mode editors: add, remove and reorder sub-queries, reorder documents, flag the
-// passage selected in the original answer. Everything else on the page is a plain form.
+// Debug mode editors: the trace beside the editors shows one stage at a time; add, remove and
+// reorder sub-queries, reorder documents, flag the passage selected in the original answer.
+// Everything else on the page is a plain form (without JavaScript every stage is shown).
 (function () {
   "use strict";
 
@@ -107,5 +108,46 @@
     }
     empty.querySelector("textarea").value = text;
     empty.querySelector("input").focus();
+  }
+
+  // One stage at a time: the one picked in the trace (or named by the address, or the first
+  // with an error, or the first). Hidden stages stay in the form and are saved with it.
+  var stages = document.querySelectorAll("ol.stages > li.stage");
+  var links = document.querySelectorAll("[data-stage-link]");
+
+  function selectStage(id, scroll) {
+    var chosen = document.getElementById(id);
+    if (!chosen || stages.length < 2) return;
+    stages.forEach(function (stage) {
+      stage.hidden = stage !== chosen;
+    });
+    links.forEach(function (link) {
+      if (link.dataset.stageLink === id) {
+        link.setAttribute("aria-current", "step");
+      } else {
+        link.removeAttribute("aria-current");
+      }
+    });
+    if (scroll && window.matchMedia("(max-width: 60rem)").matches) {
+      chosen.scrollIntoView({ block: "start" });
+    }
+  }
+
+  links.forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      selectStage(link.dataset.stageLink, true);
+      history.replaceState(null, "", "#" + link.dataset.stageLink);
+    });
+  });
+
+  var initial = document.querySelector("ol.stages > li.stage[data-has-errors]");
+  var named = window.location.hash.slice(1);
+  if (initial) {
+    selectStage(initial.id, false);
+  } else if (named && /^stage-\d+$/.test(named)) {
+    selectStage(named, false);
+  } else if (stages.length) {
+    selectStage(stages[0].id, false);
   }
 })();

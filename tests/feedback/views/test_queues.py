@@ -211,15 +211,17 @@ def test_next_leads_to_the_oldest_items_debug_page_with_the_guidelines(
     assignment = only_assignment(user)
     page = client.get(response["Location"]).content.decode()
 
-    # then they are on the oldest answer's debug page, as that assignment, with the guidelines
-    # and the Skip and Done buttons for it
+    # then they are on the oldest answer's debug page, as that assignment, with the guidelines,
+    # where they are in the queue, and the Save, Save and next, Done and Skip buttons of the
+    # corrections form
     assert response.status_code == 302
     assert response["Location"] == debug_url("q-0", assignment)
     assert 'aria-label="Guidelines"' in page
     assert "Judge every document on its own." in page
+    assert "Item 1 of 3" in page
     assert f'<input type="hidden" name="assignment" value="{assignment.pk}">' in page
-    assert f'action="/projects/acme/queues/{queue.pk}/skip/"' in page
-    assert f'action="/projects/acme/queues/{queue.pk}/submit/"' in page
+    for then in ("save", "next", "done", "skip"):
+        assert f'name="then" value="{then}"' in page
 
 
 @pytest.mark.parametrize(("action", "status"), [("skip", "skipped"), ("submit", "done")])
@@ -292,7 +294,7 @@ def debug_form_fields(page: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(0)))
 
 
-def test_saving_corrections_as_the_assignment_finishes_it_and_moves_on(
+def test_save_and_next_finishes_the_item_and_moves_on(
     client: Client, project: Project, queue: AnnotationQueue
 ) -> None:
     # given an annotator on the oldest item's debug page, reached through Next
@@ -303,10 +305,15 @@ def test_saving_corrections_as_the_assignment_finishes_it_and_moves_on(
     assert fields["assignment"] == str(current.pk)
     assert fields["version"]
 
-    # when they save a corrected answer with the assignment
+    # when they save a corrected answer with the assignment and ask for the next item
     response = client.post(
         "/projects/acme/answers/q-0/-/debug/save/",
-        {**fields, "answer-answer": "Answer 0, corrected.", "rationale": "Too vague."},
+        {
+            **fields,
+            "answer-answer": "Answer 0, corrected.",
+            "rationale": "Too vague.",
+            "then": "next",
+        },
     )
 
     # then the correction is stored, the item is done, and they are on the next item
@@ -385,3 +392,138 @@ def test_an_assignment_that_is_not_a_number_is_404(
 
     # then it matches none of theirs: 404, not a server error
     assert response.status_code == 404
+
+
+def _on_item(
+    client: Client, queue: AnnotationQueue, user: User
+) -> tuple[QueueAssignment, dict[str, str]]:
+    """Next, then the debug page of the item handed out: its assignment and form fields."""
+    location = client.post(f"/projects/acme/queues/{queue.pk}/next/")["Location"]
+    current = only_assignment(user)
+    return current, debug_form_fields(client.get(location).content.decode())
+
+
+def test_save_stays_on_the_item_and_says_so_above_it(
+    client: Client, project: Project, queue: AnnotationQueue
+) -> None:
+    # given an annotator on the oldest item
+    user = login(client, project, "annotator")
+    current, fields = _on_item(client, queue, user)
+
+    # when they press Save (not Save and next) with a corrected answer
+    response = client.post(
+        "/projects/acme/answers/q-0/-/debug/save/",
+        {**fields, "answer-answer": "Answer 0, corrected.", "then": "save"},
+        follow=True,
+    )
+
+    # then they are back on the same item, still theirs to finish, told what was saved there
+    assert response.redirect_chain == [(debug_url("q-0", current), 302)]
+    page = response.content.decode()
+    assert "Saved 1 correction(s)." in page
+    assert "Item 1 of 3" in page
+    assert QueueAssignment.objects.get(pk=current.pk).status == AssignmentStatus.ASSIGNED
+    assert Intervention.objects.filter(answer__external_id="q-0", annotator=user).count() == 1
+
+
+@pytest.mark.parametrize("then", ["done", "skip"])
+def test_finishing_with_unsaved_corrections_asks_first_and_keeps_them(
+    client: Client, project: Project, queue: AnnotationQueue, then: str
+) -> None:
+    # given an annotator on the oldest item who typed a correction
+    user = login(client, project, "annotator")
+    current, fields = _on_item(client, queue, user)
+    typed = {**fields, "answer-answer": "Answer 0, corrected.", "then": then}
+
+    # when they press Done / Skip without saying the correction may go
+    refused = client.post("/projects/acme/answers/q-0/-/debug/save/", typed)
+
+    # then nothing is saved or finished, the page keeps what they typed and asks
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert "This item has 1 unsaved correction" in page
+    assert "Answer 0, corrected.</textarea>" in page
+    assert 'name="discard" value="1"' in page
+    assert 'data-unsaved="true"' in page
+    assert QueueAssignment.objects.get(pk=current.pk).status == AssignmentStatus.ASSIGNED
+    assert not Intervention.objects.filter(annotator=user).exists()
+
+    # when they confirm that the correction may go
+    finished = client.post("/projects/acme/answers/q-0/-/debug/save/", {**typed, "discard": "1"})
+
+    # then the item is finished without it, and they are on the next item
+    status = "done" if then == "done" else "skipped"
+    assert QueueAssignment.objects.get(pk=current.pk).status == status
+    assert not Intervention.objects.filter(annotator=user).exists()
+    assert finished["Location"] == debug_url("q-1", only_assignment(user))
+
+
+def test_done_with_nothing_to_correct_finishes_the_item(
+    client: Client, project: Project, queue: AnnotationQueue
+) -> None:
+    # given an annotator on the oldest item who changed nothing
+    user = login(client, project, "annotator")
+    current, fields = _on_item(client, queue, user)
+
+    # when they press Done
+    response = client.post("/projects/acme/answers/q-0/-/debug/save/", {**fields, "then": "done"})
+
+    # then it is done and they are on the next item
+    assert QueueAssignment.objects.get(pk=current.pk).status == AssignmentStatus.DONE
+    assert response["Location"] == debug_url("q-1", only_assignment(user))
+
+
+def test_previous_and_next_walk_through_the_annotators_own_items(
+    client: Client, project: Project, queue: AnnotationQueue
+) -> None:
+    # given an annotator who finished the first item and skipped the second, holding the third
+    user = login(client, project, "annotator")
+    first, fields = _on_item(client, queue, user)
+    client.post("/projects/acme/answers/q-0/-/debug/save/", {**fields, "then": "done"})
+    second, fields = _on_item(client, queue, user)
+    client.post("/projects/acme/answers/q-1/-/debug/save/", {**fields, "then": "skip"})
+    third = only_assignment(user)
+
+    # when they look at the third, then go back to the first
+    on_third = client.get(debug_url("q-2", third)).content.decode()
+    on_first = client.get(debug_url("q-0", first)).content.decode()
+
+    # then each says where it stands, with links to the neighbours among their own items
+    assert "Item 3 of 3" in on_third
+    assert f'rel="prev" href="?assignment={second.pk}"' in on_third
+    assert 'rel="next"' not in on_third
+    assert "Item 1 of 3" in on_first
+    assert "You finished this item" in on_first
+    assert 'rel="prev"' not in on_first
+    assert f'rel="next" href="?assignment={second.pk}"' in on_first
+    assert 'value="done"' not in on_first  # a finished item is not finished again
+
+    # when they correct the first item and press Save and next
+    fields = debug_form_fields(on_first)
+    response = client.post(
+        "/projects/acme/answers/q-0/-/debug/save/",
+        {**fields, "answer-answer": "Answer 0, later.", "then": "next"},
+    )
+
+    # then the correction is kept, the item stays done, and the next of their items opens
+    assert response["Location"] == debug_url("q-1", second)
+    assert QueueAssignment.objects.get(pk=first.pk).status == AssignmentStatus.DONE
+    assert Intervention.objects.get(annotator=user).after == {"text": "Answer 0, later."}
+
+
+def test_another_annotators_item_is_not_shown_as_a_queue_item(
+    client: Client, project: Project, queue: AnnotationQueue
+) -> None:
+    # given an item handed to someone else
+    [ann] = annotators(project, "ann")
+    theirs = queue_item_next_for(queue=queue, annotator=ann)
+    assert theirs is not None
+    login(client, project, "annotator")
+
+    # when another annotator opens the answer with that assignment in the address
+    page = client.get(debug_url("q-0", theirs)).content.decode()
+
+    # then it is the plain debug page: no queue navigation, no way to finish their item
+    assert "Item 1 of" not in page
+    assert 'name="assignment"' not in page
+    assert 'value="done"' not in page
