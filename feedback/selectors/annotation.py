@@ -327,8 +327,8 @@ class QueuePosition:
 
     number: int  # 1 for the annotator's first item
     total: int  # items in the queue
-    previous_id: int | None  # the annotator's assignment before this one
-    next_id: int | None  # ...and after it
+    previous: QueueAssignment | None  # the annotator's item before this one, with its answer
+    next: QueueAssignment | None  # ...and after it
 
 
 def _mine(assignment: QueueAssignment) -> QuerySet[QueueAssignment]:
@@ -372,12 +372,14 @@ def queue_assignment_last(*, queue: AnnotationQueue, annotator: Any) -> QueueAss
 
 def queue_position(*, assignment: QueueAssignment) -> QueuePosition:
     """ "Item N of M" with the annotator's previous and next items: four queries."""
-    mine = _mine(assignment)
-    previous = mine.filter(_before(assignment)).order_by("-assigned_at", "-id").first()
-    following = mine.filter(_after(assignment)).order_by("assigned_at", "id").first()
+    mine = (
+        _mine(assignment)
+        .select_related("item__answer")
+        .only("id", "item__id", "item__answer__id", "item__answer__external_id")
+    )
     return QueuePosition(
-        number=mine.filter(_before(assignment)).count() + 1,
+        number=_mine(assignment).filter(_before(assignment)).count() + 1,
         total=QueueItem.objects.filter(queue_id=assignment.item.queue_id).count(),
-        previous_id=previous.pk if previous else None,
-        next_id=following.pk if following else None,
+        previous=mine.filter(_before(assignment)).order_by("-assigned_at", "-id").first(),
+        next=mine.filter(_after(assignment)).order_by("assigned_at", "id").first(),
     )

@@ -59,13 +59,19 @@ def test_ask_correct_and_rerun_with_the_demo_pipeline(
         "rice to water ratio"
     )
 
-    # Retrieval: judge a document
+    # Retrieval: pick its stage in the trace and judge a document
+    trace = page.get_by_role("navigation", name="Trace")
+    trace.get_by_role("link", name="Retrieval").first.click()
+    expect(page.get_by_label("Sub-query 1", exact=True)).to_be_hidden()
     title = documents[-1]["title"]
     page.get_by_role("radiogroup", name=f"Relevance of {title}").get_by_label("Irrelevant").check()
 
-    # Generation: edit the answer; the diff follows
+    # Generation: edit the answer; the diff follows, on demand
+    trace.get_by_role("link", name="Generation").click()
+    page.get_by_text("Correct the answer").click()
     corrected = page.get_by_label("Corrected answer")
     corrected.fill("Rinse the rice, then simmer it covered in one and a half parts water.")
+    page.get_by_text("Show changes against the original").click()
     expect(page.locator(".diff ins").first).to_be_visible()
 
     page.get_by_label("Rationale (why these corrections; optional)").fill("eggs are off topic")
@@ -82,6 +88,7 @@ def test_ask_correct_and_rerun_with_the_demo_pipeline(
     assert set(saved.values_list("rationale", flat=True)) == {"eggs are off topic"}
 
     # Re-run from the corrected decomposition: the page stays, shows progress, then the revision
+    page.get_by_role("navigation", name="Trace").get_by_role("link", name="Decomposition").click()
     page.evaluate("window.__samePage = true")
     page.get_by_role("button", name="Re-run from here").first.click()
     done = page.get_by_text("Re-run done")
@@ -107,11 +114,13 @@ def test_a_stale_tab_is_told_to_reload(
     annotator_page.goto(url)
     other = annotator_page.context.new_page()
     other.goto(url)
+    other.get_by_text("Correct the answer").click()
     other.get_by_label("Corrected answer").fill("From the other tab.")
     other.get_by_role("button", name="Save corrections").click()
     expect(other.get_by_role("status").filter(has_text="Saved")).to_be_visible()
     other.close()
 
+    annotator_page.get_by_text("Correct the answer").click()
     annotator_page.get_by_label("Corrected answer").fill("From this tab.")
     annotator_page.get_by_role("button", name="Save corrections").click()
 
@@ -155,7 +164,7 @@ def test_a_researcher_makes_a_queue_and_an_annotator_works_through_it(
     annotator.get_by_role("radiogroup", name="Relevance of Doc 0").get_by_label(
         "Relevant", exact=True
     ).check()
-    annotator.get_by_role("button", name="Save corrections").click()
+    annotator.get_by_role("button", name="Save and next").click()
     expect(annotator.get_by_role("radiogroup", name="Relevance of Doc 1")).to_be_visible()
     annotator.get_by_role("button", name="Skip").click()
     expect(annotator.get_by_text("Nothing left for you in this queue")).to_be_visible()

@@ -514,7 +514,13 @@ class Inspector:
         answer's markdown link, a document's source), coming back to `url` after each."""
         links = self.page.locator('a[rel~="nofollow"]')
         for i in range(links.count()):
-            links.nth(i).click()
+            link = links.nth(i)
+            # Debug mode shows one stage at a time: pick the link's stage in the trace first.
+            stage = link.locator("xpath=ancestor::li[contains(@class, 'stage')]")
+            if not link.is_visible() and stage.count():
+                stage_id = stage.get_attribute("id")
+                self.page.locator(f'[data-stage-link="{stage_id}"]').click()
+            link.click()
             self.check()
             self.page.goto(url)
             self.check()
