@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Dialog, Page, expect
 
 from feedback.models import AnnotationQueue, AssignmentStatus, Intervention, Project
@@ -47,6 +48,16 @@ def relevance(page: Page, doc: str, label: str) -> Any:
     return group.get_by_label(label, exact=True)
 
 
+def serious_accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    violations = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])} elements)"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def start(page: Page, live_server: Any, queue: AnnotationQueue) -> None:
     page.goto(f"{live_server.url}/projects/acme/queues/{queue.pk}/")
     page.get_by_role("button", name="Next item").click()
@@ -58,6 +69,8 @@ def test_item_n_of_m_save_save_and_next_skip_previous_and_next(
 ) -> None:
     page = annotator_page
     start(page, live_server, queue)
+
+    assert serious_accessibility_problems(page) == []
 
     # Save keeps the annotator on this item and says so above it
     relevance(page, "Doc 0", "Relevant").check()
@@ -214,6 +227,7 @@ def test_debug_mode_shows_the_trace_the_answer_once_and_what_end_users_said(
     expect(said).to_contain_text("Which rice?")
     expect(said).to_contain_text("Partly")
     expect(said).to_contain_text("Brown rice took longer.")
+    assert serious_accessibility_problems(page) == []
 
     # On a phone the columns stack, nothing scrolls sideways, and Save stays within reach
     # while a stage is edited

@@ -27,6 +27,7 @@ from feedback.selectors import queue_agreement, queue_progress, queues_with_prog
 from feedback.services.annotation import (
     AssignmentExpired,
     QueueFilter,
+    queue_item_following,
     queue_item_next_for,
     queue_item_skip,
     queue_item_submit,
@@ -669,3 +670,34 @@ def test_agreement_counts_a_judgment_once_the_assignment_is_done(project: Projec
     assert (before["units"], before["alpha_nominal"], before["pairs"]) == (0, None, [])
     assert after["units"] == 2
     assert after["alpha_nominal"] == pytest.approx(0.4)
+
+
+@pytest.mark.django_db
+def test_following_an_earlier_item_leads_to_the_later_one_then_to_new_work(
+    project: Project,
+) -> None:
+    # given an annotator who finished one item of three and holds the second
+    for i in range(3):
+        AnswerFactory.create(project=project, external_id=f"f-{i}", created_at=at(1, 12, i))
+    queue = make_queue(project, overlap=1)
+    [ann] = annotators(project, "ann")
+    first = queue_item_next_for(queue=queue, annotator=ann)
+    assert first is not None
+    queue_item_submit(assignment=first)
+    held = queue_item_next_for(queue=queue, annotator=ann)
+    assert held is not None
+
+    # when they go on from the first (having gone back to it), then from the held one once
+    # it is done, then from the last
+    after_first = queue_item_following(assignment=first)
+    queue_item_submit(assignment=held)
+    after_held = queue_item_following(assignment=held)
+    assert after_held is not None
+    queue_item_submit(assignment=after_held)
+    after_last = queue_item_following(assignment=after_held)
+
+    # then: the item they hold, a new item, and nothing (the queue is done for them)
+    assert after_first is not None
+    assert after_first.pk == held.pk
+    assert after_held.item.answer.external_id == "f-2"
+    assert after_last is None

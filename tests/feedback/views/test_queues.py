@@ -135,15 +135,15 @@ def test_researcher_creates_a_queue_from_the_form_and_sees_agreement(
     [
         (
             {"name": "Chains", "overlap": "1"},
-            "name: The project already has a queue with this name.",
+            ("name", "The project already has a queue with this name."),
         ),
         (
             {"name": "New", "overlap": "11"},
-            "overlap: Must be between 1 and 10 annotators per item.",
+            ("overlap", "Must be between 1 and 10 annotators per item."),
         ),
         (
             {"name": "New", "overlap": "two"},
-            "overlap: Must be between 1 and 10 annotators per item.",
+            ("overlap", "Must be between 1 and 10 annotators per item."),
         ),
         (
             {
@@ -152,11 +152,11 @@ def test_researcher_creates_a_queue_from_the_form_and_sees_agreement(
                 "created_from": "2026-03-02",
                 "created_to": "2026-03-01",
             },
-            "created_to: Must not be before the start date.",
+            ("to", "Must not be before the start date."),
         ),
         (
             {"name": "New", "overlap": "1", "created_from": "March"},
-            "created_from: Must be a date like 2026-01-31.",
+            ("from", "Must be a date like 2026-01-31."),
         ),
     ],
 )
@@ -165,7 +165,7 @@ def test_invalid_form_is_a_400_with_the_message_and_no_queue(
     project: Project,
     queue: AnnotationQueue,
     form: dict[str, str],
-    message: str,
+    message: tuple[str, str],
 ) -> None:
     # given a researcher and an existing queue "Chains"
     login(client, project, "researcher")
@@ -173,9 +173,12 @@ def test_invalid_form_is_a_400_with_the_message_and_no_queue(
     # when they submit an invalid form
     response = client.post("/projects/acme/queues/create/", form)
 
-    # then the form comes back with the message, and no queue was added
+    # then the form comes back with the message under its field, and no queue was added
+    field, text = message
     assert response.status_code == 400
-    assert message in response.content.decode()
+    page = response.content.decode()
+    assert f'aria-invalid="true" aria-describedby="queue-{field}-errors"' in page
+    assert f'<ul class="errorlist" id="queue-{field}-errors"><li>{text}</li></ul>' in page
     assert list(AnnotationQueue.objects.values_list("name", flat=True)) == ["Chains"]
 
 
