@@ -500,6 +500,8 @@ def test_previous_and_next_walk_through_the_annotators_own_items(
     assert 'rel="prev"' not in on_first
     assert f'rel="next" href="{debug_url("q-1", second)}"' in on_first
     assert 'value="done"' not in on_first  # a finished item is not finished again
+    queue_page = client.get(f"/projects/acme/queues/{queue.pk}/").content.decode()
+    assert f'href="{debug_url("q-2", third)}">Back to your last item' in queue_page
 
     # when they correct the first item and press Save and next
     fields = debug_form_fields(on_first)
