@@ -356,6 +356,11 @@ TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "otel-spans-expire": {"task": "feedback.tasks.otel_spans_expire", "schedule": 3600.0},
+    # Webhook deliveries whose retry is due; each emit also wakes it at once.
+    "webhook-deliveries-dispatch": {
+        "task": "feedback.tasks.webhook_deliveries_dispatch",
+        "schedule": 5.0,
+    },
     **{
         f"{name}-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": every, "args": [kind]}
         for name, kind, every in (
@@ -363,6 +368,7 @@ CELERY_BEAT_SCHEDULE = {
             ("reruns", "rerun", 60.0),
             ("training-runs", "training_run", 60.0),
             ("c3po-builds", "c3po_build", 60.0),
+            ("webhook-deliveries", "webhook_delivery", 60.0),
         )
     },
 }
