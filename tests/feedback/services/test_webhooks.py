@@ -16,6 +16,7 @@ from feedback.core.errors import NotReady, ValidationFailed
 from feedback.core.jobs import JobStatus
 from feedback.models import Project, WebhookDelivery, WebhookEndpoint
 from feedback.services import answers_ingest, feedback_record, reaction_toggle
+from feedback.services.datasets import export_build, export_request
 from feedback.services.webhooks import (
     DISABLE_AFTER_FAILED_DELIVERIES,
     RETRY_DELAYS,
@@ -321,3 +322,26 @@ def test_a_delivery_being_sent_is_not_sent_again(project: Project, receiver: Rec
     delivery = WebhookDelivery.objects.get()
     with pytest.raises(NotReady):
         webhook_delivery_resend(delivery=delivery)
+
+
+def test_an_export_that_succeeds_is_told(
+    project: Project, receiver: Receiver, settings: Any, tmp_path: Any
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    endpoint_for(project, receiver, events=["export.succeeded"])
+    react(project)
+    export = export_request(
+        project=project, dataset="kto", fmt="jsonl", form=None, filters={}, requested_by="t"
+    )
+    export_build(export_id=export.pk)
+    export_build(export_id=export.pk)  # a second delivery of its task
+    [delivery] = WebhookDelivery.objects.all()
+    export.refresh_from_db()
+    assert delivery.payload["data"] | {"download": None} == {
+        "id": export.pk,
+        "dataset": "kto",
+        "format": "jsonl",
+        "rows": 1,
+        "sha256": export.sha256,
+        "download": None,
+    }
