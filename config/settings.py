@@ -352,6 +352,8 @@ JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=15.0)
 # answer within it, and a replay within it changes nothing.
 OTEL_SPAN_RETENTION_DAYS = env.float("OTEL_SPAN_RETENTION_DAYS", default=7.0)
 TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
+# Finished webhook deliveries (the endpoints' delivery logs) are kept this long.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.float("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30.0)
 
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
@@ -360,6 +362,10 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-dispatch": {
         "task": "feedback.tasks.webhook_deliveries_dispatch",
         "schedule": 5.0,
+    },
+    "webhook-deliveries-expire": {
+        "task": "feedback.tasks.webhook_deliveries_expire",
+        "schedule": 3600.0,
     },
     **{
         f"{name}-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": every, "args": [kind]}

@@ -89,3 +89,12 @@ def webhook_deliveries_dispatch() -> None:
 def webhook_delivery_send(delivery_id: int) -> None:
     """Try one webhook delivery once; the service claims only a queued delivery."""
     services.webhooks.webhook_delivery_send(delivery_id=delivery_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660, ignore_result=True)
+def webhook_deliveries_expire() -> None:
+    """Forget finished webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    services.webhooks.webhook_deliveries_expire(
+        older_than=timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    )

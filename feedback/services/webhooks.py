@@ -445,3 +445,24 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
         job_enqueue(kind=WEBHOOK_DELIVERY_JOB, job_id=delivery.pk)
     delivery.refresh_from_db()
     return delivery
+
+
+# Finished deliveries one expiry run deletes at most in one statement.
+EXPIRE_BATCH = 5000
+
+
+def webhook_deliveries_expire(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Forget finished deliveries made more than `older_than` ago (the log is for recent
+    trouble, and every event adds a row per endpoint); returns how many. Deliveries still
+    queued or running are kept whatever their age."""
+    cutoff = (now or timezone.now()) - older_than
+    deleted = 0
+    while True:
+        batch = list(
+            WebhookDelivery.objects.filter(created_at__lt=cutoff)
+            .exclude(status__in=ACTIVE_STATUSES)
+            .values_list("pk", flat=True)[:EXPIRE_BATCH]
+        )
+        if not batch:
+            return deleted
+        deleted += WebhookDelivery.objects.filter(pk__in=batch).delete()[0]

@@ -21,6 +21,7 @@ from feedback.services.webhooks import (
     DISABLE_AFTER_FAILED_DELIVERIES,
     RETRY_DELAYS,
     webhook_deliveries_dispatch,
+    webhook_deliveries_expire,
     webhook_delivery_resend,
     webhook_delivery_send,
     webhook_endpoint_create,
@@ -345,3 +346,21 @@ def test_an_export_that_succeeds_is_told(
         "sha256": export.sha256,
         "download": None,
     }
+
+
+def test_old_finished_deliveries_are_forgotten_and_pending_ones_kept(
+    project: Project, receiver: Receiver
+) -> None:
+    endpoint_for(project, receiver)
+    webhook_events_emit(
+        project=project, event_type="feedback.created", payloads=[{"n": n} for n in range(4)]
+    )
+    old, old_pending, recent, _ = WebhookDelivery.objects.order_by("pk")
+    month_ago = timezone.now() - timedelta(days=31)
+    WebhookDelivery.objects.filter(pk__in=[old.pk, old_pending.pk]).update(created_at=month_ago)
+    WebhookDelivery.objects.filter(pk__in=[old.pk, recent.pk]).update(status=JobStatus.SUCCEEDED)
+
+    assert webhook_deliveries_expire(older_than=timedelta(days=30)) == 1
+
+    assert not WebhookDelivery.objects.filter(pk=old.pk).exists()
+    assert WebhookDelivery.objects.count() == 3
