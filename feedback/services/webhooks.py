@@ -153,7 +153,7 @@ def webhook_endpoint_create(
     secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     with transaction.atomic():
         # Counted under the project's row lock, so two requests can't both take the last place.
-        Project.objects.select_for_update().filter(pk=project.pk).exists()
+        list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
         if WebhookEndpoint.objects.filter(project=project).count() >= MAX_ENDPOINTS_PER_PROJECT:
             raise ValidationFailed.of(
                 NON_FIELD,

@@ -19,6 +19,7 @@ from feedback.services import answers_ingest, feedback_record, reaction_toggle
 from feedback.services.datasets import export_build, export_request
 from feedback.services.webhooks import (
     DISABLE_AFTER_FAILED_DELIVERIES,
+    MAX_ENDPOINTS_PER_PROJECT,
     RETRY_DELAYS,
     webhook_deliveries_dispatch,
     webhook_deliveries_expire,
@@ -364,3 +365,12 @@ def test_old_finished_deliveries_are_forgotten_and_pending_ones_kept(
 
     assert not WebhookDelivery.objects.filter(pk=old.pk).exists()
     assert WebhookDelivery.objects.count() == 3
+
+
+def test_a_project_has_a_bounded_number_of_endpoints(project: Project, receiver: Receiver) -> None:
+    for _ in range(MAX_ENDPOINTS_PER_PROJECT):
+        endpoint_for(project, receiver)
+    with pytest.raises(ValidationFailed) as refused:
+        endpoint_for(project, receiver)
+    assert list(refused.value.errors) == ["non_field_errors"]
+    assert WebhookEndpoint.objects.count() == MAX_ENDPOINTS_PER_PROJECT
