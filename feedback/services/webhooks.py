@@ -244,7 +244,12 @@ def webhook_events_emit(
 
 
 def _dispatch_after_commit() -> None:
-    transaction.on_commit(lambda: celery_app.send_task(DISPATCH_TASK, queue=Queue.DEFAULT))
+    """Wake the dispatcher once the rows are committed. Best effort (`robust`: a broker that is
+    down is logged, not raised into a request whose writes are already committed): beat runs
+    the dispatcher every few seconds anyway."""
+    transaction.on_commit(
+        lambda: celery_app.send_task(DISPATCH_TASK, queue=Queue.DEFAULT), robust=True
+    )
 
 
 def job_execute_telling(
