@@ -13,7 +13,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from feedback.core.errors import NotReady, ValidationFailed
-from feedback.core.jobs import JobStatus
+from feedback.core.jobs import JobStatus, jobs_sweep
 from feedback.models import Project, WebhookDelivery, WebhookEndpoint
 from feedback.services import answers_ingest, feedback_record, reaction_toggle
 from feedback.services.datasets import export_build, export_request
@@ -21,6 +21,7 @@ from feedback.services.webhooks import (
     DISABLE_AFTER_FAILED_DELIVERIES,
     MAX_ENDPOINTS_PER_PROJECT,
     RETRY_DELAYS,
+    WEBHOOK_DELIVERY_JOB,
     webhook_deliveries_dispatch,
     webhook_deliveries_expire,
     webhook_delivery_resend,
@@ -374,3 +375,23 @@ def test_a_project_has_a_bounded_number_of_endpoints(project: Project, receiver:
         endpoint_for(project, receiver)
     assert list(refused.value.errors) == ["non_field_errors"]
     assert WebhookEndpoint.objects.count() == MAX_ENDPOINTS_PER_PROJECT
+
+
+def test_a_delivery_whose_worker_died_is_sent_again_with_the_same_id(
+    project: Project, receiver: Receiver
+) -> None:
+    endpoint_for(project, receiver)
+    react(project)
+    delivery = WebhookDelivery.objects.get()
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    # A worker claimed it an hour ago and was never heard of again.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=JobStatus.RUNNING, attempts=1, started_at=an_hour_ago, heartbeat_at=an_hour_ago
+    )
+
+    assert jobs_sweep(kind=WEBHOOK_DELIVERY_JOB).requeued == 1
+    webhook_delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (JobStatus.SUCCEEDED, 2)
+    assert receiver.ids() == [delivery.message_id]
