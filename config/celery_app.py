@@ -29,6 +29,9 @@ app.conf.task_routes = {
     "feedback.tasks.jobs_sweep": {"queue": Queue.DEFAULT},
     "feedback.tasks.otel_spans_expire": {"queue": Queue.DEFAULT},
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
+    "feedback.tasks.webhook_deliveries_dispatch": {"queue": Queue.DEFAULT},
+    "feedback.tasks.webhook_delivery_send": {"queue": Queue.DEFAULT},
+    "feedback.tasks.webhook_deliveries_expire": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
 }

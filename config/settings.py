@@ -352,10 +352,21 @@ JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=15.0)
 # answer within it, and a replay within it changes nothing.
 OTEL_SPAN_RETENTION_DAYS = env.float("OTEL_SPAN_RETENTION_DAYS", default=7.0)
 TRAINING_STALE_SECONDS = env.float("TRAINING_STALE_SECONDS", default=90.0)
+# Finished webhook deliveries (the endpoints' delivery logs) are kept this long.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.float("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30.0)
 
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "otel-spans-expire": {"task": "feedback.tasks.otel_spans_expire", "schedule": 3600.0},
+    # Webhook deliveries whose retry is due; each emit also wakes it at once.
+    "webhook-deliveries-dispatch": {
+        "task": "feedback.tasks.webhook_deliveries_dispatch",
+        "schedule": 5.0,
+    },
+    "webhook-deliveries-expire": {
+        "task": "feedback.tasks.webhook_deliveries_expire",
+        "schedule": 3600.0,
+    },
     **{
         f"{name}-sweep": {"task": "feedback.tasks.jobs_sweep", "schedule": every, "args": [kind]}
         for name, kind, every in (
@@ -363,6 +374,7 @@ CELERY_BEAT_SCHEDULE = {
             ("reruns", "rerun", 60.0),
             ("training-runs", "training_run", 60.0),
             ("c3po-builds", "c3po_build", 60.0),
+            ("webhook-deliveries", "webhook_delivery", 60.0),
         )
     },
 }

@@ -16,5 +16,22 @@ urlpatterns = [
         apis.ExportDownloadApi.as_view(),
         name="api-export-download",
     ),
+    path("webhooks", apis.WebhookCollectionApi.as_view(), name="api-webhooks"),
+    path("webhooks/<int:endpoint_id>", apis.WebhookDetailApi.as_view(), name="api-webhook"),
+    path(
+        "webhooks/<int:endpoint_id>/deliveries",
+        apis.WebhookDeliveryListApi.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/resend",
+        apis.WebhookDeliveryResendApi.as_view(),
+        name="api-webhook-delivery-resend",
+    ),
+    path(
+        "webhooks/<int:endpoint_id>/enable",
+        apis.WebhookEnableApi.as_view(),
+        name="api-webhook-enable",
+    ),
     path("answers/<path:external_id>", apis.AnswerDetailApi.as_view(), name="api-answer-detail"),
 ]

@@ -22,7 +22,7 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError, Throttled
+from rest_framework.exceptions import ParseError, PermissionDenied, Throttled
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,7 +50,22 @@ from feedback.core.errors import NON_FIELD, NotReady, ValidationFailed
 from feedback.core.jobs import JobStatus
 from feedback.core.storage import download_response
 from feedback.ingest import parse_timestamp
-from feedback.models import Answer, ApiKey, Export, FeedbackEvent, Project, Scope, Source, Stage
+from feedback.models import (
+    Answer,
+    ApiKey,
+    Export,
+    FeedbackEvent,
+    Project,
+    Role,
+    Scope,
+    Source,
+    Stage,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+    role_includes,
+)
+from feedback.selectors import webhooks as webhook_selectors
 
 
 def batch_items(body: Any, key: str) -> list[Any]:
@@ -694,3 +709,199 @@ class ExportDownloadApi(APIView):
         if export.status != JobStatus.SUCCEEDED:
             raise NotReady(f"The export is {export.status}; download it once it has succeeded.")
         return download_response(export.file)
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def _webhooks_project(request: Request) -> Project:
+    """The project whose webhooks the caller manages: a key with the `feedback` scope, or a
+    signed-in owner (an endpoint hears every event of the project, so no lesser role)."""
+    project = project_for(request, Scope.FEEDBACK)
+    if not isinstance(request.auth, ApiKey):
+        membership = selectors.membership_get(user=request.user, slug=project.slug)
+        if membership is None or not role_includes(membership.role, Role.OWNER):
+            raise PermissionDenied("Only the project's owners manage its webhooks.")
+    return project
+
+
+def _endpoint_or_404(project: Project, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = webhook_selectors.webhook_endpoint_get(project=project, endpoint_id=endpoint_id)
+    return found_or_404(endpoint, "No webhook endpoint with that id in this project.")
+
+
+class WebhookEndpointOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.CharField())
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    disabled_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set when it was disabled after repeated failure."
+    )
+    disabled_reason = serializers.CharField()
+
+
+class WebhookDeliveryOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    webhook_id = serializers.CharField(
+        source="message_id", help_text="The `webhook-id` header, the same on every try."
+    )
+    event_type = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    attempts = serializers.IntegerField(help_text="Tries so far.")
+    response_status = serializers.IntegerField(
+        allow_null=True, help_text="The last reply's HTTP status; null when none came."
+    )
+    message = serializers.CharField()
+    error = serializers.CharField(help_text="Why the last try failed (never the reply's body).")
+    next_attempt_at = MethodCharField(allow_null=True, help_text="While queued: when it is due.")
+    created_at = serializers.DateTimeField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+    def get_next_attempt_at(self, delivery: WebhookDelivery) -> str | None:
+        if delivery.status != JobStatus.QUEUED:
+            return None
+        return delivery.next_attempt_at.isoformat()
+
+
+class WebhookCollectionApi(APIView):
+    """`/api/v1/webhooks`: POST registers an endpoint, GET lists them. One URL, so one view
+    class with two operations."""
+
+    class InputSerializer(serializers.Serializer[Any]):
+        url = serializers.CharField(help_text="https://…; http:// only for allowed local hosts.")
+        events = serializers.ListField(
+            child=serializers.ChoiceField(choices=WebhookEventType.values), allow_empty=False
+        )
+        description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    @extend_schema_serializer(component_name="WebhookEndpointCreated")
+    class CreatedOutputSerializer(WebhookEndpointOutputSerializer):
+        secret = serializers.CharField(
+            help_text="The signing secret (`whsec_…`): shown in this response only."
+        )
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        summary="Register a webhook endpoint",
+        request=InputSerializer,
+        responses={201: CreatedOutputSerializer, **ERRORS},
+        description=(
+            "Events are delivered as the Standard Webhooks specification says: headers "
+            "`webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256 with the "
+            "secret returned here, once). Failed deliveries are retried for about a day."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        project = _webhooks_project(request)
+        body: Any = request.data
+        body = body if isinstance(body, dict) else {}
+        endpoint, secret = services.webhooks.webhook_endpoint_create(
+            project=project,
+            url=body.get("url"),
+            events=body.get("events"),
+            description=body.get("description", ""),
+            created_by=str(request.user),
+        )
+        output = self.CreatedOutputSerializer(endpoint).data | {"secret": secret}
+        response = Response(output, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        operation_id="webhooks_list",
+        summary="The project's webhook endpoints",
+        responses={
+            200: WebhookEndpointOutputSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        project = _webhooks_project(request)
+        endpoints = webhook_selectors.webhook_endpoints_for_project(project=project)
+        return Response(WebhookEndpointOutputSerializer(endpoints, many=True).data)
+
+
+class WebhookDetailApi(APIView):
+    """`/api/v1/webhooks/{id}`: GET shows an endpoint, DELETE removes it."""
+
+    @extend_schema(
+        operation_id="webhooks_retrieve",
+        summary="A webhook endpoint (without its secret)",
+        responses={
+            200: WebhookEndpointOutputSerializer,
+            **error_responses(*READ_ERRORS, not_found="No such endpoint here."),
+        },
+    )
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = _endpoint_or_404(_webhooks_project(request), endpoint_id)
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)
+
+    @extend_schema(
+        operation_id="webhooks_destroy",
+        summary="Remove a webhook endpoint and its delivery log",
+        responses={204: None, **error_responses(*READ_ERRORS, not_found="No such endpoint here.")},
+    )
+    def delete(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = _endpoint_or_404(_webhooks_project(request), endpoint_id)
+        services.webhooks.webhook_endpoint_delete(endpoint=endpoint)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveryListApi(APIView):
+    @extend_schema(
+        operation_id="webhooks_deliveries_list",
+        summary="An endpoint's newest deliveries (status, tries, last reply's status)",
+        responses={
+            200: WebhookDeliveryOutputSerializer(many=True),
+            **error_responses(*READ_ERRORS, not_found="No such endpoint here."),
+        },
+    )
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = _endpoint_or_404(_webhooks_project(request), endpoint_id)
+        deliveries = webhook_selectors.webhook_deliveries_for_endpoint(endpoint=endpoint)
+        return Response(WebhookDeliveryOutputSerializer(deliveries, many=True).data)
+
+
+class WebhookDeliveryResendApi(APIView):
+    @extend_schema(
+        operation_id="webhooks_deliveries_resend",
+        summary="Send a finished delivery again (same webhook-id)",
+        request=None,
+        responses={
+            202: WebhookDeliveryOutputSerializer,
+            **error_responses(
+                *READ_ERRORS,
+                not_found="No such endpoint or delivery here.",
+                not_ready="Still being sent, or the endpoint is disabled.",
+            ),
+        },
+    )
+    def post(self, request: Request, endpoint_id: int, delivery_id: int) -> Response:
+        endpoint = _endpoint_or_404(_webhooks_project(request), endpoint_id)
+        delivery = found_or_404(
+            webhook_selectors.webhook_delivery_get(endpoint=endpoint, delivery_id=delivery_id),
+            "No delivery with that id for this endpoint.",
+        )
+        delivery = services.webhooks.webhook_delivery_resend(delivery=delivery)
+        return Response(
+            WebhookDeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class WebhookEnableApi(APIView):
+    @extend_schema(
+        operation_id="webhooks_enable",
+        summary="Send to an endpoint that was disabled after repeated failure again",
+        request=None,
+        responses={
+            200: WebhookEndpointOutputSerializer,
+            **error_responses(*READ_ERRORS, not_found="No such endpoint here."),
+        },
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = _endpoint_or_404(_webhooks_project(request), endpoint_id)
+        endpoint = services.webhooks.webhook_endpoint_enable(endpoint=endpoint)
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)

@@ -13,7 +13,7 @@ from django.core.validators import URLValidator
 
 from feedback.core.forms import ServiceForm
 from feedback.core.validators import bidi_problem, url_problem
-from feedback.models import PipelineConnector, Project, Scope
+from feedback.models import PipelineConnector, Project, Scope, WebhookEventType
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 from feedback.selectors import QueueFilter
 from feedback.services.annotation import OVERLAP_RULE
@@ -288,3 +288,18 @@ class CorrectionsForm(ServiceForm):
         """What the page shows: the form's own errors by field, the service's by editor."""
         own = {field: [str(m) for m in messages] for field, messages in self.errors.items()}
         return {**own, **self.editor_errors}
+
+
+class WebhookEndpointForm(ServiceForm):
+    """A webhook endpoint: where to send and which events. The service checks the URL (https,
+    a public destination) and the event names."""
+
+    url = forms.CharField(label="Endpoint URL", max_length=500, strip=True)
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=WebhookEventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    description = forms.CharField(label="Description", max_length=200, required=False)
+
+    url_fields = ("url",)

@@ -12,6 +12,7 @@ from feedback import services
 from feedback.core import jobs
 from feedback.services.annotation import RERUN_SOFT_TIME_LIMIT, RERUN_TIME_LIMIT
 from feedback.services.datasets import EXPORT_TIME_LIMIT
+from feedback.services.webhooks import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 
 
 # Routed to Queue.DEFAULT in config/celery_app.py.
@@ -67,3 +68,33 @@ def jobs_sweep(kind: str) -> None:
 def rerun_execute(rerun_id: int) -> None:
     """Re-run an answer's stages after a correction; the service claims only a queued run."""
     services.annotation.rerun_execute(rerun_id=rerun_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat, and sent after each commit
+# that queued deliveries (services.webhooks).
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def webhook_deliveries_dispatch() -> None:
+    """Hand the webhook deliveries that are due to workers, one task each."""
+    services.webhooks.webhook_deliveries_dispatch()
+
+
+# Sent by name to Queue.DEFAULT (services.webhooks.WEBHOOK_DELIVERY_JOB).
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=int(WEBHOOK_TIMEOUT_SECONDS) + 20,
+    time_limit=int(WEBHOOK_TIMEOUT_SECONDS) + 30,
+    ignore_result=True,
+)
+def webhook_delivery_send(delivery_id: int) -> None:
+    """Try one webhook delivery once; the service claims only a queued delivery."""
+    services.webhooks.webhook_delivery_send(delivery_id=delivery_id)
+
+
+# Routed to Queue.DEFAULT in config/celery_app.py; scheduled by beat.
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660, ignore_result=True)
+def webhook_deliveries_expire() -> None:
+    """Forget finished webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    services.webhooks.webhook_deliveries_expire(
+        older_than=timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, debug, exports, queues, site
+from feedback.views import answers, debug, exports, queues, site, webhooks
 
 app_name = "feedback"
 
@@ -64,4 +64,22 @@ urlpatterns = [
     path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
     path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),
+    path("<slug:slug>/webhooks/", webhooks.webhook_list, name="webhook_list"),
+    path("<slug:slug>/webhooks/create/", webhooks.webhook_create, name="webhook_create"),
+    path("<slug:slug>/webhooks/<int:endpoint_id>/", webhooks.webhook_detail, name="webhook_detail"),
+    path(
+        "<slug:slug>/webhooks/<int:endpoint_id>/delete/",
+        webhooks.webhook_delete,
+        name="webhook_delete",
+    ),
+    path(
+        "<slug:slug>/webhooks/<int:endpoint_id>/enable/",
+        webhooks.webhook_enable,
+        name="webhook_enable",
+    ),
+    path(
+        "<slug:slug>/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/resend/",
+        webhooks.webhook_delivery_resend,
+        name="webhook_delivery_resend",
+    ),
 ]

@@ -5,7 +5,8 @@
 - signals: exposures, reactions, critiques, comparisons, follow-ups and the event log;
 - annotation: debug-mode interventions, annotation queues, the pipeline connector, re-runs;
 - datasets: exports;
-- operations: worker heartbeats.
+- operations: worker heartbeats;
+- webhooks: the endpoints that hear about events, and the deliveries to them.
 
 Every model and helper is re-exported here, so `from feedback.models import Answer` reads the
 same wherever a model lives.
@@ -53,6 +54,7 @@ from feedback.models.tenancy import (
     role_includes,
 )
 from feedback.models.traces import Answer, Stage, StageKind, TraceSpan
+from feedback.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEventType
 
 # Applied migrations name these callables by their old place, feedback.models._<name>: the
 # same functions must answer there, or the migrations stop loading.
@@ -96,6 +98,9 @@ __all__ = [
     "Stage",
     "StageKind",
     "TraceSpan",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEventType",
     "Winner",
     "WorkerHeartbeat",
     "default_negative",

@@ -4,7 +4,15 @@ comparisons, follow-ups), annotation (corrections, queues, the pipeline connecto
 datasets (exports) and operations. Views, APIs, commands and tasks call these; the functions
 they use most are re-exported here."""
 
-from feedback.services import annotation, datasets, operations, signals, tenancy, traces
+from feedback.services import (
+    annotation,
+    datasets,
+    operations,
+    signals,
+    tenancy,
+    traces,
+    webhooks,
+)
 from feedback.services.annotation import connector_remove, connector_save
 from feedback.services.operations import worker_heartbeat_record
 from feedback.services.signals import (
@@ -48,5 +56,6 @@ __all__ = [
     "signals",
     "tenancy",
     "traces",
+    "webhooks",
     "worker_heartbeat_record",
 ]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.files import File
+from django.db import transaction
+from django.urls import reverse
 
 from config.celery_app import Queue
 from feedback import datasets
@@ -30,7 +32,8 @@ from feedback.core.jobs import (
 )
 from feedback.datasets import files
 from feedback.ingest import parse_timestamp
-from feedback.models import Export, ExportFormat, Project
+from feedback.models import Export, ExportFormat, Project, WebhookEventType
+from feedback.services.webhooks import webhook_events_emit
 
 EXPORT_TIME_LIMIT = timedelta(hours=2)
 
@@ -153,7 +156,22 @@ def _write_file(attempt: Attempt[Export]) -> None:
             export.file.save(name, File(data), save=False)
     # Only now, with the whole file stored, does the export become downloadable.
     try:
-        attempt.finish(file=export.file.name, rows=count, total_rows=count, sha256=digest)
+        with transaction.atomic():
+            attempt.finish(file=export.file.name, rows=count, total_rows=count, sha256=digest)
+            webhook_events_emit(
+                project=export.project_id,
+                event_type=WebhookEventType.EXPORT_SUCCEEDED,
+                payloads=[
+                    {
+                        "id": export.pk,
+                        "dataset": export.dataset,
+                        "format": export.format,
+                        "rows": count,
+                        "sha256": digest,
+                        "download": reverse("api-export-download", args=[export.pk]),
+                    }
+                ],
+            )
     except (JobSuperseded, JobCancelled):  # the attempt's result stands no more: no file kept
         export.file.delete(save=False)
         raise

@@ -34,7 +34,9 @@ from feedback.models import (
     Project,
     Reaction,
     Source,
+    WebhookEventType,
 )
+from feedback.services.webhooks import webhook_events_emit
 
 RATE_WINDOW = timedelta(minutes=1)
 REACTION_CAP_WINDOW = timedelta(days=1)
@@ -141,9 +143,38 @@ def _record_checked(
         # Joins the caller's transaction when there is one (no savepoint); its own otherwise.
         with transaction.atomic(savepoint=False):
             created = _write(project, accepted, answers, source=source, now=now)
+            _tell_webhooks(project, accepted, created, source=source, now=now)
     for index, event in accepted:
         status: Status = "created" if event.event_id in created else "duplicate"
         results[index] = FeedbackResult(index, status, event.event_id)
+
+
+def _tell_webhooks(
+    project: Project,
+    events: list[tuple[int, ValidEvent]],
+    created: set[str],
+    *,
+    source: str,
+    now: datetime,
+) -> None:
+    """The new events for the project's webhooks: one query when no endpoint listens."""
+    webhook_events_emit(
+        project=project,
+        event_type=WebhookEventType.FEEDBACK_CREATED,
+        payloads=[
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "answer": e.answer,
+                "user_ref": e.viewer,
+                "source": source,
+                "at": e.at or now,
+                **e.data,
+            }
+            for _, e in events
+            if e.event_id in created
+        ],
+    )
 
 
 def _lock_viewers(project: Project, viewers: set[str]) -> None:

@@ -17,7 +17,8 @@ from django.utils import timezone
 from feedback import otel
 from feedback.core.bulk import insert_ignoring_conflicts, lock_until_commit
 from feedback.ingest import MAX_STAGES, ValidAnswer, ValidStage, validate_answer, validate_stage
-from feedback.models import Answer, Project, Stage, TraceSpan
+from feedback.models import Answer, Project, Stage, TraceSpan, WebhookEventType
+from feedback.services.webhooks import webhook_events_emit
 
 # --- answers ---------------------------------------------------------------------------------
 
@@ -61,6 +62,22 @@ def answers_ingest(*, project: Project, items: Sequence[Any]) -> list[IngestResu
     if valid:
         with transaction.atomic():
             created_ids = _insert_answers(project=project, answers=[a for _, a in valid], now=now)
+            webhook_events_emit(
+                project=project,
+                event_type=WebhookEventType.ANSWER_CREATED,
+                payloads=[
+                    {
+                        "external_id": a.external_id,
+                        "conversation": a.conversation,
+                        "user_ref": a.user_ref,
+                        "model": a.model,
+                        "model_version": a.model_version,
+                        "created_at": a.created_at or now,
+                    }
+                    for _, a in valid
+                    if a.external_id in created_ids
+                ],
+            )
             _insert_stages(
                 [
                     (created_ids[a.external_id], a.stages)

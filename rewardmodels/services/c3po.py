@@ -23,7 +23,8 @@ from feedback.core import outbound
 from feedback.core.errors import NON_FIELD, ValidationFailed
 from feedback.core.jobs import job_enqueue, job_resume
 from feedback.core.validators import bidi_problem
-from feedback.models import Critique, Project
+from feedback.models import Critique, Project, WebhookEventType
+from feedback.services.webhooks import webhook_events_emit
 from rewardmodels import c3po, selectors
 from rewardmodels.models import (
     BuildStatus,
@@ -34,7 +35,7 @@ from rewardmodels.models import (
     ReviewStatus,
     VerbalFeedback,
 )
-from rewardmodels.services.c3po_build import C3PO_BUILD_JOB
+from rewardmodels.services.c3po_build import C3PO_BUILD_JOB, build_event
 
 MAX_TEXT = 5000
 SEED_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -240,5 +241,10 @@ def item_review(
             build.message = "Done: every revised response was reviewed."
             build.finished_at = timezone.now()
             build.save(update_fields=["status", "message", "finished_at"])
+            webhook_events_emit(
+                project=build.project_id,
+                event_type=WebhookEventType.C3PO_BUILD_FINISHED,
+                payloads=[build_event(build)],
+            )
     item.refresh_from_db()
     return item

@@ -25,9 +25,10 @@ from feedback.core.jobs import (
     Attempt,
     JobFailed,
     JobKind,
-    job_execute,
     seconds_setting,
 )
+from feedback.models import WebhookEventType
+from feedback.services.webhooks import job_execute_telling
 from rewardmodels import c3po, selectors
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
@@ -91,7 +92,23 @@ class _Stage:
 def build_execute(*, build_id: int) -> None:
     """Run (or resume) a build. Only a queued build (or one whose worker died) is claimed: a
     second delivery does nothing."""
-    job_execute(kind=C3PO_BUILD_JOB, job_id=build_id, work=_build)
+    job_execute_telling(
+        kind=C3PO_BUILD_JOB,
+        job_id=build_id,
+        work=_build,
+        event_type=WebhookEventType.C3PO_BUILD_FINISHED,
+        payload=build_event,
+    )
+
+
+def build_event(build: C3POBuild) -> dict[str, Any]:
+    """What `c3po_build.finished` says about a build."""
+    return {
+        "id": build.pk,
+        "verbal_feedback": build.feedback_id,
+        "status": build.status,
+        "error": build.error,
+    }
 
 
 def _build(attempt: Attempt[C3POBuild]) -> None:

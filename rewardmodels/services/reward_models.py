@@ -34,13 +34,13 @@ from feedback.core.jobs import (
     JobStatus,
     job_cancel,
     job_enqueue,
-    job_execute,
     seconds_setting,
 )
 from feedback.core.storage import local_copy
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
-from feedback.models import Project
+from feedback.models import Project, WebhookEventType
+from feedback.services.webhooks import job_execute_telling
 from rewardmodels import training
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -222,7 +222,24 @@ class _Progress:
 def training_run_execute(*, run_id: int) -> None:
     """Train one run. Only a queued run (or one whose worker died) is claimed, so a second
     delivery of the task does nothing; only the current attempt may finish the run."""
-    job_execute(kind=TRAINING_RUN_JOB, job_id=run_id, work=_train)
+    job_execute_telling(
+        kind=TRAINING_RUN_JOB,
+        job_id=run_id,
+        work=_train,
+        event_type=WebhookEventType.TRAINING_RUN_FINISHED,
+        payload=_run_event,
+    )
+
+
+def _run_event(run: TrainingRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "reward_model": run.reward_model_id,
+        "status": run.status,
+        "version": run.version,
+        "metrics": run.metrics,
+        "error": run.error,
+    }
 
 
 def _train(attempt: Attempt[TrainingRun]) -> None:

@@ -33,6 +33,8 @@ from feedback.models import (
     Reaction,
     Rerun,
     Stage,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from rewardmodels.models import (
     C3POBuild,
@@ -337,6 +339,32 @@ def plant_corpus(project: Project, owner: User, live_url: str) -> Corpus:
             requested_by=payload,
         )
 
+    # Webhooks: an endpoint disabled with a reason, its deliveries in every state.
+    endpoint = WebhookEndpoint.objects.create(
+        project=project,
+        url=BAD_URLS[0],
+        events=["feedback.created", PAYLOADS[5]],
+        description=PAYLOADS[6][:200],
+        secret="whsec_corpus",
+        created_by=PAYLOADS[7],
+        disabled_at=now,
+        disabled_reason=ALL[:300],
+    )
+    for i, status in enumerate(("queued", "succeeded", "failed", "cancelled")):
+        WebhookDelivery.objects.create(
+            project=project,
+            endpoint=endpoint,
+            event_type="feedback.created",
+            message_id=PAYLOADS[8 + i][:64],
+            payload={"data": ALL},
+            next_attempt_at=now,
+            status=status,
+            attempts=i,
+            response_status=500,
+            message=PAYLOADS[12 + i],
+            error=ALL,
+        )
+
     # Reward models: one trained P[Love] version with payload features, a failed run, and a
     # preference model whose run names its sources.
     metrics = {
@@ -464,6 +492,8 @@ def plant_corpus(project: Project, owner: User, live_url: str) -> Corpus:
         f"/projects/{slug}/exports/",
         f"/projects/{slug}/settings/",
         f"/projects/{slug}/api-keys/",
+        f"/projects/{slug}/webhooks/",
+        f"/projects/{slug}/webhooks/{endpoint.pk}/",
         f"/projects/{slug}/models/",
         f"/projects/{slug}/models/{love.pk}/",
         f"/projects/{slug}/models/{preference.pk}/",

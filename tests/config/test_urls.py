@@ -53,7 +53,7 @@ from django.utils import timezone
 from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
-from feedback.models import Answer, Critique, Project, Role, Scope
+from feedback.models import Answer, Critique, Project, Role, Scope, WebhookDelivery
 from feedback.services.annotation import (
     QueueFilter,
     answer_ask,
@@ -63,6 +63,7 @@ from feedback.services.annotation import (
     rerun_request,
 )
 from feedback.services.datasets import export_build, export_request
+from feedback.services.webhooks import webhook_endpoint_create, webhook_events_emit
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
@@ -150,6 +151,8 @@ class Objects:
     build_id: int  # a C3PO build that succeeded
     item_id: int  # an in-scope row of that build, waiting for review
     generator_id: int
+    webhook_id: int  # a webhook endpoint, with one delivery that succeeded
+    delivery_id: int
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -307,6 +310,17 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     generator = Generator.objects.create(
         project=project, name=f"Gen {marker}", base_url="https://llm.example/v1", model="m"
     )
+    endpoint, _ = webhook_endpoint_create(
+        project=project,
+        url=f"https://hooks.invalid/{prefix}",
+        events=["answer.created"],
+        description=f"Hooks {marker}",
+    )
+    webhook_events_emit(project=project, event_type="answer.created", payloads=[{"id": marker}])
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=JobStatus.SUCCEEDED, response_status=200, finished_at=timezone.now()
+    )
     return Objects(
         marker=marker,
         answer=external_id,
@@ -322,6 +336,8 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         build_id=build.pk,
         item_id=items[-1].pk,
         generator_id=generator.pk,
+        webhook_id=endpoint.pk,
+        delivery_id=delivery.pk,
     )
 
 
@@ -499,6 +515,14 @@ def export(o: Objects) -> dict[str, Any]:
     return {"export_id": o.export_id}
 
 
+def webhook(o: Objects) -> dict[str, Any]:
+    return {"endpoint_id": o.webhook_id}
+
+
+def delivery(o: Objects) -> dict[str, Any]:
+    return {"endpoint_id": o.webhook_id, "delivery_id": o.delivery_id}
+
+
 def own_assignment(cell: Cell) -> dict[str, Any]:
     return {"assignment": cell.objects.assignment_for(cell.principal)}
 
@@ -554,6 +578,12 @@ ROUTES: dict[str, Entry] = {
     "feedback:api_keys": page(OWNER, GET(200, data=True)),
     "feedback:api_key_create": page(OWNER, POST(400, body={"name": ""})),
     "feedback:api_key_revoke": page(OWNER, POST(REDIRECT), kwargs=lambda o: {"key_id": o.key_id}),
+    "feedback:webhook_list": page(OWNER, GET(200, data=True)),
+    "feedback:webhook_create": page(OWNER, POST(400, body={"url": ""})),
+    "feedback:webhook_detail": page(OWNER, GET(200, data=True), kwargs=webhook),
+    "feedback:webhook_delete": page(OWNER, POST(REDIRECT), kwargs=webhook),
+    "feedback:webhook_enable": page(OWNER, POST(REDIRECT), kwargs=webhook),
+    "feedback:webhook_delivery_resend": page(OWNER, POST(REDIRECT), kwargs=delivery),
     "rewardmodels:model_list": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_create": page(RESEARCHER, POST(400, body={"name": ""})),
     "rewardmodels:model_detail": page(RESEARCHER, GET(200, data=True), kwargs=model),
@@ -626,6 +656,15 @@ ROUTES: dict[str, Entry] = {
     "api-c3po-build": api(GET(200, scope=TRAIN), kwargs=build),
     # Only a failed build can be resumed; this one succeeded.
     "api-c3po-build-resume": api(POST(409, scope=TRAIN), kwargs=build),
+    # Webhooks hear every event of a project: a signed-in member needs the owner role.
+    "api-webhooks": api(
+        GET(200, scope=FEEDBACK, role=OWNER, other_key=200, data=True),
+        POST(400, scope=FEEDBACK, role=OWNER, other_key=400),
+    ),
+    "api-webhook": api(GET(200, scope=FEEDBACK, role=OWNER, data=True), kwargs=webhook),
+    "api-webhook-deliveries": api(GET(200, scope=FEEDBACK, role=OWNER), kwargs=webhook),
+    "api-webhook-delivery-resend": api(POST(202, scope=FEEDBACK, role=OWNER), kwargs=delivery),
+    "api-webhook-enable": api(POST(200, scope=FEEDBACK, role=OWNER, data=True), kwargs=webhook),
     "api-c3po-dataset": api(GET(200, scope=TRAIN, query={"part": "dpo"}, data=True), kwargs=build),
 }
 
@@ -751,6 +790,8 @@ def expected(entry: Entry, call: Call, principal: str) -> tuple[str, ...]:
         return (call.other_key,) if call.other_key else ("404",)
     if principal in KEYS:
         return call.ok if KEYS[principal] in call.scopes else ("403",)
+    if call.role is not None:  # an operation that asks more of members than its scopes do
+        return call.ok if includes(MEMBERS[principal], call.role) else ("403",)
     allowed = any(includes(MEMBERS[principal], SCOPE_ROLE[s]) for s in call.scopes)
     return call.ok if allowed else ("403",)
 

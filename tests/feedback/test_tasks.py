@@ -19,6 +19,7 @@ from feedback.core.jobs import job_kind
 from feedback.models import Project, WorkerHeartbeat
 from feedback.services.annotation import RERUN_JOB
 from feedback.services.datasets import EXPORT_JOB
+from feedback.services.webhooks import WEBHOOK_DELIVERY_JOB
 from feedback.tasks import jobs_sweep, worker_heartbeat
 from rewardmodels.models import C3POBuild, TrainingRun
 from rewardmodels.services import c3po, reward_model_create
@@ -48,7 +49,8 @@ def test_beat_sweeps_every_kind_of_job_through_the_one_task() -> None:
     assert {entry["task"] for entry in sweeps} == {jobs_sweep.name}
     swept = [job_kind(entry["args"][0]) for entry in sweeps]
     assert sorted(kind.name for kind in swept) == sorted(
-        kind.name for kind in (EXPORT_JOB, RERUN_JOB, TRAINING_RUN_JOB, C3PO_BUILD_JOB)
+        kind.name
+        for kind in (EXPORT_JOB, RERUN_JOB, TRAINING_RUN_JOB, C3PO_BUILD_JOB, WEBHOOK_DELIVERY_JOB)
     )
 
 

@@ -424,9 +424,9 @@ def test_project_page_query_count_does_not_grow_with_rows(
     AnswerFactory.create_batch(rows, project=project)
 
     # session, user, membership, pager count, the page; exposures: known events, answers,
-    # events, exposures (no savepoint: they join the request's transaction or make their own);
-    # reaction counts; the model filter's options
-    with django_assert_num_queries(11):
+    # events, exposures (no savepoint: they join the request's transaction or make their own),
+    # the project's webhook endpoints; reaction counts; the model filter's options
+    with django_assert_num_queries(12):
         response = client.get("/projects/acme/")
 
     assert response.status_code == 200
