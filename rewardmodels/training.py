@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,13 +60,12 @@ __all__ = [
     "evaluate_p_love",
     "feature_count",
     "featurize",
+    "fit_format_model",
     "fit_p_love",
     "fit_preference",
     "fit_sample",
     "fit_viewer_adjustments",
-    "group_columns",
     "is_personal",
-    "keep_columns",
     "load_artifact",
     "loads_artifact",
     "longer_wins_accuracy",
@@ -86,6 +85,9 @@ __all__ = [
     "viewer_keys",
     "viewer_weight",
 ]
+
+# A P[Love] classifier: SGD over every column, or an exact fit of a few (`fit_format_model`).
+PLoveModel: TypeAlias = SGDClassifier | LogisticRegression
 
 # --- Features ---------------------------------------------------------------------------------
 
@@ -580,14 +582,14 @@ def fit_p_love(
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
     namer: FeatureNamer | None = None,
-    keep: np.ndarray | None = None,
-) -> SGDClassifier:
+    group: str = "all",
+) -> PLoveModel:
     """Train P[Love] out of core: `batches()` is called once per epoch and each batch is featurized
     and fed to `partial_fit`, so memory is bounded by one batch.
 
     `on_batch(rows)` runs after every batch (progress, heartbeats); an exception it raises (e.g. the
-    run was cancelled) propagates. `namer` observes the first epoch's batches. `keep` (see
-    `group_columns`) leaves the other columns out of the model.
+    run was cancelled) propagates. `namer` observes the first epoch's batches. A `group` other
+    than "all" fits `fit_format_model` in one pass, from the format features alone.
     Batches whose weights are all 0 are skipped (still reported to `on_batch`).
     Raises ValueError if the data has no rows, only one class or only zero weights (known after
     the first epoch).
@@ -595,9 +597,13 @@ def fit_p_love(
     if epochs < 1:
         raise ValueError("epochs must be >= 1")
     classifier = new_p_love_classifier(alpha=alpha, seed=seed)
+    dense = group != "all"
+    if dense:
+        _format_group(group)  # an unknown group fails before any data is read
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a small group's rows
     seen_labels: set[int] = set()
     fitted = False
-    for epoch in range(epochs):
+    for epoch in range(1 if dense else epochs):
         for batch in batches():
             rows = len(batch.responses)
             if rows:
@@ -609,16 +615,19 @@ def fit_p_love(
                     raise ValueError("labels must be booleans or 0/1")
                 if epoch == 0:
                     seen_labels.update(np.unique(labels).tolist())
-                    if namer is not None:
+                    if namer is not None and not dense:
                         namer.observe(batch.prompts, batch.responses)
                 if weights.any():  # partial_fit refuses a batch whose weights are all zero
                     fitted = True
-                    classifier.partial_fit(
-                        keep_columns(featurize(batch.prompts, batch.responses, config), keep),
-                        labels,
-                        classes=np.array([0, 1]),
-                        sample_weight=weights,
-                    )
+                    if dense:
+                        kept.append((format_features(batch.responses), labels, weights))
+                    else:
+                        classifier.partial_fit(
+                            featurize(batch.prompts, batch.responses, config),
+                            labels,
+                            classes=np.array([0, 1]),
+                            sample_weight=weights,
+                        )
             if on_batch is not None:
                 on_batch(rows)
         if epoch == 0 and len(seen_labels) < 2:
@@ -628,11 +637,14 @@ def fit_p_love(
             )
         if epoch == 0 and not fitted:
             raise ValueError("every row has weight 0: nothing to learn from")
+    if dense:
+        formats, labels, weights = (np.concatenate(part) for part in zip(*kept, strict=True))
+        return fit_format_model(formats, labels, weights, config=config, group=group, alpha=alpha)
     return classifier
 
 
 def predict_p_love(
-    classifier: SGDClassifier,
+    classifier: PLoveModel,
     prompts: Sequence[str],
     responses: Sequence[str],
     config: FeatureConfig,
@@ -940,37 +952,59 @@ def longer_wins_accuracy(chosen: Sequence[str], rejected: Sequence[str]) -> floa
 
 # --- Choosing the regularisation and the feature groups ----------------------------------------
 
-# Which columns a P[Love] model may use. A model trained with a column left out has weight 0 on
-# it (SGD never moves a weight whose feature is always 0), so the stored classifier scores new
-# rows from their full features exactly as it was trained, and nothing else has to be stored.
+# Which columns a P[Love] model may use: everything (hashed texts and format features, fitted
+# out of core by SGD), the format features alone, or the response length alone. The last two
+# are a handful of dense columns, fitted exactly (see `fit_format_model`).
 FEATURE_GROUPS: tuple[str, ...] = ("all", "format", "length")
 ALPHA_GRID: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3)
 
 
-def group_columns(config: FeatureConfig, group: str) -> np.ndarray | None:
-    """Boolean mask of the columns `group` keeps; None for "all" (nothing to mask)."""
-    if group == "all":
-        return None
-    total = feature_count(config)
-    keep = np.zeros(total, dtype=bool)
-    format_offset = _views(config).format_offset
+def _format_group(group: str) -> np.ndarray:
+    """Which format columns (0-based within the format block) a small group uses."""
     if group == "format":
-        keep[format_offset:] = True
-    elif group == "length":
-        keep[format_offset + FORMAT_FEATURE_NAMES.index("log_length")] = True
-    else:
-        raise ValueError(f"unknown feature group {group!r}; known: {', '.join(FEATURE_GROUPS)}")
-    return keep
+        return np.arange(len(FORMAT_FEATURE_NAMES))
+    if group == "length":
+        return np.array([FORMAT_FEATURE_NAMES.index("log_length")])
+    raise ValueError(f"unknown feature group {group!r}; known: {', '.join(FEATURE_GROUPS)}")
 
 
-def keep_columns(features: sp.csr_matrix, keep: np.ndarray | None) -> sp.csr_matrix:
-    """`features` with every column outside `keep` set to 0 (the same matrix when keep is None)."""
-    if keep is None:
-        return features
-    kept = features.copy()
-    kept.data[~keep[kept.indices]] = 0
-    kept.eliminate_zeros()
-    return kept
+def fit_format_model(
+    formats: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    config: FeatureConfig,
+    group: str,
+    alpha: float,
+) -> LogisticRegression:
+    """P[Love] from the format features ("format") or the length alone ("length").
+
+    Averaged SGD barely moves the weight of a column as narrow as the log-length (most answers
+    fall between 0.4 and 0.7 on its scale), so these few columns are fitted exactly instead: a
+    logistic regression on them standardised, with SGD's penalty (alpha per row), whose
+    scaling is then folded back into the weights. The result has a weight for every column of
+    `featurize` (0 outside the group), so it scores feature rows like any P[Love] classifier.
+    """
+    columns = _format_group(group)
+    y = np.asarray(labels).astype(np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    x = np.asarray(formats, dtype=np.float64)[:, columns]
+    mean = np.average(x, axis=0, weights=w) if w.sum() > 0 else x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    model = LogisticRegression(C=min(1e6, 1.0 / (alpha * max(1.0, float(w.sum())))), max_iter=1000)
+    model.fit((x - mean) / scale, y, sample_weight=w)
+    slopes = model.coef_[0] / scale
+    full = np.zeros((1, feature_count(config)))
+    full[0, _views(config).format_offset + columns] = slopes
+    model.coef_ = full
+    model.intercept_ = np.array([model.intercept_[0] - float(slopes @ mean)])
+    model.n_features_in_ = full.shape[1]
+    return model
+
+
+def _format_block(features: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(features[:, -len(FORMAT_FEATURE_NAMES) :].toarray(), dtype=np.float64)
 
 
 @dataclass
@@ -991,19 +1025,33 @@ class Selection:
     alpha: float
     group: str
     grid: list[dict[str, Any]]
-    classifier: SGDClassifier
+    classifier: PLoveModel
 
 
 def fit_sample(
-    sample: Sample, *, alpha: float, keep: np.ndarray | None, epochs: int, seed: int = 0
-) -> SGDClassifier:
-    """`fit_p_love` on rows already featurized (the same estimator and passes)."""
+    sample: Sample,
+    *,
+    config: FeatureConfig,
+    alpha: float,
+    group: str = "all",
+    epochs: int,
+    seed: int = 0,
+) -> PLoveModel:
+    """`fit_p_love` on rows already featurized (the same estimators and passes)."""
+    if group != "all":
+        return fit_format_model(
+            _format_block(sample.features),
+            sample.labels,
+            sample.weights,
+            config=config,
+            group=group,
+            alpha=alpha,
+        )
     classifier = new_p_love_classifier(alpha=alpha, seed=seed)
-    features = keep_columns(sample.features, keep)
     labels = np.asarray(sample.labels).astype(np.int64)
     for _ in range(epochs):
         classifier.partial_fit(
-            features, labels, classes=np.array([0, 1]), sample_weight=sample.weights
+            sample.features, labels, classes=np.array([0, 1]), sample_weight=sample.weights
         )
     return classifier
 
@@ -1021,8 +1069,8 @@ def select_p_love(
     """Fit every (alpha, feature group) on `fit` and keep the one with the lowest log loss on
     `validation`, the newest rows of the training part (ties: the earlier grid point, so list
     the preferred settings first). Rows are featurized once, before the search, and each point
-    reuses them: the search costs `len(alphas) * len(groups) * epochs` passes of SGD over
-    sparse rows already in memory.
+    reuses them: the search costs `len(alphas) * epochs` passes of SGD over sparse rows already
+    in memory, plus small exact fits on a few dense columns.
 
     Because the length-only model is a grid point, the chosen model can only lose to it on the
     validation slice by the noise of that slice; on data where length is all there is, it is
@@ -1032,11 +1080,12 @@ def select_p_love(
     y = np.asarray(validation.labels)
     grid: list[dict[str, Any]] = []
     best: tuple[float, int] | None = None
-    chosen: SGDClassifier | None = None
+    chosen: PLoveModel | None = None
     for group in groups:
-        keep = group_columns(config, group)
         for alpha in alphas:
-            classifier = fit_sample(fit, alpha=alpha, keep=keep, epochs=epochs, seed=seed)
+            classifier = fit_sample(
+                fit, config=config, alpha=alpha, group=group, epochs=epochs, seed=seed
+            )
             positive = list(classifier.classes_).index(1)
             p = classifier.predict_proba(validation.features)[:, positive]
             figures = _ranking_and_loss(y, p)
@@ -1191,7 +1240,7 @@ def fit_viewer_adjustments(
     return ViewerAdjustments(unique[enough], theta, mean, scale, strength)
 
 
-def personal_artifact(classifier: SGDClassifier, adjustments: ViewerAdjustments) -> dict[str, Any]:
+def personal_artifact(classifier: PLoveModel, adjustments: ViewerAdjustments) -> dict[str, Any]:
     """A personalised P[Love] as stored: a plain dict (only allowlisted types inside)."""
     return {"kind": VIEWER_KIND, "global": classifier, **adjustments.as_dict()}
 

@@ -421,7 +421,7 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
         alpha=choice.alpha,
         on_batch=progress,
         namer=namer,
-        keep=training.group_columns(feature_config, choice.group),
+        group=choice.group,
     )
     adjustments: training.ViewerAdjustments | None = None
     if personal:
