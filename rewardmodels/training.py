@@ -818,7 +818,7 @@ def temporal_split_index(rows: int, test_fraction: float = 0.2) -> int:
 VERSION_PRIOR_ROWS = 1.0
 # The length baseline is a one-feature logistic regression; more rows than this add nothing but
 # time, so a larger training part is thinned to an evenly spaced sample of this size.
-LENGTH_BASELINE_ROWS = 200_000
+LENGTH_BASELINE_ROWS = 50_000
 BASELINE_NAMES: tuple[str, ...] = ("base_rate", "model_version_rate", "length")
 
 
