@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from feedback.models import Project
 from feedback.services import answers_ingest, feedback_record
 from rewardmodels import services
-from rewardmodels.models import RewardModel
+from rewardmodels.models import RewardModel, TrainingRun
 from rewardmodels.services import reward_models
 from tests.factories import MembershipFactory, UserFactory
 
@@ -245,3 +245,66 @@ def test_a_score_items_user_ref_must_be_text(project: Project, api: APIClient) -
     )
     assert response.status_code == 400
     assert any("user_ref" in key for key in response.json()["error"]["fields"]), response.json()
+
+
+def _baselines(model_auc: float, length_auc: float) -> dict[str, Any]:
+    behind = ["length"] if length_auc >= model_auc else []
+    return {
+        "model": {"roc_auc": model_auc, "log_loss": 0.5},
+        "by_baseline": {
+            "base_rate": {
+                "roc_auc": 0.5,
+                "log_loss": 0.6,
+                "roc_auc_lift": model_auc - 0.5,
+                "log_loss_lift": 0.1,
+            },
+            "length": {
+                "roc_auc": length_auc,
+                "log_loss": 0.55,
+                "roc_auc_lift": model_auc - length_auc,
+                "log_loss_lift": 0.05,
+            },
+        },
+        "best_baseline": "length",
+        "behind": behind,
+        "beats_baselines": not behind,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("model_auc", "says"),
+    [
+        (0.70, "The model does not beat the length-only model"),
+        (0.80, "Beats every baseline"),
+    ],
+)
+def test_the_run_page_warns_when_a_baseline_is_as_good(
+    project: Project, model_auc: float, says: str
+) -> None:
+    # Given a finished run whose model is (or isn't) behind the length-only baseline
+    model = services.reward_model_create(
+        project=project, name="love", objective="p_love", config={}, created_by=None
+    )
+    run = TrainingRun.objects.create(
+        reward_model=model,
+        project=project,
+        status="succeeded",
+        version=1,
+        metrics={
+            "objective": "p_love",
+            "roc_auc": model_auc,
+            "baselines": _baselines(model_auc, 0.75),
+            "selection": {"method": "off", "alpha": 1e-6, "group": "all"},
+            "personalization": None,
+        },
+    )
+    user = UserFactory.create(username="researcher-user")
+    MembershipFactory.create(user=user, project=project, role="researcher")
+    client = Client()
+    client.force_login(user)
+    # When a researcher opens it, then the page says so
+    html = client.get(f"/projects/acme/models/runs/{run.pk}/").content.decode()
+    assert says in html
+    assert "choosing on a validation slice is off" in html
+    assert "Personalised for each viewer" not in html
