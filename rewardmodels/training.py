@@ -955,7 +955,7 @@ def longer_wins_accuracy(chosen: Sequence[str], rejected: Sequence[str]) -> floa
 # Which columns a P[Love] model may use: everything (hashed texts and format features, fitted
 # out of core by SGD), the format features alone, or the response length alone. The last two
 # are a handful of dense columns, fitted exactly (see `fit_format_model`).
-FEATURE_GROUPS: tuple[str, ...] = ("all", "format", "length")
+FEATURE_GROUPS: tuple[str, ...] = ("all", "length", "format")  # on a tie, the earlier wins
 ALPHA_GRID: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3)
 
 

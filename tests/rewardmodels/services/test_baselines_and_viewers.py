@@ -162,7 +162,11 @@ def test_a_personalised_model_learns_what_each_viewer_loves(
 def test_scoring_with_a_user_ref_uses_that_viewers_adjustments(
     personal: tuple[RewardModel, dict[str, Any]], api: APIClient
 ) -> None:
-    model, _ = personal
+    model, metrics = personal
+    assert model.active_run is not None
+    shown = api.get(f"/api/v1/training-runs/{model.active_run.pk}").json()["metrics"]
+    assert shown["personalization"] == metrics["personalization"]
+    assert set(shown["baselines"]["by_baseline"]) == {"base_rate", "model_version_rate", "length"}
 
     def score(user_ref: Any = None) -> list[dict[str, Any]]:
         items = [{"prompt": "question 1", "response": text} for text in (LONG, SHORT)]
