@@ -1026,6 +1026,7 @@ class Selection:
     group: str
     grid: list[dict[str, Any]]
     classifier: PLoveModel
+    fitted: dict[tuple[str, float], PLoveModel] = field(default_factory=dict)  # every point
 
 
 def fit_sample(
@@ -1081,11 +1082,13 @@ def select_p_love(
     grid: list[dict[str, Any]] = []
     best: tuple[float, int] | None = None
     chosen: PLoveModel | None = None
+    fitted: dict[tuple[str, float], PLoveModel] = {}
     for group in groups:
         for alpha in alphas:
             classifier = fit_sample(
                 fit, config=config, alpha=alpha, group=group, epochs=epochs, seed=seed
             )
+            fitted[group, float(alpha)] = classifier
             positive = list(classifier.classes_).index(1)
             p = classifier.predict_proba(validation.features)[:, positive]
             figures = _ranking_and_loss(y, p)
@@ -1096,7 +1099,7 @@ def select_p_love(
     assert best is not None
     assert chosen is not None
     point = grid[best[1]]
-    return Selection(alpha=point["alpha"], group=point["group"], grid=grid, classifier=chosen)
+    return Selection(point["alpha"], point["group"], grid, chosen, fitted)
 
 
 # --- Personalised P[Love] ---------------------------------------------------------------------

@@ -312,3 +312,30 @@ def test_the_run_page_warns_when_a_baseline_is_as_good(
     assert says in html
     assert "choosing on a validation slice is off" in html
     assert "Personalised for each viewer" not in html
+
+
+@pytest.mark.django_db
+def test_a_large_training_part_keeps_all_features_and_reports_the_simpler_models(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given more training rows than are chosen on (the limits lowered to this data's size)
+    monkeypatch.setattr(reward_models, "SELECT_ALL_ROWS", 100)
+    monkeypatch.setattr(reward_models, "SELECT_MIN_ROWS", 150)
+    plant(project, viewers=40, per_viewer=8, love=lambda v, x: sigmoid(2.5 * x), seed=1)
+
+    # When a model is trained with its alpha configured
+    _, metrics = train(project, alpha=1e-5)
+
+    # Then it keeps all features and that alpha; the candidates were compared on the 150 newest
+    # training rows only, with that alpha
+    selection = metrics["selection"]
+    assert selection["method"] == "advisory"
+    assert (selection["group"], selection["alpha"]) == ("all", 1e-5)
+    assert selection["rows_fit"] + selection["rows_validation"] == 150
+    assert sorted((p["group"], p["alpha"]) for p in selection["grid"]) == [
+        ("all", 1e-5),
+        ("format", 1e-5),
+        ("length", 1e-5),
+    ]
+    heaviest = metrics["top_features"]
+    assert len(heaviest["positive"]) + len(heaviest["negative"]) > 10  # words, not length alone
