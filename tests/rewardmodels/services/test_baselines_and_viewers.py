@@ -21,6 +21,7 @@ from rewardmodels import services
 from rewardmodels.models import RewardModel, TrainingRun
 from rewardmodels.services import reward_models
 from tests.factories import MembershipFactory, UserFactory
+from tests.rewardmodels.conftest import plant_comparisons
 
 WORDS = ["rice", "water", "pot", "boil", "salt", "pan", "stir", "heat", "lid", "steam", "grain"]
 SHORT = "boil the rice"
@@ -339,3 +340,24 @@ def test_a_large_training_part_keeps_all_features_and_reports_the_simpler_models
     ]
     heaviest = metrics["top_features"]
     assert len(heaviest["positive"]) + len(heaviest["negative"]) > 10  # words, not length alone
+
+
+@pytest.mark.django_db
+def test_a_preference_run_reports_the_longer_wins_baseline(project: Project) -> None:
+    # Given comparisons where the winning answer is nearly always the longer one
+    plant_comparisons(project)
+    model = services.reward_model_create(
+        project=project, name="pref", objective="preference", config={}, created_by=None
+    )
+    run = services.training_run_start(reward_model=model, requested_by=None)
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    # Then "the longer answer wins" is measured on the same held-out pairs, with the lift
+    baseline = run.metrics["baselines"]
+    longer = baseline["longer_wins"]["pairwise_accuracy"]
+    assert longer >= 0.75  # 90% of the planted winners are the longer answer
+    assert baseline["longer_wins"]["lift"] == pytest.approx(
+        run.metrics["pairwise_accuracy"] - longer
+    )
+    assert baseline["beats_baselines"] is (run.metrics["pairwise_accuracy"] > longer)
