@@ -71,7 +71,10 @@ class ModelInputSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text=(
             "p_love: test_fraction, epochs, alpha, viewer_cap, uniform_factor, batch_size, "
-            "n_features_log2, use_char, model, model_version; preference: test_fraction, C, "
+            'n_features_log2, use_char, model, model_version, selection ("validation": alpha '
+            'and feature groups chosen on the newest training rows, or "off"), '
+            'personalization ("none" or "viewer": per-viewer adjustments, used when '
+            "scoring with a user_ref); preference: test_fraction, C, "
             "n_features_log2, use_char, model, model_version. Omitted or null: the defaults."
         ),
     )
@@ -101,6 +104,16 @@ class ModelOutputSerializer(serializers.Serializer[RewardModel]):
 class ScoreItemSerializer(serializers.Serializer[Any]):
     prompt = StrictCharField(allow_blank=True)
     response = StrictCharField(allow_blank=True)
+    user_ref = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=255,
+        help_text=(
+            "The viewer, as feedback names them: a personalised P[Love] scores for them; "
+            "an unknown or missing one gets the global prediction."
+        ),
+    )
 
 
 class ScoreInputSerializer(serializers.Serializer[Any]):
@@ -111,8 +124,11 @@ class ScoreInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class ScoreSerializer(serializers.Serializer[dict[str, float]]):
+class ScoreSerializer(serializers.Serializer[dict[str, Any]]):
     p_love = serializers.FloatField(required=False)
+    personalized = serializers.BooleanField(
+        required=False, help_text="P[Love]: the viewer's own adjustments were used."
+    )
     reward = serializers.FloatField(required=False)
 
 
@@ -212,9 +228,9 @@ class RewardModelScoreApi(APIView):
             **error_responses(*ERRORS, not_found=NOT_FOUND, not_ready="No version yet."),
         },
         description=(
-            "Send 1 to 1,000 items. P[Love] models answer `{p_love}` per item; preference "
-            "models `{reward}`. The items are checked first: a model with no trained version "
-            "answers a valid request with 409."
+            "Send 1 to 1,000 items. P[Love] models answer `{p_love, personalized}` per item; "
+            "preference models `{reward}` (they ignore `user_ref`). The items are checked "
+            "first: a model with no trained version answers a valid request with 409."
         ),
     )
     def post(self, request: Request, model_id: int) -> Response:

@@ -16,6 +16,7 @@ reward hacking visible in the heaviest coefficients.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import io
 import json
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,28 +41,53 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import normalize
 
 __all__ = [
+    "ALPHA_GRID",
+    "BASELINE_NAMES",
+    "FEATURE_GROUPS",
     "FORMAT_FEATURE_NAMES",
+    "STRENGTH_GRID",
+    "BaselineRows",
     "Batch",
     "FeatureConfig",
     "FeatureNamer",
+    "Sample",
+    "Selection",
+    "ViewerAdjustments",
     "ViewerStats",
+    "baseline_predictions",
+    "compare_to_baselines",
     "dumps_artifact",
     "evaluate_p_love",
     "feature_count",
     "featurize",
+    "fit_format_model",
     "fit_p_love",
     "fit_preference",
+    "fit_sample",
+    "fit_viewer_adjustments",
+    "is_personal",
     "load_artifact",
     "loads_artifact",
+    "longer_wins_accuracy",
     "pairwise_accuracy",
+    "per_viewer_auc",
+    "personal_artifact",
+    "personalise",
     "predict_p_love",
+    "predict_p_love_for",
     "preference_rewards",
     "save_artifact",
+    "select_p_love",
     "suggested_epochs",
     "temporal_split_index",
     "top_features",
+    "viewer_key",
+    "viewer_keys",
     "viewer_weight",
 ]
+
+# A P[Love] classifier: SGD over every column, or an exact fit of a few (`fit_format_model`).
+PLoveModel: TypeAlias = SGDClassifier | LogisticRegression
 
 # --- Features ---------------------------------------------------------------------------------
 
@@ -498,9 +524,12 @@ class Batch:
     responses: list[str]
     labels: np.ndarray  # bool or 0/1
     weights: np.ndarray = field(default_factory=lambda: np.ones(0))
+    viewers: list[str] = field(default_factory=list)  # optional: who saw each row
 
     def __post_init__(self) -> None:
         rows = len(self.responses)
+        if self.viewers and len(self.viewers) != rows:
+            raise ValueError(f"{len(self.viewers)} viewers but {rows} responses")
         if len(self.weights) == 0 and rows:
             self.weights = np.ones(rows)
         if not len(self.prompts) == rows == len(self.labels) == len(self.weights):
@@ -553,12 +582,14 @@ def fit_p_love(
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
     namer: FeatureNamer | None = None,
-) -> SGDClassifier:
+    group: str = "all",
+) -> PLoveModel:
     """Train P[Love] out of core: `batches()` is called once per epoch and each batch is featurized
     and fed to `partial_fit`, so memory is bounded by one batch.
 
     `on_batch(rows)` runs after every batch (progress, heartbeats); an exception it raises (e.g. the
-    run was cancelled) propagates. `namer` observes the first epoch's batches.
+    run was cancelled) propagates. `namer` observes the first epoch's batches. A `group` other
+    than "all" fits `fit_format_model` in one pass, from the format features alone.
     Batches whose weights are all 0 are skipped (still reported to `on_batch`).
     Raises ValueError if the data has no rows, only one class or only zero weights (known after
     the first epoch).
@@ -566,9 +597,13 @@ def fit_p_love(
     if epochs < 1:
         raise ValueError("epochs must be >= 1")
     classifier = new_p_love_classifier(alpha=alpha, seed=seed)
+    dense = group != "all"
+    if dense:
+        _format_group(group)  # an unknown group fails before any data is read
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a small group's rows
     seen_labels: set[int] = set()
     fitted = False
-    for epoch in range(epochs):
+    for epoch in range(1 if dense else epochs):
         for batch in batches():
             rows = len(batch.responses)
             if rows:
@@ -580,16 +615,19 @@ def fit_p_love(
                     raise ValueError("labels must be booleans or 0/1")
                 if epoch == 0:
                     seen_labels.update(np.unique(labels).tolist())
-                    if namer is not None:
+                    if namer is not None and not dense:
                         namer.observe(batch.prompts, batch.responses)
                 if weights.any():  # partial_fit refuses a batch whose weights are all zero
                     fitted = True
-                    classifier.partial_fit(
-                        featurize(batch.prompts, batch.responses, config),
-                        labels,
-                        classes=np.array([0, 1]),
-                        sample_weight=weights,
-                    )
+                    if dense:
+                        kept.append((format_features(batch.responses), labels, weights))
+                    else:
+                        classifier.partial_fit(
+                            featurize(batch.prompts, batch.responses, config),
+                            labels,
+                            classes=np.array([0, 1]),
+                            sample_weight=weights,
+                        )
             if on_batch is not None:
                 on_batch(rows)
         if epoch == 0 and len(seen_labels) < 2:
@@ -599,11 +637,14 @@ def fit_p_love(
             )
         if epoch == 0 and not fitted:
             raise ValueError("every row has weight 0: nothing to learn from")
+    if dense:
+        formats, labels, weights = (np.concatenate(part) for part in zip(*kept, strict=True))
+        return fit_format_model(formats, labels, weights, config=config, group=group, alpha=alpha)
     return classifier
 
 
 def predict_p_love(
-    classifier: SGDClassifier,
+    classifier: PLoveModel,
     prompts: Sequence[str],
     responses: Sequence[str],
     config: FeatureConfig,
@@ -768,6 +809,530 @@ def temporal_split_index(rows: int, test_fraction: float = 0.2) -> int:
         return rows
     index = math.floor(rows * (1 - test_fraction) + 0.5)
     return min(max(index, 1), rows - 1)
+
+
+# --- Honest baselines -------------------------------------------------------------------------
+
+# A per-version rate is pulled towards the base rate as if each version had this many more
+# exposures at the base rate, so a version seen once or never is not predicted at 0 or 1.
+VERSION_PRIOR_ROWS = 1.0
+# The length baseline is a one-feature logistic regression; more rows than this add nothing but
+# time, so a larger training part is thinned to an evenly spaced sample of this size.
+LENGTH_BASELINE_ROWS = 50_000
+BASELINE_NAMES: tuple[str, ...] = ("base_rate", "model_version_rate", "length")
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRows:
+    """What the baselines see of a set of exposures: the response lengths (characters), the
+    model version of each answer and, for the rows they learn from, the labels."""
+
+    lengths: np.ndarray
+    versions: Sequence[str]
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.lengths) != len(self.versions) or (
+            self.labels is not None and len(self.labels) != len(self.lengths)
+        ):
+            raise ValueError("lengths, versions and labels must have the same length")
+
+
+def _log_length(lengths: np.ndarray) -> np.ndarray:
+    return np.log1p(np.asarray(lengths, dtype=np.float64)).reshape(-1, 1)
+
+
+def baseline_predictions(train: BaselineRows, test: BaselineRows) -> dict[str, np.ndarray]:
+    """P[Love] of each test row by the three baselines a model must beat, fitted on `train`:
+
+    * `base_rate`: the training part's Love rate for every row;
+    * `model_version_rate`: the Love rate of the answer's model version in the training part,
+      pulled towards the base rate by `VERSION_PRIOR_ROWS` (an unseen version gets the base rate);
+    * `length`: a logistic regression on log(1 + response length) alone. Real reactions reward
+      length, so a text model that can't beat this has learned nothing a ruler couldn't.
+    """
+    if train.labels is None or len(train.labels) == 0:
+        raise ValueError("the baselines need labelled training rows")
+    y = np.asarray(train.labels).astype(np.float64)
+    base = float(y.mean())
+    rows = len(test.lengths)
+    out = {"base_rate": np.full(rows, base)}
+    loves: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    for version, label in zip(train.versions, y.tolist(), strict=True):
+        loves[version] = loves.get(version, 0.0) + label
+        seen[version] = seen.get(version, 0) + 1
+    rate = {
+        version: (loves[version] + VERSION_PRIOR_ROWS * base) / (count + VERSION_PRIOR_ROWS)
+        for version, count in seen.items()
+    }
+    out["model_version_rate"] = np.fromiter(
+        (rate.get(version, base) for version in test.versions), dtype=np.float64, count=rows
+    )
+    if 0.0 < base < 1.0:
+        step = max(1, math.ceil(len(y) / LENGTH_BASELINE_ROWS))
+        length_model = LogisticRegression(C=1.0, max_iter=200)
+        length_model.fit(_log_length(train.lengths)[::step], y[::step].astype(np.int64))
+        out["length"] = (
+            length_model.predict_proba(_log_length(test.lengths))[:, 1] if rows else np.zeros(0)
+        )
+    else:
+        out["length"] = np.full(rows, base)
+    return out
+
+
+def _ranking_and_loss(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float | None]:
+    y = np.asarray(labels).astype(np.float64)
+    p = np.clip(np.asarray(predictions, dtype=np.float64), 1e-15, 1 - 1e-15)
+    if y.size == 0:
+        return {"roc_auc": None, "log_loss": None}
+    both = 0 < y.sum() < y.size
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else None,
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+    }
+
+
+def compare_to_baselines(
+    labels: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """Each baseline's held-out ROC-AUC and log loss with the model's lift over it (positive:
+    the model is better; the log loss lift is baseline minus model), the best baseline (highest
+    ROC-AUC, then lowest log loss) and whether the model beats every baseline on both."""
+    mine = _ranking_and_loss(labels, model)
+    table: dict[str, dict[str, float | None]] = {}
+    for name, predictions in baselines.items():
+        theirs = _ranking_and_loss(labels, predictions)
+        table[name] = {
+            **theirs,
+            "roc_auc_lift": _difference(mine["roc_auc"], theirs["roc_auc"]),
+            "log_loss_lift": _difference(theirs["log_loss"], mine["log_loss"]),
+        }
+    best = (
+        min(
+            table,
+            key=lambda name: (
+                -(table[name]["roc_auc"] or 0.0),
+                table[name]["log_loss"] or 0.0,
+            ),
+        )
+        if table
+        else None
+    )
+    behind = sorted(
+        name
+        for name, row in table.items()
+        if (row["roc_auc_lift"] is not None and row["roc_auc_lift"] <= 0)
+        or (row["log_loss_lift"] is not None and row["log_loss_lift"] <= 0)
+    )
+    return {
+        "model": mine,
+        "by_baseline": table,
+        "best_baseline": best,
+        "behind": behind,
+        "beats_baselines": not behind,
+    }
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else float(a - b)
+
+
+def longer_wins_accuracy(chosen: Sequence[str], rejected: Sequence[str]) -> float | None:
+    """The preference baseline: share of pairs whose chosen response is the longer one (ties
+    count half); None without pairs."""
+    if len(chosen) != len(rejected):
+        raise ValueError(f"{len(chosen)} chosen but {len(rejected)} rejected responses")
+    if not chosen:
+        return None
+    a = np.fromiter((len(t) for t in chosen), dtype=np.int64, count=len(chosen))
+    b = np.fromiter((len(t) for t in rejected), dtype=np.int64, count=len(rejected))
+    return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+# --- Choosing the regularisation and the feature groups ----------------------------------------
+
+# Which columns a P[Love] model may use: everything (hashed texts and format features, fitted
+# out of core by SGD), the format features alone, or the response length alone. The last two
+# are a handful of dense columns, fitted exactly (see `fit_format_model`).
+FEATURE_GROUPS: tuple[str, ...] = ("all", "length", "format")  # on a tie, the earlier wins
+ALPHA_GRID: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3)
+
+
+def _format_group(group: str) -> np.ndarray:
+    """Which format columns (0-based within the format block) a small group uses."""
+    if group == "format":
+        return np.arange(len(FORMAT_FEATURE_NAMES))
+    if group == "length":
+        return np.array([FORMAT_FEATURE_NAMES.index("log_length")])
+    raise ValueError(f"unknown feature group {group!r}; known: {', '.join(FEATURE_GROUPS)}")
+
+
+def fit_format_model(
+    formats: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    config: FeatureConfig,
+    group: str,
+    alpha: float,
+) -> LogisticRegression:
+    """P[Love] from the format features ("format") or the length alone ("length").
+
+    Averaged SGD barely moves the weight of a column as narrow as the log-length (most answers
+    fall between 0.4 and 0.7 on its scale), so these few columns are fitted exactly instead: a
+    logistic regression on them standardised, with SGD's penalty (alpha per row), whose
+    scaling is then folded back into the weights. The result has a weight for every column of
+    `featurize` (0 outside the group), so it scores feature rows like any P[Love] classifier.
+    """
+    columns = _format_group(group)
+    y = np.asarray(labels).astype(np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    x = np.asarray(formats, dtype=np.float64)[:, columns]
+    mean = np.average(x, axis=0, weights=w) if w.sum() > 0 else x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    model = LogisticRegression(C=min(1e6, 1.0 / (alpha * max(1.0, float(w.sum())))), max_iter=1000)
+    model.fit((x - mean) / scale, y, sample_weight=w)
+    slopes = model.coef_[0] / scale
+    full = np.zeros((1, feature_count(config)))
+    full[0, _views(config).format_offset + columns] = slopes
+    model.coef_ = full
+    model.intercept_ = np.array([model.intercept_[0] - float(slopes @ mean)])
+    model.n_features_in_ = full.shape[1]
+    return model
+
+
+def _format_block(features: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(features[:, -len(FORMAT_FEATURE_NAMES) :].toarray(), dtype=np.float64)
+
+
+@dataclass
+class Sample:
+    """Featurized rows held in memory (the bounded sample the grid is searched on)."""
+
+    features: sp.csr_matrix
+    labels: np.ndarray
+    weights: np.ndarray
+    viewers: Sequence[str] = ()
+
+
+@dataclass
+class Selection:
+    """The grid point chosen on the validation slice, every point's validation figures, and the
+    chosen point's classifier (fitted on the rows before the slice)."""
+
+    alpha: float
+    group: str
+    grid: list[dict[str, Any]]
+    classifier: PLoveModel
+    fitted: dict[tuple[str, float], PLoveModel] = field(default_factory=dict)  # every point
+
+
+def fit_sample(
+    sample: Sample,
+    *,
+    config: FeatureConfig,
+    alpha: float,
+    group: str = "all",
+    epochs: int,
+    seed: int = 0,
+) -> PLoveModel:
+    """`fit_p_love` on rows already featurized (the same estimators and passes)."""
+    if group != "all":
+        return fit_format_model(
+            _format_block(sample.features),
+            sample.labels,
+            sample.weights,
+            config=config,
+            group=group,
+            alpha=alpha,
+        )
+    classifier = new_p_love_classifier(alpha=alpha, seed=seed)
+    labels = np.asarray(sample.labels).astype(np.int64)
+    for _ in range(epochs):
+        classifier.partial_fit(
+            sample.features, labels, classes=np.array([0, 1]), sample_weight=sample.weights
+        )
+    return classifier
+
+
+def select_p_love(
+    fit: Sample,
+    validation: Sample,
+    *,
+    config: FeatureConfig,
+    alphas: Sequence[float],
+    groups: Sequence[str] = FEATURE_GROUPS,
+    epochs: int,
+    seed: int = 0,
+) -> Selection:
+    """Fit every (alpha, feature group) on `fit` and keep the one with the lowest log loss on
+    `validation`, the newest rows of the training part (ties: the earlier grid point, so list
+    the preferred settings first). Rows are featurized once, before the search, and each point
+    reuses them: the search costs `len(alphas) * epochs` passes of SGD over sparse rows already
+    in memory, plus small exact fits on a few dense columns.
+
+    Because the length-only model is a grid point, the chosen model can only lose to it on the
+    validation slice by the noise of that slice; on data where length is all there is, it is
+    the model."""
+    if not alphas or not groups:
+        raise ValueError("the grid needs at least one alpha and one feature group")
+    y = np.asarray(validation.labels)
+    grid: list[dict[str, Any]] = []
+    best: tuple[float, int] | None = None
+    chosen: PLoveModel | None = None
+    fitted: dict[tuple[str, float], PLoveModel] = {}
+    for group in groups:
+        for alpha in alphas:
+            classifier = fit_sample(
+                fit, config=config, alpha=alpha, group=group, epochs=epochs, seed=seed
+            )
+            fitted[group, float(alpha)] = classifier
+            positive = list(classifier.classes_).index(1)
+            p = classifier.predict_proba(validation.features)[:, positive]
+            figures = _ranking_and_loss(y, p)
+            grid.append({"alpha": float(alpha), "group": group, **figures})
+            loss = figures["log_loss"] if figures["log_loss"] is not None else math.inf
+            if best is None or loss < best[0]:
+                best, chosen = (loss, len(grid) - 1), classifier
+    assert best is not None
+    assert chosen is not None
+    point = grid[best[1]]
+    return Selection(point["alpha"], point["group"], grid, chosen, fitted)
+
+
+# --- Personalised P[Love] ---------------------------------------------------------------------
+
+# A viewer's adjustment is an offset and a weight per format feature (length among them) added to
+# the global model's log-odds. It is fitted per viewer with an L2 penalty of `strength` pulling
+# it to zero, i.e. towards the global model: a viewer with a handful of labels moves little, one
+# with none (or unknown) gets exactly the global prediction.
+STRENGTH_GRID: tuple[float, ...] = (1.0, 4.0, 16.0)
+VIEWER_MIN_ROWS = 3  # fewer training labels than this: no adjustment is stored
+VIEWER_KIND = "p_love_viewer"  # the `kind` of a personalised artifact (a plain dict)
+_NEWTON_STEPS = 12
+
+
+def viewer_key(ref: str) -> int:
+    """A viewer's reference as a 63-bit integer (the artifact stores these, not the references)."""
+    digest = hashlib.blake2b(ref.encode(), digest_size=8, person=b"p-love-viewer").digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def viewer_keys(refs: Iterable[str | None]) -> np.ndarray:
+    """`viewer_key` of each reference; -1 for none."""
+    return np.fromiter((viewer_key(ref) if ref else -1 for ref in refs), dtype=np.int64)
+
+
+@dataclass
+class ViewerAdjustments:
+    """Per-viewer offsets and format-feature weights on top of a global model."""
+
+    keys: np.ndarray  # sorted int64 viewer keys
+    coefficients: np.ndarray  # (viewers, 1 + format features): offset, then weights
+    mean: np.ndarray  # format features are centred and scaled before the weights apply
+    scale: np.ndarray
+    strength: float
+
+    def _design(self, formats: np.ndarray) -> np.ndarray:
+        z = (np.asarray(formats, dtype=np.float64) - self.mean) / self.scale
+        return np.hstack([np.ones((z.shape[0], 1)), z])
+
+    def _positions(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's row in `coefficients` and whether it has one."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if self.keys.size == 0:
+            return np.zeros(keys.size, dtype=np.int64), np.zeros(keys.size, dtype=bool)
+        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        return at, self.keys[at] == keys
+
+    def known(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each viewer key has an adjustment."""
+        return self._positions(keys)[1]
+
+    def shift(self, formats: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """What to add to the global log-odds of each row: 0 for a viewer without adjustments."""
+        at, known = self._positions(keys)
+        out = np.zeros(known.size)
+        if known.any():
+            design = self._design(np.asarray(formats)[known])
+            out[known] = np.einsum("ij,ij->i", design, self.coefficients[at[known]])
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "viewer_keys": self.keys,
+            "viewer_coefficients": self.coefficients,
+            "format_mean": self.mean,
+            "format_scale": self.scale,
+            "strength": float(self.strength),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ViewerAdjustments:
+        return cls(
+            keys=np.asarray(data["viewer_keys"], dtype=np.int64),
+            coefficients=np.asarray(data["viewer_coefficients"], dtype=np.float64),
+            mean=np.asarray(data["format_mean"], dtype=np.float64),
+            scale=np.asarray(data["format_scale"], dtype=np.float64),
+            strength=float(data["strength"]),
+        )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))
+
+
+def fit_viewer_adjustments(
+    logits: np.ndarray,
+    formats: np.ndarray,
+    labels: np.ndarray,
+    keys: np.ndarray,
+    *,
+    strength: float,
+    min_rows: int = VIEWER_MIN_ROWS,
+) -> ViewerAdjustments:
+    """Per viewer, the L2-penalised logistic regression of the labels on the standardised format
+    features with the global model's log-odds as a fixed offset (Newton's method, all viewers at
+    once). Rows without a viewer (key -1) only shape the standardisation."""
+    if strength <= 0:
+        raise ValueError("strength must be > 0")
+    g = np.asarray(logits, dtype=np.float64)
+    x = np.asarray(formats, dtype=np.float64)
+    y = np.asarray(labels).astype(np.float64)
+    k = np.asarray(keys, dtype=np.int64)
+    if not g.size == x.shape[0] == y.size == k.size:
+        raise ValueError("logits, formats, labels and keys must have the same rows")
+    width = 1 + (x.shape[1] if x.ndim == 2 else 0)
+    mean = x.mean(axis=0) if g.size else np.zeros(width - 1)
+    scale = x.std(axis=0) if g.size else np.ones(width - 1)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    unique, inverse, counts = np.unique(k, return_inverse=True, return_counts=True)
+    enough = (counts >= min_rows) & (unique >= 0)
+    empty = ViewerAdjustments(
+        np.zeros(0, dtype=np.int64), np.zeros((0, width)), mean, scale, strength
+    )
+    if not enough.any():
+        return empty
+    rows = enough[inverse]
+    index = np.cumsum(enough) - 1  # position of each kept viewer among the kept ones
+    owner = index[inverse[rows]]
+    viewers = int(enough.sum())
+    design = np.hstack([np.ones((int(rows.sum()), 1)), (x[rows] - mean) / scale])
+    offset, target = g[rows], y[rows]
+    theta = np.zeros((viewers, width))
+    ridge = strength * np.eye(width)
+    for _ in range(_NEWTON_STEPS):
+        p = _sigmoid(offset + np.einsum("ij,ij->i", design, theta[owner]))
+        residual = p - target
+        curvature = p * (1 - p)
+        gradient = strength * theta
+        hessian = np.broadcast_to(ridge, (viewers, width, width)).copy()
+        for a in range(width):
+            gradient[:, a] += np.bincount(owner, residual * design[:, a], minlength=viewers)
+            for b in range(a, width):
+                h = np.bincount(owner, curvature * design[:, a] * design[:, b], minlength=viewers)
+                hessian[:, a, b] += h
+                if a != b:
+                    hessian[:, b, a] += h
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        theta -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return ViewerAdjustments(unique[enough], theta, mean, scale, strength)
+
+
+def personal_artifact(classifier: PLoveModel, adjustments: ViewerAdjustments) -> dict[str, Any]:
+    """A personalised P[Love] as stored: a plain dict (only allowlisted types inside)."""
+    return {"kind": VIEWER_KIND, "global": classifier, **adjustments.as_dict()}
+
+
+def is_personal(artifact: Any) -> bool:
+    return isinstance(artifact, dict) and artifact.get("kind") == VIEWER_KIND
+
+
+def personalise(
+    predictions: np.ndarray,
+    adjustments: ViewerAdjustments,
+    responses: Sequence[str],
+    viewers: Sequence[str | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Global P[Love] predictions moved by each row's viewer adjustment, and whether the viewer
+    had one (False: the prediction is the global one, unchanged)."""
+    if not len(predictions) == len(responses) == len(viewers):
+        raise ValueError("predictions, responses and viewers must have the same length")
+    keys = viewer_keys(viewers)
+    shift = adjustments.shift(format_features(responses), keys)
+    known = adjustments.known(keys)
+    p = np.clip(np.asarray(predictions, dtype=np.float64), 1e-12, 1 - 1e-12)
+    moved = _sigmoid(np.log(p) - np.log1p(-p) + shift)
+    return np.where(known, moved, np.asarray(predictions, dtype=np.float64)), known
+
+
+def predict_p_love_for(
+    artifact: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    viewers: Sequence[str | None],
+    config: FeatureConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """P[Love] per row from a stored model, for its viewer when the model is personalised and
+    knows the viewer, and whether it did (False: the global prediction)."""
+    if len(viewers) != len(responses):
+        raise ValueError(f"{len(viewers)} viewers but {len(responses)} responses")
+    if not is_personal(artifact):
+        predictions = predict_p_love(artifact, prompts, responses, config)
+        return predictions, np.zeros(len(responses), dtype=bool)
+    predictions = predict_p_love(artifact["global"], prompts, responses, config)
+    return personalise(predictions, ViewerAdjustments.from_dict(artifact), responses, viewers)
+
+
+def per_viewer_auc(
+    labels: np.ndarray,
+    global_predictions: np.ndarray,
+    personal_predictions: np.ndarray,
+    viewers: Sequence[str],
+    *,
+    min_rows: int = 10,
+) -> dict[str, Any]:
+    """Held-out ROC-AUC per viewer with at least `min_rows` rows of both labels, for the global and
+    the personalised predictions of the same rows: the mean, quantiles and a histogram of each."""
+    y = np.asarray(labels).astype(np.float64)
+    g = np.asarray(global_predictions, dtype=np.float64)
+    p = np.asarray(personal_predictions, dtype=np.float64)
+    names, inverse = np.unique(np.asarray([str(v) for v in viewers]), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
+    pairs: list[tuple[float, float]] = []
+    rows = 0
+    for i in range(len(names)):
+        part = order[bounds[i] : bounds[i + 1]]
+        ys = y[part]
+        if part.size >= min_rows and 0 < ys.sum() < part.size:
+            pairs.append((float(roc_auc_score(ys, g[part])), float(roc_auc_score(ys, p[part]))))
+            rows += int(part.size)
+    edges = [i / 10 for i in range(11)]
+
+    def summary(values: list[float]) -> dict[str, Any]:
+        if not values:
+            return {"mean": None, "quantiles": {}, "histogram": [0] * 10}
+        array = np.asarray(values)
+        return {
+            "mean": float(array.mean()),
+            "quantiles": {f"p{q}": float(np.percentile(array, q)) for q in (10, 25, 50, 75, 90)},
+            "histogram": np.histogram(array, bins=edges)[0].tolist(),
+        }
+
+    return {
+        "min_rows": min_rows,
+        "viewers": len(pairs),
+        "rows": rows,
+        "edges": edges,
+        "global": summary([a for a, _ in pairs]),
+        "personal": summary([b for _, b in pairs]),
+        "improved": sum(1 for a, b in pairs if b > a),
+    }
 
 
 # --- Preference (Bradley-Terry) ---------------------------------------------------------------

@@ -24,10 +24,14 @@ from sklearn.preprocessing import FunctionTransformer
 from rewardmodels import training
 from rewardmodels.training import (
     FORMAT_FEATURE_NAMES,
+    BaselineRows,
     Batch,
     FeatureConfig,
     FeatureNamer,
+    Sample,
     ViewerStats,
+    baseline_predictions,
+    compare_to_baselines,
     dumps_artifact,
     evaluate_p_love,
     feature_count,
@@ -36,10 +40,12 @@ from rewardmodels.training import (
     fit_preference,
     load_artifact,
     loads_artifact,
+    longer_wins_accuracy,
     pairwise_accuracy,
     predict_p_love,
     preference_rewards,
     save_artifact,
+    select_p_love,
     temporal_split_index,
     top_features,
     viewer_weight,
@@ -847,3 +853,316 @@ def test_load_artifact_refuses_a_file_that_is_not_skops(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x04not a zip")
     with pytest.raises(ValueError, match="not a skops"):
         load_artifact(path)
+
+
+# --- Honest baselines -------------------------------------------------------------------------
+
+
+def test_baseline_predictions_by_hand() -> None:
+    # Given four training rows: versions a, a, a, b; loved, not, loved, not (base rate 1/2)
+    train = BaselineRows(
+        lengths=np.array([10.0, 100.0, 1000.0, 50.0]),
+        versions=["a", "a", "a", "b"],
+        labels=np.array([True, False, True, False]),
+    )
+    test = BaselineRows(lengths=np.array([20.0, 20.0, 20.0]), versions=["a", "b", "c"])
+    # When the baselines predict three rows of versions a, b and one never seen
+    predicted = baseline_predictions(train, test)
+    # Then the base rate is 1/2 everywhere; a version's rate is pulled towards it by one row:
+    # a = (2 + 0.5) / (3 + 1), b = (0 + 0.5) / (1 + 1), an unseen version gets the base rate
+    assert predicted["base_rate"].tolist() == [0.5, 0.5, 0.5]
+    assert predicted["model_version_rate"] == pytest.approx([0.625, 0.25, 0.5])
+    assert set(predicted) == set(training.BASELINE_NAMES)
+
+
+def test_the_length_baseline_follows_the_length() -> None:
+    # Given long answers loved and short ones not
+    lengths = np.array([20.0, 30.0, 40.0, 400.0, 500.0, 600.0, 35.0, 450.0])
+    labels = lengths > 100
+    labels[[2, 5]] = ~labels[[2, 5]]  # not perfectly separable
+    train = BaselineRows(lengths, ["v"] * 8, labels)
+    test = BaselineRows(np.array([10.0, 100.0, 1000.0]), ["v"] * 3)
+    # Then its P[Love] rises with the length
+    p = baseline_predictions(train, test)["length"]
+    assert p[0] < p[1] < p[2]
+
+
+def test_compare_to_baselines_by_hand() -> None:
+    # Given four held-out rows, a model that ranks them perfectly and two baselines
+    labels = np.array([1, 0, 1, 0])
+    model = np.array([0.9, 0.1, 0.8, 0.3])
+    baselines = {
+        "base_rate": np.full(4, 0.5),
+        "length": np.array([0.6, 0.4, 0.3, 0.7]),
+    }
+    # When they are compared
+    table = compare_to_baselines(labels, model, baselines)
+    # Then the model: AUC 1, log loss -(ln .9 + ln .9 + ln .8 + ln .7) / 4
+    model_loss = -(2 * math.log(0.9) + math.log(0.8) + math.log(0.7)) / 4
+    assert table["model"] == {"roc_auc": 1.0, "log_loss": pytest.approx(model_loss)}
+    # The base rate: AUC 1/2, log loss ln 2
+    base = table["by_baseline"]["base_rate"]
+    assert base["roc_auc"] == 0.5
+    assert base["log_loss"] == pytest.approx(math.log(2))
+    assert base["roc_auc_lift"] == pytest.approx(0.5)
+    assert base["log_loss_lift"] == pytest.approx(math.log(2) - model_loss)
+    # Length: of the four (loved, not) pairs only 0.6 > 0.4 is ordered right, AUC 1/4
+    length = table["by_baseline"]["length"]
+    assert length["roc_auc"] == 0.25
+    assert length["log_loss"] == pytest.approx(-(2 * math.log(0.6) + 2 * math.log(0.3)) / 4)
+    # And the best baseline is the base rate, which the model beats
+    assert table["best_baseline"] == "base_rate"
+    assert table["behind"] == []
+    assert table["beats_baselines"] is True
+    assert_plain_json(table)
+
+
+def test_a_model_no_better_than_a_baseline_is_behind_it() -> None:
+    # Given an overconfident model that ranks no better than chance (AUC 1/2, log loss ~2.3)
+    labels = np.array([1, 0, 1, 0])
+    model = np.array([0.99, 0.01, 0.01, 0.99])
+    table = compare_to_baselines(labels, model, {"base_rate": np.full(4, 0.5)})
+    # Then it is behind the base rate
+    assert table["model"]["roc_auc"] == 0.5
+    assert table["by_baseline"]["base_rate"]["roc_auc_lift"] == 0.0
+    assert table["by_baseline"]["base_rate"]["log_loss_lift"] < 0
+    assert table["behind"] == ["base_rate"]
+    assert table["beats_baselines"] is False
+
+
+def test_longer_wins_accuracy_counts_ties_half() -> None:
+    # chosen longer, chosen shorter, a tie: (1 + 0 + 0.5) / 3
+    assert longer_wins_accuracy(["aaa", "b", "cc"], ["a", "bbb", "dd"]) == pytest.approx(0.5)
+    assert longer_wins_accuracy([], []) is None
+    with pytest.raises(ValueError, match="rejected"):
+        longer_wins_accuracy(["a"], [])
+
+
+# --- Choosing on a validation slice -----------------------------------------------------------
+
+
+def length_rows(
+    n: int, *, seed: int, slope: float = 2.5
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Responses of 3 to 80 filler words, loved with a probability rising with their length."""
+    rng = random.Random(seed)
+    prompts, responses, labels = [], [], []
+    for _ in range(n):
+        text = texts_with(rng, None, words=rng.randint(3, 80))
+        x = math.log1p(len(text)) - math.log1p(150)
+        prompts.append(" ".join(rng.choices(PROMPT_WORDS, k=4)))
+        responses.append(text)
+        labels.append(rng.random() < 1 / (1 + math.exp(-slope * x)))
+    return prompts, responses, np.array(labels)
+
+
+def test_the_length_model_is_an_exact_logistic_regression_on_the_length() -> None:
+    # Given rows whose Love follows the length
+    prompts, responses, labels = length_rows(300, seed=4)
+    formats = training.format_features(responses)
+    # When the length-only group is fitted with (almost) no penalty
+    model = training.fit_format_model(
+        formats, labels, np.ones(300), config=SMALL, group="length", alpha=1e-9
+    )
+    # Then its only weight is the length's, and it predicts as a plain logistic regression on
+    # the log-length column does
+    weights = model.coef_.ravel()
+    assert weights.size == feature_count(SMALL)
+    assert np.flatnonzero(weights).tolist() == [feature_count(SMALL) - len(FORMAT_FEATURE_NAMES)]
+    column = formats[:, :1].astype(np.float64)
+    plain = LogisticRegression(C=1e6, max_iter=1000).fit(column, labels)
+    assert predict_p_love(model, prompts, responses, SMALL) == pytest.approx(
+        plain.predict_proba(column)[:, 1], abs=1e-3
+    )
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_on_length_data_the_chosen_model_is_as_good_as_the_length_baseline(seed: int) -> None:
+    # Given a few hundred rows where length is all there is, split by time, the newest fifth
+    # of the training part kept for validation
+    prompts, responses, labels = length_rows(400, seed=seed)
+    split = temporal_split_index(400)
+    at = temporal_split_index(split)
+    features = featurize(prompts[:split], responses[:split], SMALL)
+    fit = Sample(features[:at], labels[:at], np.ones(at))
+    validation = Sample(features[at:], labels[at:split], np.ones(split - at))
+    # When the grid is searched and the chosen setting fitted on the whole training part
+    selection = select_p_love(fit, validation, config=SMALL, alphas=training.ALPHA_GRID, epochs=20)
+    assert len(selection.grid) == len(training.ALPHA_GRID) * len(training.FEATURE_GROUPS)
+    model = fit_p_love(
+        lambda: [Batch(prompts[:split], responses[:split], labels[:split])],
+        config=SMALL,
+        epochs=20,
+        alpha=selection.alpha,
+        group=selection.group,
+    )
+    predicted = predict_p_love(model, prompts[split:], responses[split:], SMALL)
+    # Then on the held-out rows it is within noise of the length-only baseline
+    lengths = np.array([len(r) for r in responses], dtype=np.float64)
+    baselines = baseline_predictions(
+        BaselineRows(lengths[:split], ["v"] * split, labels[:split]),
+        BaselineRows(lengths[split:], ["v"] * (400 - split)),
+    )
+    table = compare_to_baselines(labels[split:], predicted, baselines)
+    length = table["by_baseline"]["length"]
+    assert length["roc_auc_lift"] >= -0.02, table
+    assert length["log_loss_lift"] >= -0.02, table
+
+
+def test_fit_p_love_refuses_an_unknown_group() -> None:
+    with pytest.raises(ValueError, match="feature group"):
+        fit_p_love(lambda: [], config=SMALL, group="words")
+
+
+# --- Personalised P[Love] ---------------------------------------------------------------------
+
+
+def viewer_rows(
+    viewers: int, per_viewer: int, *, seed: int
+) -> tuple[list[str], list[str], np.ndarray, list[str]]:
+    """Even viewers love long answers, odd ones short answers."""
+    rng = random.Random(seed)
+    prompts, responses, labels, who = [], [], [], []
+    for v in range(viewers):
+        for _ in range(per_viewer):
+            text = texts_with(rng, None, words=rng.randint(3, 80))
+            x = 3.0 * (math.log1p(len(text)) - math.log1p(150))
+            p = 1 / (1 + math.exp(-x if v % 2 == 0 else x))
+            prompts.append("how do I cook")
+            responses.append(text)
+            labels.append(rng.random() < p)
+            who.append(f"viewer-{v}")
+    order = rng.sample(range(len(who)), len(who))  # interleaved in time
+    return (
+        [prompts[i] for i in order],
+        [responses[i] for i in order],
+        np.array(labels)[order],
+        [who[i] for i in order],
+    )
+
+
+def personalised(
+    prompts: list[str], responses: list[str], labels: np.ndarray, viewers: list[str], **kw: Any
+) -> tuple[Any, training.ViewerAdjustments]:
+    model = fit_p_love(
+        lambda: [Batch(prompts, responses, labels)], config=SMALL, epochs=5, group="format"
+    )
+    features = featurize(prompts, responses, SMALL)
+    adjustments = training.fit_viewer_adjustments(
+        model.decision_function(features),
+        training.format_features(responses),
+        labels,
+        training.viewer_keys(viewers),
+        **{"strength": 1.0, **kw},
+    )
+    return model, adjustments
+
+
+def test_per_viewer_adjustments_recover_opposite_tastes() -> None:
+    # Given half the viewers loving long answers and half short ones
+    prompts, responses, labels, viewers = viewer_rows(20, 50, seed=8)
+    split = temporal_split_index(len(labels))
+    model, adjustments = personalised(
+        prompts[:split], responses[:split], labels[:split], viewers[:split]
+    )
+    # When the newest rows are scored without and with the viewers
+    artifact = training.personal_artifact(model, adjustments)
+    test = slice(split, None)
+    plain = predict_p_love(model, prompts[test], responses[test], SMALL)
+    mine, known = training.predict_p_love_for(
+        artifact, prompts[test], responses[test], viewers[test], SMALL
+    )
+    figures = training.per_viewer_auc(labels[test], plain, mine, viewers[test], min_rows=5)
+    # Then the global model is near chance and the personalised one far better, overall and
+    # per viewer (figures: global ~0.5, personalised ~0.85)
+    assert known.all()
+    assert abs(roc_auc(labels[test], plain) - 0.5) < 0.1
+    assert roc_auc(labels[test], mine) > roc_auc(labels[test], plain) + 0.25
+    assert figures["viewers"] >= 15
+    assert figures["personal"]["mean"] > figures["global"]["mean"] + 0.2
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
+
+
+def test_a_viewer_without_history_gets_the_global_prediction() -> None:
+    prompts, responses, labels, viewers = viewer_rows(4, 30, seed=9)
+    # Given viewer-3 seen only twice (fewer rows than an adjustment needs)
+    few = [i for i, v in enumerate(viewers) if v == "viewer-3"][2:]
+    keep = [i for i in range(len(viewers)) if i not in set(few)]
+    model, adjustments = personalised(
+        [prompts[i] for i in keep],
+        [responses[i] for i in keep],
+        labels[keep],
+        [viewers[i] for i in keep],
+    )
+    artifact = training.personal_artifact(model, adjustments)
+    texts = ["short answer", " ".join(["a much longer answer"] * 30)]
+    plain = predict_p_love(model, ["q", "q"], texts, SMALL)
+    # Then an unknown viewer, no viewer and a viewer with too little history get it exactly
+    for who in ("stranger", None, "viewer-3"):
+        p, known = training.predict_p_love_for(artifact, ["q", "q"], texts, [who, who], SMALL)
+        assert p.tolist() == plain.tolist()
+        assert not known.any()
+    # And a viewer with history gets their own
+    p, known = training.predict_p_love_for(
+        artifact, ["q", "q"], texts, ["viewer-0", "viewer-0"], SMALL
+    )
+    assert known.all()
+    assert p.tolist() != plain.tolist()
+
+
+def test_adjustments_shrink_with_fewer_labels_and_a_stronger_penalty() -> None:
+    prompts, responses, labels, viewers = viewer_rows(2, 200, seed=10)
+    # Given viewer-0 with all 200 rows and viewer-2, the same taste, with 6 of them
+    zero = [i for i, v in enumerate(viewers) if v == "viewer-0"]
+    names = [v if i not in zero[:6] else "viewer-2" for i, v in enumerate(viewers)]
+    _, weak = personalised(prompts, responses, labels, names, strength=1.0)
+    _, strong = personalised(prompts, responses, labels, names, strength=16.0)
+    keys = training.viewer_keys(["viewer-0", "viewer-2"])
+
+    def size(adjustments: training.ViewerAdjustments, key: int) -> float:
+        row = int(np.searchsorted(adjustments.keys, key))
+        return float(np.abs(adjustments.coefficients[row]).sum())
+
+    # Then the viewer with few labels moves less, and a stronger penalty moves everyone less
+    assert size(weak, keys[1]) < size(weak, keys[0])
+    assert size(strong, keys[0]) < size(weak, keys[0])
+    assert size(strong, keys[1]) < size(weak, keys[1])
+
+
+def test_a_personalised_artifact_round_trips_within_the_allowlist() -> None:
+    prompts, responses, labels, viewers = viewer_rows(4, 30, seed=12)
+    model, adjustments = personalised(prompts, responses, labels, viewers)
+    artifact = training.personal_artifact(model, adjustments)
+    restored = loads_artifact(dumps_artifact(artifact))
+    assert training.is_personal(restored)
+    before = training.predict_p_love_for(artifact, prompts, responses, viewers, SMALL)
+    after = training.predict_p_love_for(restored, prompts, responses, viewers, SMALL)
+    assert before[0].tolist() == after[0].tolist()
+    assert before[1].tolist() == after[1].tolist()
+
+
+def test_per_viewer_auc_by_hand() -> None:
+    # Given viewer a with 4 rows of both labels, b with 4 rows of one label, c with 2 rows
+    labels = np.array([1, 0, 1, 0, 1, 1, 1, 1, 1, 0])
+    global_p = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    personal_p = np.array([0.9, 0.1, 0.8, 0.2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    viewers = ["a"] * 4 + ["b"] * 4 + ["c"] * 2
+    figures = training.per_viewer_auc(labels, global_p, personal_p, viewers, min_rows=3)
+    # Then only a counts: global AUC (0.9>0.8, 0.9>0.2, 0.1<0.8, 0.1<0.2) = 2/4, personal 1
+    assert figures["viewers"] == 1
+    assert figures["rows"] == 4
+    assert figures["global"]["mean"] == 0.5
+    assert figures["personal"]["mean"] == 1.0
+    assert figures["improved"] == 1
+    assert figures["personal"]["histogram"][-1] == 1
+    assert_plain_json(figures)
+
+
+def test_batch_rejects_viewers_of_another_length() -> None:
+    with pytest.raises(ValueError, match="viewers"):
+        Batch(["p"], ["r"], np.array([True]), viewers=["a", "b"])
