@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Page, Route, expect
 from rest_framework.test import APIClient
@@ -19,6 +20,7 @@ from rest_framework.test import APIClient
 from feedback import widget
 from feedback.models import FeedbackEvent, Project
 from feedback.services import api_key_create
+from feedback.services.widget import widget_demo_key_ensure
 from tests.conftest import bearer_client
 from tests.factories import AnswerFactory, api_key_for
 
@@ -402,3 +404,18 @@ def test_anonymous_viewers_and_the_api_for_single_page_apps(
     expect(page.get_by_role("button", name="Wow", exact=True)).to_have_attribute(
         "aria-pressed", "true"
     )
+
+
+def test_the_demo_page_records_for_the_signed_in_person(
+    rater_page: Page, live_server: Any, project: Project, answer: Any
+) -> None:
+    widget_demo_key_ensure(project=project, origins=[live_server.url])
+    rater_page.goto(f"{live_server.url}/widget/demo/acme/")
+    love = rater_page.get_by_role("button", name="Love", exact=True)
+    with events_response(rater_page, "reaction"):
+        love.click()
+    expect(love).to_have_attribute("aria-pressed", "true")
+    rater = User.objects.get(username="rita")
+    assert [(e["type"], e["user_ref"]) for e in feed(project) if e["type"] == "reaction"] == [
+        ("reaction", f"user:{rater.pk}")
+    ]
