@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Page, Route, expect
@@ -83,9 +84,10 @@ class HostSite:
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{policy}">
 <title>Host app</title><link rel="stylesheet" href="/host.css"></head>
-<body>
+<body><main><h1>Host app</h1>
 <button id="host-button" type="button">Host button</button>
 {body}
+</main>
 <script src="{platform}/widget.js" data-key="{html.escape(key)}"{token_attribute} async></script>
 </body></html>"""
         self.files[path] = ("text/html; charset=utf-8", page.encode())
@@ -167,6 +169,8 @@ def test_reactions_critique_followup_and_exposure_land_for_the_tokens_user_ref(
 
     love = page.get_by_role("button", name="Love", exact=True)
     expect(love).to_have_attribute("aria-pressed", "false")
+    accessibility = Axe().run(page)
+    assert accessibility.violations_count == 0, accessibility.generate_report()
     # Half visible for a second: the exposure is recorded, after which the follow-up (no delay
     # in this project) is asked.
     expect(page.get_by_text("Did this solve your problem?")).to_be_visible()
