@@ -223,28 +223,42 @@ class WidgetApi(APIView):
         return response
 
 
+# What the widget's configuration is made of.
+class WidgetReactionSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    label = serializers.CharField(help_text="The button's accessible name.")  # type: ignore[assignment]
+
+
+class WidgetOutcomeSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+
+
+class WidgetFollowupSerializer(serializers.Serializer[Any]):
+    question = serializers.CharField()
+    outcomes = WidgetOutcomeSerializer(many=True)
+    delay_seconds = serializers.IntegerField(help_text="The project's follow-up delay.")
+    due_in_seconds = serializers.IntegerField(
+        allow_null=True,
+        help_text="0: ask now; more: ask then; null: the viewer has not seen the answer.",
+    )
+    answered = serializers.BooleanField()
+
+
 class WidgetConfigRetrieveApi(WidgetApi):
     cors_methods = ("GET",)
 
     @extend_schema_serializer(component_name="WidgetConfig")
     class OutputSerializer(serializers.Serializer[Any]):
         answer = serializers.CharField()
-        reactions = serializers.ListField(
-            child=serializers.DictField(child=serializers.CharField()),
-            help_text="The project's reactions in order: {kind, label}.",
-        )
+        reactions = WidgetReactionSerializer(many=True, help_text="The project's, in order.")
         active = serializers.ListField(
             child=serializers.CharField(), help_text="The viewer's active reactions."
         )
         exposure_window_seconds = serializers.IntegerField(
             help_text="An exposure is recorded once per viewer, answer and window."
         )
-        followup = serializers.DictField(
-            help_text=(
-                "{question, outcomes: [{value, label}], delay_seconds, due_in_seconds (0: ask "
-                "now; null: the viewer has not seen the answer yet), answered}"
-            )
-        )
+        followup = WidgetFollowupSerializer()
         anonymous_allowed = serializers.BooleanField()
 
     @extend_schema(
