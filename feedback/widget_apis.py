@@ -178,7 +178,7 @@ class WidgetApi(APIView):
         if wait := auth_failures_wait(address=address):
             raise exceptions.Throttled(wait=wait, detail="Too many failed key authentications.")
         raw_key = request.query_params.get("key", "")
-        key = widget_selectors.widget_key_get(raw_key=raw_key) if raw_key else None
+        key = services.api_key_authenticate(raw_key=raw_key) if raw_key else None
         if key is None:
             auth_failure_record(address=address)
             raise exceptions.AuthenticationFailed("The widget key is unknown or revoked.")

@@ -1,5 +1,5 @@
-"""Reads of the embeddable widget: the publishable key a request names, what the widget shows
-for an answer and a viewer, and the widget demo's key."""
+"""Reads of the embeddable widget: what it shows for an answer and a viewer, and the widget
+demo's key."""
 
 from __future__ import annotations
 
@@ -68,15 +68,6 @@ def widget_state(
             "answered": answered,
         },
         anonymous_allowed=project.allow_anonymous_viewers,
-    )
-
-
-def widget_key_get(*, raw_key: str) -> ApiKey | None:
-    """The active key for `raw_key` with its project, or None (unknown or revoked)."""
-    return (
-        ApiKey.objects.select_related("project")
-        .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True)
-        .first()
     )
 
 
