@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import services
+from feedback import events, services
 from feedback.apis import BatchOutputSerializer, FeedbackResultSerializer, batch_response
 from feedback.core.access import found_or_404, viewer_of
 from feedback.core.api import (
@@ -303,8 +303,10 @@ class WidgetEventSerializer(serializers.Serializer[Any]):
     event_id = serializers.RegexField(
         r"^[A-Za-z0-9_-]{8,64}$", help_text="Made by the widget; a retry sends it again."
     )
+    # The feedback API's event types (one enum in the schema); the widget's refuse comparison.
     type = serializers.ChoiceField(
-        choices=["exposure", "reaction", "unreaction", "critique", "followup"]
+        choices=events.EVENT_TYPES,
+        help_text="exposure, reaction, unreaction, critique or followup (not comparison).",
     )
     answer = serializers.CharField()
     reaction = serializers.CharField(required=False)
