@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from feedback.views import site as site_views
+from feedback.views import widget as widget_views
 
 urlpatterns = [
     path("", site_views.home, name="home"),
@@ -27,6 +28,8 @@ urlpatterns = [
     path("api/v1/", include("rewardmodels.api_urls")),
     path("projects/", include("feedback.urls")),
     path("projects/", include("rewardmodels.urls")),
+    path("widget.js", widget_views.widget_script, name="widget-script"),
+    path("widget/demo/<slug:slug>/", widget_views.widget_demo, name="widget-demo"),
 ]
 
 handler404 = "feedback.views.site.not_found"

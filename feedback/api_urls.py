@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback import apis
+from feedback import apis, widget_apis
 
 urlpatterns = [
     path("answers", apis.AnswerIngestApi.as_view(), name="api-answers"),
@@ -34,4 +34,7 @@ urlpatterns = [
         name="api-webhook-enable",
     ),
     path("answers/<path:external_id>", apis.AnswerDetailApi.as_view(), name="api-answer-detail"),
+    path("viewer-tokens", widget_apis.ViewerTokenCreateApi.as_view(), name="api-viewer-tokens"),
+    path("widget/config", widget_apis.WidgetConfigRetrieveApi.as_view(), name="api-widget-config"),
+    path("widget/events", widget_apis.WidgetEventsRecordApi.as_view(), name="api-widget-events"),
 ]

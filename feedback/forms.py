@@ -61,6 +61,14 @@ class ProjectSettingsForm(ServiceForm):
     reactions_per_day = forms.IntegerField(
         label="Reactions per viewer per day", min_value=1, max_value=100_000
     )
+    allow_anonymous_viewers = forms.BooleanField(
+        label="Widget: allow anonymous viewers",
+        required=False,
+        help_text=(
+            "Off: the widget records only viewers the host app vouches for with a signed "
+            "viewer token. On: a browser without a token gets a random id of its own."
+        ),
+    )
 
     @classmethod
     def for_project(cls, project: Project) -> ProjectSettingsForm:
@@ -75,6 +83,7 @@ class ProjectSettingsForm(ServiceForm):
                 "exposure_minutes": int(project.exposure_window.total_seconds() // 60),
                 "feedback_rate_per_minute": project.feedback_rate_per_minute,
                 "reactions_per_day": project.reactions_per_day,
+                "allow_anonymous_viewers": project.allow_anonymous_viewers,
             }
         )
 
@@ -113,6 +122,7 @@ class ProjectSettingsForm(ServiceForm):
             "exposure_window": timedelta(minutes=data["exposure_minutes"]),
             "feedback_rate_per_minute": data["feedback_rate_per_minute"],
             "reactions_per_day": data["reactions_per_day"],
+            "allow_anonymous_viewers": data["allow_anonymous_viewers"],
         }
 
 
@@ -175,6 +185,17 @@ class ConnectorForm(ServiceForm):
 class ApiKeyForm(ServiceForm):
     name = forms.CharField(required=False)
     scopes = forms.MultipleChoiceField(choices=Scope.choices, required=False)
+    # The service checks each origin and names the bad ones.
+    origins = forms.CharField(
+        label="Allowed origins (widget keys only)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="The pages' origins, one per line or comma-separated: https://app.example.com",
+    )
+
+    def clean_origins(self) -> list[str]:
+        text: str = self.cleaned_data["origins"]
+        return [part.strip() for part in re.split(r"[,\s]+", text) if part.strip()]
 
 
 class ExportForm(ServiceForm):

@@ -52,6 +52,9 @@ class Project(models.Model):
     exposure_window = models.DurationField(default=timedelta(minutes=30))
     feedback_rate_per_minute = models.PositiveIntegerField(default=60)
     reactions_per_day = models.PositiveIntegerField(default=200)
+    # The embeddable widget may record viewers it knows only by a random id their browser
+    # keeps (`anon:<id>`), besides those the host app vouches for with a signed viewer token.
+    allow_anonymous_viewers = models.BooleanField(default=False)
     # P[Love]: an exposure is positive when a Love reaction follows within this window.
     love_window = models.DurationField(default=timedelta(hours=24))
     created_at = models.DateTimeField(auto_now_add=True)
@@ -108,6 +111,9 @@ class Scope(models.TextChoices):
     FEEDBACK = "feedback", "Send feedback"
     EXPORT = "export", "Export data"
     TRAIN = "train", "Train models"
+    # A publishable key: it sits in web pages, records feedback through the widget only, and
+    # only from its allowed origins. It never carries another scope.
+    WIDGET = "widget", "Embed the feedback widget"
 
 
 # The member role a signed-in browser user needs for what an API key's scope allows.
@@ -116,6 +122,7 @@ SCOPE_MIN_ROLE = {
     Scope.FEEDBACK: Role.RATER,
     Scope.EXPORT: Role.RESEARCHER,
     Scope.TRAIN: Role.RESEARCHER,
+    Scope.WIDGET: Role.RATER,
 }
 
 
@@ -128,6 +135,8 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16)
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField()
+    # Widget keys: the origins (scheme://host[:port]) of the pages allowed to use the key.
+    origins = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -22,6 +22,7 @@ from feedback.models import (
     Role,
     Scope,
 )
+from feedback.widget import origins_normalize
 
 API_KEY_PREFIX = "fbk_"
 # last_used_at is written at most this often per key, so authentication stays read-only.
@@ -72,14 +73,30 @@ def api_key_create(
     name: str,
     scopes: Iterable[str],
     created_by: User | None = None,
+    origins: Iterable[str] = (),
 ) -> tuple[ApiKey, str]:
-    """A new key for the project. Returns the row and the raw key, which is never stored."""
+    """A new key for the project. Returns the row and the raw key, which is never stored.
+
+    A widget key is publishable (it sits in web pages): it carries no other scope, and names
+    the origins of the pages that may use it."""
     scope_list = sorted(set(scopes))
     unknown = [s for s in scope_list if s not in Scope.values]
     if unknown or not scope_list:
         raise ValidationFailed.of(
             "scopes", f"Scopes must be a non-empty subset of {', '.join(Scope.values)}."
         )
+    origin_list, problems = origins_normalize(list(origins))
+    if Scope.WIDGET in scope_list:
+        if len(scope_list) > 1:
+            raise ValidationFailed.of(
+                "scopes", "A widget key is published in web pages: it can't have other scopes."
+            )
+        if not origin_list and not problems:
+            problems = ["A widget key needs the origins of the pages that embed the widget."]
+    elif origin_list or problems:
+        problems = ["Only widget keys have allowed origins."]
+    if problems:
+        raise ValidationFailed({"origins": problems}, problems[0])
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed.of("name", "A key needs a name of 1 to 100 characters.")
@@ -90,6 +107,7 @@ def api_key_create(
         prefix=raw_key[: len(API_KEY_PREFIX) + 6],
         key_hash=api_key_hash(raw_key),
         scopes=scope_list,
+        origins=origin_list,
         created_by=created_by,
     )
     return key, raw_key
@@ -134,6 +152,7 @@ class ProjectSettings(TypedDict):
     exposure_window: timedelta
     feedback_rate_per_minute: int
     reactions_per_day: int
+    allow_anonymous_viewers: bool
 
 
 def project_settings_update(*, project: Project, **settings: Unpack[ProjectSettings]) -> Project:

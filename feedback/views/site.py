@@ -142,6 +142,7 @@ def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
             name=data["name"],
             scopes=data["scopes"],
             created_by=membership.user,
+            origins=data["origins"],
         ),
         template=API_KEYS_PAGE,
         context=lambda form: _api_keys_context(membership, form=form),

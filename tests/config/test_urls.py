@@ -95,6 +95,7 @@ SCOPE_ROLE = {
     Scope.FEEDBACK: Role.RATER,
     Scope.EXPORT: Role.RESEARCHER,
     Scope.TRAIN: Role.RESEARCHER,
+    Scope.WIDGET: Role.RATER,
 }
 
 
@@ -363,8 +364,12 @@ def _build_world() -> World:
 
     keys = {}
     for principal, scope in KEYS.items():
-        _, keys[principal] = services.api_key_create(project=acme, name=principal, scopes=[scope])
-    every_scope = list(Scope)
+        # A widget key must name the pages allowed to use it; it can't be combined.
+        origins = ["https://app.example.com"] if scope == Scope.WIDGET else []
+        _, keys[principal] = services.api_key_create(
+            project=acme, name=principal, scopes=[scope], origins=origins
+        )
+    every_scope = [scope for scope in Scope if scope != Scope.WIDGET]
     revoked, keys[REVOKED_KEY] = services.api_key_create(
         project=acme, name=REVOKED_KEY, scopes=every_scope
     )
@@ -666,6 +671,14 @@ ROUTES: dict[str, Entry] = {
     "api-webhook-delivery-resend": api(POST(202, scope=FEEDBACK, role=OWNER), kwargs=delivery),
     "api-webhook-enable": api(POST(200, scope=FEEDBACK, role=OWNER, data=True), kwargs=webhook),
     "api-c3po-dataset": api(GET(200, scope=TRAIN, query={"part": "dpo"}, data=True), kwargs=build),
+    # A member gets a token for themselves; ttl_seconds is out of range for every caller.
+    "api-viewer-tokens": api(POST(400, scope=FEEDBACK, body={"ttl_seconds": 1}, other_key=400)),
+    # The widget's endpoints take no session and no Authorization header, only a widget key
+    # in the query (tests/feedback/test_apis_widget.py): without one, 401 for everyone.
+    "api-widget-config": site(GET(401)),
+    "api-widget-events": site(POST(401)),
+    "widget-script": site(GET(200)),
+    "widget-demo": page(RATER, GET(200, data=True)),
 }
 
 

@@ -9,6 +9,7 @@ from feedback.models import AnnotationQueue, Role
 from feedback.pipelines import demo
 from feedback.services import answers_ingest, feedback_record, member_set, project_create
 from feedback.services.annotation import QueueFilter, queue_create
+from feedback.services.widget import widget_demo_key_ensure
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (demo logins are printed on purpose)
 DEMO_USERS = {
@@ -18,6 +19,7 @@ DEMO_USERS = {
     "rater": Role.RATER,
 }
 
+WIDGET_DEMO_ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]
 
 VIEWERS = 12
 
@@ -148,6 +150,13 @@ class Command(BaseCommand):
         recorded = feedback_record(project=project, items=demo_feedback(), source="simulated")
         new_events = sum(r.status == "created" for r in recorded)
         self.stdout.write(f"Simulated feedback: {new_events} new events, {len(recorded)} in all.")
+        # The widget demo page (/widget/demo/demo/) embeds the widget with this key, from the
+        # addresses `make run` serves on by default.
+        widget_demo_key_ensure(project=project, origins=WIDGET_DEMO_ORIGINS)
+        self.stdout.write(
+            f"Widget demo: {WIDGET_DEMO_ORIGINS[0]}/widget/demo/{project.slug}/ "
+            f"(key allowed from {', '.join(WIDGET_DEMO_ORIGINS)})"
+        )
         self.stdout.write("Demo logins (password for all: " + DEMO_PASSWORD + "):")
         for username, role in DEMO_USERS.items():
             self.stdout.write(f"  {username:<11} {role.label}")
