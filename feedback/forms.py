@@ -288,3 +288,25 @@ class CorrectionsForm(ServiceForm):
         """What the page shows: the form's own errors by field, the service's by editor."""
         own = {field: [str(m) for m in messages] for field, messages in self.errors.items()}
         return {**own, **self.editor_errors}
+
+
+class DashboardForm(forms.Form):
+    """The dashboard's range: whole days in UTC, both included, by day or by week."""
+
+    MAX_DAYS = 366
+
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+    period = forms.ChoiceField(
+        label="Per", choices=[("day", "Day"), ("week", "Week")], required=False
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if since > until:
+                self.add_error("until", "Must not be before the start.")
+            elif (until - since).days >= self.MAX_DAYS:
+                self.add_error("until", f"The range may span at most {self.MAX_DAYS} days.")
+        return data

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, debug, exports, queues, site
+from feedback.views import answers, dashboard, debug, exports, queues, site
 
 app_name = "feedback"
 
@@ -64,4 +64,5 @@ urlpatterns = [
     path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
     path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),
+    path("<slug:slug>/dashboard/", dashboard.dashboard, name="dashboard"),
 ]

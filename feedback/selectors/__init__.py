@@ -24,6 +24,9 @@ from feedback.selectors.annotation import (
     reruns_by_requester,
     stage_interventions,
 )
+from feedback.selectors.dashboard import (
+    dashboard_get,
+)
 from feedback.selectors.datasets import (
     export_get,
     exports_for_project,
@@ -78,6 +81,7 @@ __all__ = [
     "comparison_pair",
     "connector_get",
     "critique_get",
+    "dashboard_get",
     "export_get",
     "exports_for_project",
     "feedback_events_page",

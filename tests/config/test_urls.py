@@ -554,6 +554,7 @@ ROUTES: dict[str, Entry] = {
     "feedback:api_keys": page(OWNER, GET(200, data=True)),
     "feedback:api_key_create": page(OWNER, POST(400, body={"name": ""})),
     "feedback:api_key_revoke": page(OWNER, POST(REDIRECT), kwargs=lambda o: {"key_id": o.key_id}),
+    "feedback:dashboard": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_list": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_create": page(RESEARCHER, POST(400, body={"name": ""})),
     "rewardmodels:model_detail": page(RESEARCHER, GET(200, data=True), kwargs=model),
