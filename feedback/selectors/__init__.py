@@ -24,6 +24,14 @@ from feedback.selectors.annotation import (
     reruns_by_requester,
     stage_interventions,
 )
+from feedback.selectors.answers import (
+    AnswerFilters,
+    answer_original,
+    answer_revisions,
+    answers_listed,
+    project_model_versions,
+    viewer_history,
+)
 from feedback.selectors.dashboard import (
     dashboard_get,
 )
@@ -68,14 +76,18 @@ __all__ = [
     "REACTION_FILTERS",
     "REACTION_STATES",
     "RELEVANCE_ORDER",
+    "AnswerFilters",
     "QueueFilter",
     "answer_feedback_counts",
     "answer_for_page",
     "answer_get",
     "answer_get_detailed",
+    "answer_original",
+    "answer_revisions",
     "answer_stages",
     "answers_filtered",
     "answers_for_project",
+    "answers_listed",
     "answers_matching",
     "api_keys_for_project",
     "comparison_pair",
@@ -89,6 +101,7 @@ __all__ = [
     "has_same_prompt_answer",
     "interventions_by_annotator",
     "membership_get",
+    "project_model_versions",
     "project_models",
     "projects_for_user",
     "queue_agreement",
@@ -107,5 +120,6 @@ __all__ = [
     "stage_get",
     "stage_interventions",
     "stages_for_answer",
+    "viewer_history",
     "worker_heartbeat_latest",
 ]
