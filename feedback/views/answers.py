@@ -26,6 +26,7 @@ from feedback import selectors, services
 from feedback.core.access import answer_or_404, membership_or_404, viewer_of
 from feedback.core.csp import allow_remote_images
 from feedback.core.pages import is_htmx, render_page
+from feedback.debug_mode import word_diff
 from feedback.events import OUTCOMES
 from feedback.forms import AnswerFilterForm
 from feedback.models import Answer, Membership, Outcome, Winner
@@ -200,6 +201,16 @@ def _followup_context(
     }
 
 
+def _lineage_context(answer: Answer) -> dict[str, Any]:
+    """A re-run's original, with what changed word by word; an answer's own re-runs."""
+    original = selectors.answer_original(answer=answer)
+    return {
+        "original": original,
+        "diff": word_diff(original.response, answer.response) if original else [],
+        "revisions": selectors.answer_revisions(answer=answer),
+    }
+
+
 @require_GET
 @login_required
 def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -216,6 +227,8 @@ def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResp
             answer.response, allow_images=membership.project.allow_images
         ),
         "can_compare": selectors.has_same_prompt_answer(answer=answer),
+        **_lineage_context(answer),
+        "history": selectors.viewer_history(answer=answer, viewer=viewer),
     }
     services.exposures_record_views(
         project=membership.project, viewer=viewer, answers=[answer], surface="answer"
