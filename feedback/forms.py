@@ -298,7 +298,7 @@ class DashboardForm(forms.Form):
     since = forms.DateField(label="From", required=False, widget=forms.DateInput({"type": "date"}))
     until = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
     period = forms.ChoiceField(
-        label="Per", choices=[("day", "Day"), ("week", "Week")], required=False
+        label="Group by", choices=[("day", "Day"), ("week", "Week")], required=False
     )
 
     def clean(self) -> dict[str, Any]:
