@@ -20,8 +20,8 @@ from django.utils.safestring import SafeString, mark_safe
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
-WIDTH, HEIGHT = 720, 300
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 16, 44
+WIDTH, HEIGHT = 560, 280
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 16, 44
 LEGEND_ROW = 20
 
 
@@ -96,16 +96,16 @@ def rate_chart(*, title: str, x_labels: Sequence[str], series: Sequence[Series])
             f'stroke="currentColor" stroke-opacity="{0.5 if k == 0 else 0.15}"/>'
         )
         parts.append(
-            f'<text x="{LEFT - 6}" y="{_f(y(v) + 4)}" text-anchor="end" font-size="12" '
+            f'<text x="{LEFT - 6}" y="{_f(y(v) + 4)}" text-anchor="end" font-size="13" '
             f'fill="currentColor">{escape(_percent(v))}</text>'
         )
-    # X labels: at most about twelve, evenly picked, so they never overlap.
-    every = max(1, math.ceil(n / 12))
+    # X labels: at most about six, evenly picked, so they never overlap.
+    every = max(1, math.ceil(n / 6))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
             parts.append(
                 f'<text x="{_f(x(i))}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle" '
-                f'font-size="12" fill="currentColor">{escape(label)}</text>'
+                f'font-size="13" fill="currentColor">{escape(label)}</text>'
             )
     for index, s in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
@@ -139,7 +139,7 @@ def rate_chart(*, title: str, x_labels: Sequence[str], series: Sequence[Series])
         legend_y = HEIGHT + index * LEGEND_ROW
         parts.append(
             f'<rect x="{LEFT}" y="{legend_y - 10}" width="14" height="4" fill="{colour}"/>'
-            f'<text x="{LEFT + 20}" y="{legend_y - 4}" font-size="12" fill="currentColor">'
+            f'<text x="{LEFT + 20}" y="{legend_y - 4}" font-size="13" fill="currentColor">'
             f"{escape(s.label)}</text>"
         )
     if not series or not highs:

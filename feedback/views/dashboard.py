@@ -24,6 +24,16 @@ from feedback.stats import Rate, rate
 DEFAULT_DAYS = 30
 
 
+def duration_text(duration: timedelta) -> str:
+    """A window as people say it: "24 hours", "2 days", "90 minutes"."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size and (unit != "day" or seconds // size > 1):
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
@@ -151,15 +161,15 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     found = selectors.dashboard_get(
         project=project, since=start, until=end, period=period, now=timezone.now()
     )
-    if not form.is_bound:
-        form = DashboardForm(initial={"since": since, "until": until, "period": period})
+    # The form shows the range it resolved to (the defaults fill what was left blank).
+    form = DashboardForm(initial={"since": since, "until": until, "period": period})
     context |= {
         "form": form,
         "shown": True,
         "since": since,
         "until": until,
         "period": period,
-        "love_window": project.love_window,
+        "love_window": duration_text(project.love_window),
         **_context(found, list(project.reaction_set)),
     }
     return render(request, "feedback/dashboard.html", context)
