@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import Project
+from feedback.views.dashboard import duration_text
 from tests.factories import login
 from tests.feedback.dashboard_data import seed_feedback
 
@@ -88,3 +89,17 @@ def test_query_count_does_not_grow_with_the_feedback(client: Client, project: Pr
     with CaptureQueriesContext(connection) as many:
         client.get(URL)
     assert len(many) == len(few)
+
+
+@pytest.mark.parametrize(
+    ("window", "text"),
+    [
+        (timedelta(hours=24), "24 hours"),
+        (timedelta(days=2), "2 days"),
+        (timedelta(minutes=90), "90 minutes"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(seconds=61), "61 seconds"),
+    ],
+)
+def test_the_love_window_is_said_in_words(window: timedelta, text: str) -> None:
+    assert duration_text(window) == text
