@@ -100,9 +100,14 @@ def answers_listed(*, project: Project, filters: AnswerFilters) -> QuerySet[Answ
     re-runs (`listed_revisions`, newest first) to show beneath it. An answer is listed when it,
     or one of its re-runs, matches the filters."""
     matching = _matching(project, filters)
-    originals = Answer.objects.filter(project=project, revision_of__isnull=True).filter(
-        Q(pk__in=matching.values("pk")) | Q(pk__in=matching.values("revision_of"))
+    # Rows: answers that are not a direct re-run of an original. A re-run of a re-run (made
+    # from a revision's debug page) gets a row of its own, marked, so no answer goes unlisted.
+    rows = Answer.objects.filter(
+        Q(revision_of__isnull=True) | Q(revision_of__revision_of__isnull=False), project=project
     )
+    originals = rows.filter(
+        Q(pk__in=matching.values("pk")) | Q(pk__in=matching.values("revision_of"))
+    ).select_related("revision_of")
     revisions = _with_flags(Answer.objects.order_by("-created_at", "-id"))
     return (
         _with_flags(originals)

@@ -219,3 +219,21 @@ def test_search_expression_can_use_the_gin_index(project: Project, answers: dict
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Bitmap Index Scan on answer_search" in plan
     assert {a.external_id for a in queryset} == {"chain", "brakes", "chain-rerun"}
+
+
+def test_a_rerun_of_a_rerun_gets_a_row_of_its_own(
+    client: Client, project: Project, answers: dict[str, Any]
+) -> None:
+    AnswerFactory.create(
+        project=project,
+        external_id="chain-rerun-2",
+        revision_of=answers["chain-rerun"],
+        response="Degrease, lube, wipe off the excess.",
+    )
+    login(client, project, "rater")
+
+    content = client.get(URL).content.decode()
+
+    assert listed(client) == ["chain-rerun-2", "brakes", "tyres", "chain", "chain-rerun"]
+    assert 'href="/projects/acme/answers/chain-rerun/">an earlier revision</a>' in content
+    assert listed(client, q="excess") == ["chain-rerun-2"]
