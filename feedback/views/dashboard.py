@@ -156,6 +156,8 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     since = data.get("since") or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:  # only `since` given, after today
         until = since
+    # Only one end given: the other is a default, and the range still spans at most a year.
+    since = max(since, until - timedelta(days=DashboardForm.MAX_DAYS - 1))
     period: Period = "week" if data.get("period") == "week" else "day"
     start, end = day_bounds(since, until)
     found = selectors.dashboard_get(

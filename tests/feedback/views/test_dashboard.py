@@ -103,3 +103,13 @@ def test_query_count_does_not_grow_with_the_feedback(client: Client, project: Pr
 )
 def test_the_love_window_is_said_in_words(window: timedelta, text: str) -> None:
     assert duration_text(window) == text
+
+
+def test_a_start_alone_far_back_is_cut_to_a_year(client: Client, project: Project) -> None:
+    login(client, project, "researcher")
+    today = timezone.now().date()
+
+    content = client.get(URL, {"since": "2001-01-01"}).content.decode()
+
+    first = today - timedelta(days=365)
+    assert f"From {first.isoformat()} to {today.isoformat()}" in content
