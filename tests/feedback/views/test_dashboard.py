@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import Project
+from feedback.services import feedback_record
 from feedback.views.dashboard import duration_text
-from tests.factories import login
+from tests.factories import AnswerFactory, login
 from tests.feedback.dashboard_data import seed_feedback
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,22 @@ def test_a_start_alone_far_back_is_cut_to_a_year(client: Client, project: Projec
 
     first = today - timedelta(days=365)
     assert f"From {first.isoformat()} to {today.isoformat()}" in content
+
+
+def test_a_hostile_model_name_is_escaped_in_tables_and_charts(
+    client: Client, project: Project
+) -> None:
+    hostile = '<script>alert("x")</script>'
+    AnswerFactory.create(project=project, external_id="a", model=hostile, model_version="")
+    shown = (timezone.now() - timedelta(days=3)).isoformat()
+    feedback_record(
+        project=project,
+        source="api",
+        items=[{"event_id": "e", "type": "exposure", "answer": "a", "user_ref": "u", "at": shown}],
+    )
+    login(client, project, "researcher")
+
+    content = client.get(URL).content.decode()
+
+    assert "<script>alert" not in content
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in content
