@@ -1,6 +1,8 @@
 """A GIN index for searching answers: the prompt's messages and the response as an English
 tsvector, the same expression the answers list searches with (feedback.selectors.answers).
-PostgreSQL only; other databases search by substring and need no index."""
+PostgreSQL only; other databases search by substring and need no index. Built concurrently,
+so ingestion goes on while it is built (which can't happen inside a transaction); a build that
+failed half way leaves an INVALID index: drop it before running this again."""
 
 from typing import Any
 
@@ -17,16 +19,19 @@ EXPRESSION = (
 def create(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {INDEX} ON feedback_answer USING gin ({EXPRESSION})"
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} "
+            f"ON feedback_answer USING gin ({EXPRESSION})"
         )
 
 
 def drop(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {INDEX}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [("feedback", "0010_trace_span_received_index")]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
