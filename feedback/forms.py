@@ -324,3 +324,55 @@ class WebhookEndpointForm(ServiceForm):
     description = forms.CharField(label="Description", max_length=200, required=False)
 
     url_fields = ("url",)
+class DashboardForm(forms.Form):
+    """The dashboard's range: whole days in UTC, both included, by day or by week."""
+
+    MAX_DAYS = 366
+
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+    period = forms.ChoiceField(
+        label="Group by", choices=[("day", "Day"), ("week", "Week")], required=False
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if since > until:
+                self.add_error("until", "Must not be before the start.")
+            elif (until - since).days >= self.MAX_DAYS:
+                self.add_error("until", f"The range may span at most {self.MAX_DAYS} days.")
+        return data
+
+
+class AnswerFilterForm(forms.Form):
+    """The answers list's search and filters. Dates are whole days in UTC, both included."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    model = forms.CharField(label="Model", required=False, max_length=200)
+    version = forms.CharField(label="Version", required=False, max_length=200)
+    reaction = forms.ChoiceField(label="Reactions", required=False)
+    critique = forms.ChoiceField(
+        label="Critiques",
+        required=False,
+        choices=[("", "With or without"), ("yes", "With a critique"), ("no", "Without")],
+    )
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+
+    def __init__(self, *args: Any, reactions: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reaction"].choices = [  # type: ignore[attr-defined]
+            ("", "All answers"),
+            ("any", "With reactions"),
+            ("none", "Without reactions"),
+            *((kind, f"With {kind}") for kind in reactions),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must not be before the start.")
+        return data

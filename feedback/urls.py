@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, debug, exports, queues, site, webhooks
+from feedback.views import answers, dashboard, debug, exports, queues, site, webhooks
 
 app_name = "feedback"
 
@@ -82,4 +82,5 @@ urlpatterns = [
         webhooks.webhook_delivery_resend,
         name="webhook_delivery_resend",
     ),
+    path("<slug:slug>/dashboard/", dashboard.dashboard, name="dashboard"),
 ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0010_trace_span_received_index'),
+        ('feedback', '0011_webhooks'),
     ]
 
     operations = [

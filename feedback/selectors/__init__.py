@@ -30,6 +30,17 @@ from feedback.selectors.annotation import (
     reruns_by_requester,
     stage_interventions,
 )
+from feedback.selectors.answers import (
+    AnswerFilters,
+    answer_original,
+    answer_revisions,
+    answers_listed,
+    project_model_versions,
+    viewer_history,
+)
+from feedback.selectors.dashboard import (
+    dashboard_get,
+)
 from feedback.selectors.datasets import (
     export_get,
     exports_for_project,
@@ -71,6 +82,7 @@ __all__ = [
     "REACTION_FILTERS",
     "REACTION_STATES",
     "RELEVANCE_ORDER",
+    "AnswerFilters",
     "EndUserFeedback",
     "QueueFilter",
     "QueuePosition",
@@ -79,14 +91,18 @@ __all__ = [
     "answer_for_page",
     "answer_get",
     "answer_get_detailed",
+    "answer_original",
+    "answer_revisions",
     "answer_stages",
     "answers_filtered",
     "answers_for_project",
+    "answers_listed",
     "answers_matching",
     "api_keys_for_project",
     "comparison_pair",
     "connector_get",
     "critique_get",
+    "dashboard_get",
     "export_get",
     "exports_for_project",
     "feedback_events_page",
@@ -94,6 +110,7 @@ __all__ = [
     "has_same_prompt_answer",
     "interventions_by_annotator",
     "membership_get",
+    "project_model_versions",
     "project_models",
     "projects_for_user",
     "queue_agreement",
@@ -115,5 +132,6 @@ __all__ = [
     "stage_get",
     "stage_interventions",
     "stages_for_answer",
+    "viewer_history",
     "worker_heartbeat_latest",
 ]

@@ -26,9 +26,12 @@ from feedback import selectors, services
 from feedback.core.access import answer_or_404, membership_or_404, viewer_of
 from feedback.core.csp import allow_remote_images
 from feedback.core.pages import is_htmx, render_page
+from feedback.debug_mode import word_diff
 from feedback.events import OUTCOMES
+from feedback.forms import AnswerFilterForm
 from feedback.models import Answer, Membership, Outcome, Winner
 from feedback.rendering import render_markdown
+from feedback.selectors.dashboard import day_bounds
 from feedback.services.signals import RATE_WINDOW, FeedbackResult
 
 ANSWERS_PER_PAGE = 25
@@ -62,41 +65,68 @@ def _error_text(result: FeedbackResult) -> str:
 # --- the answers list --------------------------------------------------------------------------
 
 
+FILTER_FIELDS = ("q", "model", "version", "reaction", "critique", "since", "until")
+
+
+def _filters(form: AnswerFilterForm) -> selectors.AnswerFilters:
+    data = form.cleaned_data
+    since, until = data.get("since"), data.get("until")
+    start = day_bounds(since, since)[0] if since else None
+    end = day_bounds(until, until)[1] if until else None
+    return selectors.AnswerFilters(
+        search=data.get("q", "").strip(),
+        model=data.get("model", ""),
+        model_version=data.get("version", ""),
+        reaction=data.get("reaction", ""),
+        critique=data.get("critique", ""),
+        since=start,
+        until=end,
+    )
+
+
 @require_GET
 @login_required
 def answer_list(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's answers: search and filters, a preview of each response, and the re-runs
+    of an answer beneath it. A filter that doesn't parse is shown beside its field (400)."""
     membership = membership_or_404(request, slug)
     project = membership.project
-    model = request.GET.get("model", "")
-    reaction = request.GET.get("reaction", "")
-    if (
-        reaction
-        and reaction not in selectors.REACTION_FILTERS
-        and reaction not in project.reaction_set
-    ):
-        reaction = ""
-    answers = selectors.answers_filtered(project=project, model=model, reaction=reaction)
-    page = Paginator(answers, ANSWERS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = list(page.object_list)
-    services.exposures_record_views(
-        project=project, viewer=viewer_of(request), answers=rows, surface="list"
-    )
-    counts = selectors.reaction_counts(answers=rows)
-    query = {k: v for k, v in (("model", model), ("reaction", reaction)) if v}
-    context = {
+    form = AnswerFilterForm(request.GET, reactions=project.reaction_set)
+    context: dict[str, Any] = {
         "membership": membership,
         "project": project,
-        "page": page,
-        "rows": [(a, counts[a.pk]) for a in rows],
+        "form": form,
         "models": selectors.project_models(project=project),
-        "model": model,
-        "reaction": reaction,
-        "reaction_filters": [
-            *selectors.REACTION_FILTERS.items(),
-            *((kind, f"With {kind}") for kind in project.reaction_set),
+        "versions": selectors.project_model_versions(project=project),
+        "emoji": REACTION_EMOJI,
+    }
+    if not form.is_valid():
+        context |= {"page": None, "rows": [], "filter_query": ""}
+        return render_page(
+            request, "feedback/answer_list.html", context, partial="answer-list", status=400
+        )
+    answers = selectors.answers_listed(project=project, filters=_filters(form))
+    page = Paginator(answers, ANSWERS_PER_PAGE).get_page(request.GET.get("page"))
+    originals = list(page.object_list)
+    revisions = {a.pk: list(getattr(a, "listed_revisions", ())) for a in originals}
+    shown = [a for original in originals for a in (original, *revisions[original.pk])]
+    services.exposures_record_views(
+        project=project, viewer=viewer_of(request), answers=shown, surface="list"
+    )
+    counts = selectors.reaction_counts(answers=shown)
+    query = {k: v for k in FILTER_FIELDS if (v := request.GET.get(k, ""))}
+    context |= {
+        "page": page,
+        "rows": [
+            {
+                "answer": original,
+                "counts": counts[original.pk],
+                "revisions": [(r, counts[r.pk]) for r in revisions[original.pk]],
+            }
+            for original in originals
         ],
         "filter_query": urlencode(query),
-        "emoji": REACTION_EMOJI,
+        "filtered": bool(query),
     }
     return render_page(request, "feedback/answer_list.html", context, partial="answer-list")
 
@@ -171,6 +201,16 @@ def _followup_context(
     }
 
 
+def _lineage_context(answer: Answer) -> dict[str, Any]:
+    """A re-run's original, with what changed word by word; an answer's own re-runs."""
+    original = selectors.answer_original(answer=answer)
+    return {
+        "original": original,
+        "diff": word_diff(original.response, answer.response) if original else [],
+        "revisions": selectors.answer_revisions(answer=answer),
+    }
+
+
 @require_GET
 @login_required
 def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -187,6 +227,8 @@ def answer_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResp
             answer.response, allow_images=membership.project.allow_images
         ),
         "can_compare": selectors.has_same_prompt_answer(answer=answer),
+        **_lineage_context(answer),
+        "history": selectors.viewer_history(answer=answer, viewer=viewer),
     }
     services.exposures_record_views(
         project=membership.project, viewer=viewer, answers=[answer], surface="answer"

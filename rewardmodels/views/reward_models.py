@@ -15,7 +15,7 @@ from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.jobs import JobStatus
 from feedback.core.pages import render_page, submit_form
 from feedback.models import Membership, Role
-from rewardmodels import plots, selectors, services
+from rewardmodels import plots, run_checks, selectors, services
 from rewardmodels.forms import ActivateForm, RewardModelForm, ScoreForm
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -38,7 +38,10 @@ def _list_context(membership: Membership, **extra: Any) -> dict[str, Any]:
     return {
         "membership": membership,
         "project": membership.project,
-        "models": selectors.reward_models_for_project(project=membership.project),
+        "models": [
+            (model, run_checks.run_warnings(model.active_run.metrics) if model.active_run else [])
+            for model in selectors.reward_models_for_project(project=membership.project)
+        ],
         "objectives": Objective.choices,
         "form": RewardModelForm(),
         **extra,
@@ -79,7 +82,11 @@ def _detail_context(membership: Membership, model: RewardModel, **extra: Any) ->
         "membership": membership,
         "project": membership.project,
         "model": model,
-        "versions": list(selectors.versions_of(reward_model=model)),
+        "versions": [
+            (run, run_checks.run_warnings(run.metrics))
+            for run in selectors.versions_of(reward_model=model)
+        ],
+        "settings": run_checks.config_table(model.config),
         "runs": list(selectors.runs_of(reward_model=model)[:20]),
         "score_form": ScoreForm(),
         **extra,
@@ -153,7 +160,16 @@ def model_score(request: HttpRequest, slug: str, model_id: int) -> HttpResponse:
 def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     membership = _researcher(request, slug)
     run = _run_or_404(membership, run_id)
-    context = {"membership": membership, "project": membership.project, "run": run}
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "run": run,
+        "settings": run_checks.config_table(run.config),
+        "warnings": run_checks.run_warnings(run.metrics)
+        if run.status == JobStatus.SUCCEEDED
+        else [],
+        "feature_prefixes": run_checks.FEATURE_PREFIXES,
+    }
     return render_page(request, "rewardmodels/run_detail.html", context, partial="run-status")
 
 

@@ -589,6 +589,7 @@ ROUTES: dict[str, Entry] = {
     "feedback:webhook_delete": page(OWNER, POST(REDIRECT), kwargs=webhook),
     "feedback:webhook_enable": page(OWNER, POST(REDIRECT), kwargs=webhook),
     "feedback:webhook_delivery_resend": page(OWNER, POST(REDIRECT), kwargs=delivery),
+    "feedback:dashboard": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_list": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_create": page(RESEARCHER, POST(400, body={"name": ""})),
     "rewardmodels:model_detail": page(RESEARCHER, GET(200, data=True), kwargs=model),

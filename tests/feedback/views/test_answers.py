@@ -388,8 +388,9 @@ def test_answer_page_query_count_does_not_grow(
     page(client)  # the first view records the exposure
 
     # session, user, membership, answer, follow-up due, reaction counts, mine, comparison
-    # candidate, known exposure event (a reload in the window writes nothing)
-    with django_assert_num_queries(9):
+    # candidate, its re-runs, the viewer's critiques and follow-ups, known exposure event (a
+    # reload in the window writes nothing)
+    with django_assert_num_queries(12):
         page(client)
 
 
@@ -423,10 +424,11 @@ def test_project_page_query_count_does_not_grow_with_rows(
     login(client, project, "rater")
     AnswerFactory.create_batch(rows, project=project)
 
-    # session, user, membership, pager count, the page; exposures: known events, answers,
-    # events, exposures (no savepoint: they join the request's transaction or make their own),
-    # the project's webhook endpoints; reaction counts; the model filter's options
-    with django_assert_num_queries(12):
+    # session, user, membership, pager count, the page, the page's re-runs; exposures: known
+    # events, answers, events, exposures (no savepoint: they join the request's transaction or
+    # make their own), the project's webhook endpoints; reaction counts; the model and version
+    # filters' options
+    with django_assert_num_queries(14):
         response = client.get("/projects/acme/")
 
     assert response.status_code == 200
