@@ -324,6 +324,8 @@ class WebhookEndpointForm(ServiceForm):
     description = forms.CharField(label="Description", max_length=200, required=False)
 
     url_fields = ("url",)
+
+
 class DashboardForm(forms.Form):
     """The dashboard's range: whole days in UTC, both included, by day or by week."""
 
