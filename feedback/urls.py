@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, debug, exports, queues, site
+from feedback.views import answers, debug, exports, members, queues, site
 
 app_name = "feedback"
 
@@ -64,4 +64,11 @@ urlpatterns = [
     path("<slug:slug>/api-keys/", site.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/create/", site.api_key_create, name="api_key_create"),
     path("<slug:slug>/api-keys/<int:key_id>/revoke/", site.api_key_revoke, name="api_key_revoke"),
+    path("<slug:slug>/members/", members.members, name="members"),
+    path("<slug:slug>/members/add/", members.member_add, name="member_add"),
+    path("<slug:slug>/members/create/", members.member_create, name="member_create"),
+    path("<slug:slug>/members/<int:member_id>/role/", members.member_role, name="member_role"),
+    path(
+        "<slug:slug>/members/<int:member_id>/remove/", members.member_remove, name="member_remove"
+    ),
 ]

@@ -53,7 +53,7 @@ from django.utils import timezone
 from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
-from feedback.models import Answer, Critique, Project, Role, Scope
+from feedback.models import Answer, Critique, Membership, Project, Role, Scope
 from feedback.services.annotation import (
     QueueFilter,
     answer_ask,
@@ -150,6 +150,7 @@ class Objects:
     build_id: int  # a C3PO build that succeeded
     item_id: int  # an in-scope row of that build, waiting for review
     generator_id: int
+    member_id: int  # a membership that is not the owner's own
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -322,6 +323,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         build_id=build.pk,
         item_id=items[-1].pk,
         generator_id=generator.pk,
+        member_id=Membership.objects.get(project=project, user=users.get("rater", owner)).pk,
     )
 
 
@@ -519,7 +521,14 @@ ROUTES: dict[str, Entry] = {
     "logout": site(POST(LOGIN)),
     "schema": site(GET(200)),  # the API's description is public
     "api-docs": site(GET(200)),
-    "feedback:project_list": site(GET(200, data=True), anonymous=LOGIN),
+    "feedback:project_list": site(
+        GET(200, data=True), POST(400, body={"name": ""}), anonymous=LOGIN
+    ),
+    # A new member's one-time link: a link that is not (or no longer) valid says so.
+    "password_set": Entry(
+        "site", (GET(200),), kwargs=lambda o: {"uidb64": "MQ", "token": "not-a-token"}
+    ),
+    "password_set_done": site(GET(200)),
     # --- a project's pages -----------------------------------------------------------------
     "feedback:project_detail": page(RATER, GET(200, data=True)),
     "feedback:compare": page(RATER, GET(200, data=True)),
@@ -554,6 +563,15 @@ ROUTES: dict[str, Entry] = {
     "feedback:api_keys": page(OWNER, GET(200, data=True)),
     "feedback:api_key_create": page(OWNER, POST(400, body={"name": ""})),
     "feedback:api_key_revoke": page(OWNER, POST(REDIRECT), kwargs=lambda o: {"key_id": o.key_id}),
+    "feedback:members": page(OWNER, GET(200, data=True)),
+    "feedback:member_add": page(OWNER, POST(400, body={"user": ""})),
+    "feedback:member_create": page(OWNER, POST(400, body={"username": ""})),
+    "feedback:member_role": page(
+        OWNER, POST(400, body={"role": "nope"}), kwargs=lambda o: {"member_id": o.member_id}
+    ),
+    "feedback:member_remove": page(
+        OWNER, POST(REDIRECT), kwargs=lambda o: {"member_id": o.member_id}
+    ),
     "rewardmodels:model_list": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_create": page(RESEARCHER, POST(400, body={"name": ""})),
     "rewardmodels:model_detail": page(RESEARCHER, GET(200, data=True), kwargs=model),
