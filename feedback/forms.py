@@ -320,7 +320,12 @@ class MemberAddForm(ServiceForm):
     """An existing account made a member."""
 
     user = forms.CharField(required=False, label="Username or email address", max_length=254)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER, help_text=ROLE_HELP)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: it shares the members page with the form that creates an account.
+        kwargs.setdefault("auto_id", "add_member_%s")
+        super().__init__(*args, **kwargs)
 
 
 class MemberCreateForm(ServiceForm):
@@ -329,6 +334,10 @@ class MemberCreateForm(ServiceForm):
     username = forms.CharField(required=False, max_length=150)
     email = forms.CharField(required=False, label="Email address (optional)", max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "new_member_%s")
+        super().__init__(*args, **kwargs)
 
 
 class MemberRoleForm(ServiceForm):
