@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from django.urls import NoReverseMatch, reverse
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from feedback import services
 from feedback.models import ApiKey, Membership, Project, Role
@@ -23,7 +23,7 @@ from tests.factories import AnswerFactory, MembershipFactory, UserFactory, answe
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 
 # The bar's sections each role sees, in order (the dashboard only once its page exists).
 SECTIONS = {
@@ -88,7 +88,8 @@ def test_each_role_sees_the_sections_it_may_open_and_where_it_is(
     # Every section it shows opens for this role.
     for href in [link.get_attribute("href") for link in links.all()]:
         response = page.goto(f"{live_server.url}{href}")
-        assert response is not None and response.status == 200, href
+        assert response is not None, href
+        assert response.status == 200, href
         expect(bar(page).locator("[aria-current=page]")).to_have_count(1)
 
 
@@ -213,7 +214,8 @@ def test_a_page_above_the_role_answers_403_in_the_layout(
 
     response = page.goto(f"{live_server.url}/projects/acme/settings/")
 
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     expect(page.get_by_role("heading", name="You can't open this page")).to_be_visible()
     expect(page.get_by_text("Your role in Acme is rater")).to_be_visible()
     expect(bar(page).get_by_role("link")).to_have_text(SECTIONS[Role.RATER])
@@ -232,7 +234,8 @@ def test_a_missing_page_answers_404_in_the_layout_without_internal_messages(
 
     response = page.goto(f"{live_server.url}{path}")
 
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     expect(page.get_by_role("heading", name="This page doesn't exist")).to_be_visible()
     expect(page.get_by_role("link", name="Your projects").last).to_be_visible()
     body = page.locator("body").inner_text()
@@ -350,7 +353,8 @@ def _open(page: Page, live_server: Any, project: Project, role: str, path: str) 
         pytest.skip("the dashboard page is not served by this build")
     log_in(page, live_server, project, f"member-{role}", role)
     response = page.goto(live_server.url + path.format(**ids))
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
 
 
 @pytest.mark.parametrize(("role", "path"), _cases(KNOWN_WIDTH_FAILURES))
