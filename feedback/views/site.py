@@ -244,8 +244,8 @@ def _error_page(request: HttpRequest, template: str, status: int, **context: Any
         context["back_url"] = reverse("feedback:project_detail", args=[membership.project.slug])
         context["back_label"] = f"Back to {membership.project.name}"
     if is_htmx(request):
-        template = f"{template}#error"
-    return render(request, template, context, status=status)
+        template = "includes/error_message.html"
+    return render(request, template, {"status": status, **context}, status=status)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
