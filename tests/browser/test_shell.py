@@ -384,3 +384,18 @@ def test_no_main_page_has_serious_accessibility_violations(
         if v["impact"] in ("serious", "critical")
     ]
     assert not serious, "\n".join(serious)
+
+
+@pytest.mark.parametrize(
+    "path", ["/projects/acme/", "/projects/acme/members/", "/projects/acme/api-keys/"]
+)
+def test_the_dark_scheme_keeps_every_text_readable(
+    page: Page, live_server: Any, project: Project, path: str
+) -> None:
+    page.emulate_media(color_scheme="dark")
+
+    _open(page, live_server, project, Role.OWNER, path)
+
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
+    results = Axe().run(page, options={"runOnly": ["color-contrast"]})
+    assert [v["id"] for v in results.response["violations"]] == []
