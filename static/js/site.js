@@ -1,6 +1,6 @@
-// What every page of the site shares: dismissable toasts, copy buttons, and a toast for the
-// htmx responses that are not swapped into the page (a server error, a lost connection), so a
-// failed request never passes without a word.
+// What every page of the site shares: dismissable toasts, copy buttons, a question before a
+// destructive form is sent, and a toast for the htmx responses that are not swapped into the
+// page (a server error, a lost connection), so a failed request never passes without a word.
 (function () {
   "use strict";
 
@@ -51,6 +51,17 @@
       }
     }
   });
+
+  // A form that destroys something asks first: <form data-confirm="Remove bert?">.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
 
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail && event.detail.xhr;

@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from django.urls import NoReverseMatch, reverse
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import Dialog, Page, ViewportSize, expect
 
 from feedback import services
 from feedback.models import ApiKey, Membership, Project, Role
@@ -164,13 +164,28 @@ def test_an_owner_adds_a_user_changes_their_role_removes_them_and_stays_the_last
     page.get_by_label("Role of olga", exact=True).select_option("rater")
     page.get_by_role("button", name="Change the role of olga").click()
     expect(page.get_by_role("alert")).to_contain_text("A project needs an owner")
+    # Removing asks first: the first answer is "cancel", the others "OK".
+    answers = [False]
+    questions: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        if answers.pop(0) if answers else True:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", answer)
+    page.get_by_role("button", name="Remove bert").click()  # cancelled: nothing is sent
     page.get_by_role("button", name="Remove olga").click()
     expect(page.get_by_role("alert")).to_contain_text("A project needs an owner")
     assert Membership.objects.get(user__username="olga").role == Role.OWNER
+    assert Membership.objects.filter(user__username="bert").exists()
 
     page.get_by_role("button", name="Remove bert").click()
     expect(page.get_by_text("bert removed from the project.")).to_be_visible()
     assert not Membership.objects.filter(user__username="bert").exists()
+    assert questions[0] == "Remove bert from Acme? Their feedback stays."
 
 
 # --- API keys ------------------------------------------------------------------------------------
