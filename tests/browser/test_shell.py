@@ -414,3 +414,16 @@ def test_the_dark_scheme_keeps_every_text_readable(
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
     results = Axe().run(page, options={"runOnly": ["color-contrast"]})
     assert [v["id"] for v in results.response["violations"]] == []
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/accounts/set-password/MQ/expired/"])
+def test_the_pages_before_logging_in_fit_a_phone_and_pass_axe(
+    page: Page, live_server: Any, db: Any, path: str
+) -> None:
+    page.set_viewport_size(PHONE)
+
+    page.goto(live_server.url + path)
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    violations = Axe().run(page).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
