@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from feedback.views import site as site_views
@@ -15,6 +15,23 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # A new member's one-time link to choose their password (Django's password-reset token:
+    # it stops working once the password is set).
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="registration/password_set_form.html",
+            success_url=reverse_lazy("password_set_done"),
+        ),
+        name="password_set",
+    ),
+    path(
+        "accounts/set-password/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="registration/password_set_done.html"
+        ),
+        name="password_set_done",
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from its own URL (?script), so the page
@@ -32,5 +49,7 @@ urlpatterns = [
     path("widget/demo/<slug:slug>/", widget_views.widget_demo, name="widget-demo"),
 ]
 
+handler400 = "feedback.views.site.bad_request"
+handler403 = "feedback.views.site.permission_denied"
 handler404 = "feedback.views.site.not_found"
 handler500 = "feedback.views.site.server_error"

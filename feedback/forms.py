@@ -13,7 +13,7 @@ from django.core.validators import URLValidator
 
 from feedback.core.forms import ServiceForm
 from feedback.core.validators import bidi_problem, url_problem
-from feedback.models import PipelineConnector, Project, Scope, WebhookEventType
+from feedback.models import PipelineConnector, Project, Role, Scope, WebhookEventType
 from feedback.pipelines.http import MAX_TIMEOUT_SECONDS
 from feedback.selectors import QueueFilter
 from feedback.services.annotation import OVERLAP_RULE
@@ -183,8 +183,15 @@ class ConnectorForm(ServiceForm):
 
 
 class ApiKeyForm(ServiceForm):
-    name = forms.CharField(required=False)
-    scopes = forms.MultipleChoiceField(choices=Scope.choices, required=False)
+    name = forms.CharField(
+        required=False, help_text="Say where the key is used, e.g. “chat backend”."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(value, f"{label} ({value})") for value, label in Scope.choices],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do; pick at least one.",
+    )
     # The service checks each origin and names the bad ones.
     origins = forms.CharField(
         label="Allowed origins (widget keys only)",
@@ -378,3 +385,50 @@ class AnswerFilterForm(forms.Form):
         if since and until and since > until:
             self.add_error("until", "Must not be before the start.")
         return data
+
+
+class ProjectCreateForm(ServiceForm):
+    """A new project; the one who creates it becomes its owner."""
+
+    name = forms.CharField(required=False, max_length=200)
+    slug = forms.CharField(
+        required=False,
+        label="Address",
+        max_length=64,
+        help_text="Part of the project's web address; made from the name when left blank.",
+    )
+
+
+ROLE_HELP = (
+    "Raters rate and compare answers; annotators also correct them in debug mode and work "
+    "queues; researchers also export data and train models; owners also manage settings, "
+    "members and API keys."
+)
+
+
+class MemberAddForm(ServiceForm):
+    """An existing account made a member."""
+
+    user = forms.CharField(required=False, label="Username or email address", max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: it shares the members page with the form that creates an account.
+        kwargs.setdefault("auto_id", "add_member_%s")
+        super().__init__(*args, **kwargs)
+
+
+class MemberCreateForm(ServiceForm):
+    """A new account made a member, who chooses a password through a one-time link."""
+
+    username = forms.CharField(required=False, max_length=150)
+    email = forms.CharField(required=False, label="Email address (optional)", max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "new_member_%s")
+        super().__init__(*args, **kwargs)
+
+
+class MemberRoleForm(ServiceForm):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, dashboard, debug, exports, queues, site, webhooks
+from feedback.views import answers, dashboard, debug, exports, members, queues, site, webhooks
 
 app_name = "feedback"
 
@@ -83,4 +83,11 @@ urlpatterns = [
         name="webhook_delivery_resend",
     ),
     path("<slug:slug>/dashboard/", dashboard.dashboard, name="dashboard"),
+    path("<slug:slug>/members/", members.members, name="members"),
+    path("<slug:slug>/members/add/", members.member_add, name="member_add"),
+    path("<slug:slug>/members/create/", members.member_create, name="member_create"),
+    path("<slug:slug>/members/<int:member_id>/role/", members.member_role, name="member_role"),
+    path(
+        "<slug:slug>/members/<int:member_id>/remove/", members.member_remove, name="member_remove"
+    ),
 ]

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class RoleRequired(PermissionDenied):
+    """A member asked for a page that needs a bigger role than theirs."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"This page needs the {role} role.")
+        self.role = role
+
+
 def found_or_404(found: T | None, message: str) -> T:
     """What a selector found, or a 404 saying `message` (selectors answer None for what isn't
     there or isn't the caller's project's, so another project's ids are indistinguishable from
@@ -31,9 +39,18 @@ def membership_or_404(request: HttpRequest, slug: str, min_role: str = Role.RATE
     membership = found_or_404(
         selectors.membership_get(user=request.user, slug=slug), "No such project."
     )
+    # Kept for the layout's project bar, also when the role is too small (the 403 page still
+    # shows the sections this member may open).
+    request.project_membership = membership  # type: ignore[attr-defined]
     if not role_includes(membership.role, min_role):
-        raise PermissionDenied(f"This page needs the {min_role} role.")
+        raise RoleRequired(min_role)
     return membership
+
+
+def membership_of(request: HttpRequest) -> Membership | None:
+    """The membership `membership_or_404` found for this request, if it ran."""
+    found = getattr(request, "project_membership", None)
+    return found if isinstance(found, Membership) else None
 
 
 def answer_or_404(membership: Membership, external_id: str) -> Answer:

@@ -9,22 +9,23 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django.views.defaults import page_not_found
-from django.views.defaults import server_error as django_server_error
 
 from config.celery_app import app as celery_app
 from feedback import selectors, services
-from feedback.core.access import membership_or_404
+from feedback.core.access import RoleRequired, membership_of, membership_or_404
 from feedback.core.api import error_body, is_database_outage
 from feedback.core.middleware import database_unavailable_response, is_api
-from feedback.core.pages import submit_form
-from feedback.forms import ApiKeyForm, ConnectorForm, ProjectSettingsForm
-from feedback.models import ApiKey, Membership, Role, Scope
+from feedback.core.pages import is_htmx, submit_form
+from feedback.forms import ApiKeyForm, ConnectorForm, ProjectCreateForm, ProjectSettingsForm
+from feedback.models import ApiKey, Membership, Role
+from feedback.services import tenancy
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,31 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("feedback:project_list" if request.user.is_authenticated else "login")
 
 
-@require_GET
+PROJECTS_PAGE = "feedback/project_list.html"
+
+
 @login_required
+@require_http_methods(["GET", "POST"])
 def project_list(request: HttpRequest) -> HttpResponse:
-    memberships = selectors.projects_for_user(user=request.user)
-    return render(request, "feedback/project_list.html", {"memberships": memberships})
+    """The signed-in user's projects, and a form to start one (they become its owner)."""
+    if request.method == "GET":
+        return render(request, PROJECTS_PAGE, _projects_context(request, ProjectCreateForm()))
+    form = ProjectCreateForm(request.POST)
+    return submit_form(
+        request,
+        form,
+        lambda data: tenancy.project_create_owned(
+            owner=request.user, name=data["name"], slug=data["slug"]
+        ),
+        template=PROJECTS_PAGE,
+        context=lambda form: _projects_context(request, form),
+        message=lambda project: f"Project {project.name} created: you are its owner.",
+        done=lambda project: redirect("feedback:project_detail", slug=project.slug),
+    )
+
+
+def _projects_context(request: HttpRequest, form: ProjectCreateForm) -> dict[str, Any]:
+    return {"memberships": selectors.projects_for_user(user=request.user), "form": form}
 
 
 @login_required
@@ -106,11 +127,24 @@ def connector_save(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+# The session key under which a key just created waits for the page that shows it once.
+NEW_API_KEY = "new_api_key"
+
+
 @require_GET
 @login_required
 def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
-    return render(request, API_KEYS_PAGE, _api_keys_context(membership))
+    # A key created a moment ago is shown on this page once: taken out of the session as it is
+    # shown, so a reload (or the back button) shows it no more. Only its own project's page
+    # takes it.
+    created = request.session.get(NEW_API_KEY)
+    new_key = None
+    if isinstance(created, dict) and created.get("project") == membership.project.pk:
+        new_key = request.session.pop(NEW_API_KEY)
+    response = render(request, API_KEYS_PAGE, _api_keys_context(membership, new_key=new_key))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _api_keys_context(membership: Membership, **extra: Any) -> dict[str, Any]:
@@ -118,7 +152,7 @@ def _api_keys_context(membership: Membership, **extra: Any) -> dict[str, Any]:
         "membership": membership,
         "project": membership.project,
         "keys": selectors.api_keys_for_project(project=membership.project),
-        "scopes": Scope.choices,
+        "form": ApiKeyForm(),
         **extra,
     }
 
@@ -129,10 +163,14 @@ def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.OWNER)
 
     def show_once(created: tuple[ApiKey, str]) -> HttpResponse:
-        # The raw key is rendered once, in this response, and never again.
-        response = render(request, API_KEYS_PAGE, _api_keys_context(membership, new_key=created[1]))
-        response["Cache-Control"] = "no-store"
-        return response
+        # The raw key is never stored; it waits in the session for the page the redirect opens.
+        key, raw_key = created
+        request.session[NEW_API_KEY] = {
+            "project": membership.project.pk,
+            "name": key.name,
+            "key": raw_key,
+        }
+        return redirect("feedback:api_keys", slug=slug)
 
     return submit_form(
         request,
@@ -146,6 +184,7 @@ def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
         ),
         template=API_KEYS_PAGE,
         context=lambda form: _api_keys_context(membership, form=form),
+        message=lambda created: f"Key “{created[0].name}” created.",
         done=show_once,
     )
 
@@ -196,20 +235,55 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(checks, status=200 if healthy else 503)
 
 
+def _error_page(request: HttpRequest, template: str, status: int, **context: Any) -> HttpResponse:
+    """An error page in the site's layout, with a way back: to the project the URL names when
+    the caller is a member of it. An htmx request gets only the message, which it swaps where
+    the answer was to go."""
+    membership = membership_of(request)
+    if membership is not None:
+        context.setdefault("membership", membership)
+        context["back_url"] = reverse("feedback:project_detail", args=[membership.project.slug])
+        context["back_label"] = f"Back to {membership.project.name}"
+    if is_htmx(request):
+        template = "includes/error_message.html"
+    return render(request, template, {"status": status, **context}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """400 for a request Django itself refused (a suspicious operation, a malformed body)."""
+    if is_api(request):
+        return JsonResponse(error_body("bad_request", "The request is malformed."), status=400)
+    return _error_page(request, "400.html", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403: the member's role is too small for the page. Shown in the layout in DEBUG too
+    (Django answers a PermissionDenied with this handler whatever DEBUG says)."""
+    if is_api(request):
+        return JsonResponse(
+            error_body("permission_denied", "You do not have permission to do this."), status=403
+        )
+    needed = exception.role if isinstance(exception, RoleRequired) else None
+    return _error_page(request, "403.html", 403, needed_role=needed)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """404 for URLs no view matched: the JSON error shape under /api/, a page elsewhere."""
+    """404 for URLs no view matched and objects that are not the caller's: the JSON error shape
+    under /api/, a page elsewhere. The exception's own text (which may name a model) is never
+    shown."""
     if is_api(request):
         return JsonResponse(error_body("not_found", "No such API endpoint or object."), status=404)
-    return page_not_found(request, exception)
+    return _error_page(request, "404.html", 404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """500, unless the error being handled is the database being down: raised outside any view
     (by a middleware reading the session before the view, or saving it after), it arrives here
-    rather than at the middleware that answers 503 for views."""
+    rather than at the middleware that answers 503 for views. The page is rendered without the
+    request: whatever failed may fail again while looking up the user or the session."""
     exception = sys.exc_info()[1]
     if is_database_outage(exception):
         return database_unavailable_response(request, exception)
     if is_api(request):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
-    return django_server_error(request)
+    return HttpResponseServerError(loader.get_template("500.html").render())

@@ -53,7 +53,7 @@ from django.utils import timezone
 from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
-from feedback.models import Answer, Critique, Project, Role, Scope, WebhookDelivery
+from feedback.models import Answer, Critique, Membership, Project, Role, Scope, WebhookDelivery
 from feedback.services.annotation import (
     QueueFilter,
     answer_ask,
@@ -154,6 +154,7 @@ class Objects:
     generator_id: int
     webhook_id: int  # a webhook endpoint, with one delivery that succeeded
     delivery_id: int
+    member_id: int  # a membership that is not the owner's own
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -339,6 +340,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         generator_id=generator.pk,
         webhook_id=endpoint.pk,
         delivery_id=delivery.pk,
+        member_id=Membership.objects.get(project=project, user=users.get("rater", owner)).pk,
     )
 
 
@@ -548,7 +550,14 @@ ROUTES: dict[str, Entry] = {
     "logout": site(POST(LOGIN)),
     "schema": site(GET(200)),  # the API's description is public
     "api-docs": site(GET(200)),
-    "feedback:project_list": site(GET(200, data=True), anonymous=LOGIN),
+    "feedback:project_list": site(
+        GET(200, data=True), POST(400, body={"name": ""}), anonymous=LOGIN
+    ),
+    # A new member's one-time link: a link that is not (or no longer) valid says so.
+    "password_set": Entry(
+        "site", (GET(200),), kwargs=lambda o: {"uidb64": "MQ", "token": "not-a-token"}
+    ),
+    "password_set_done": site(GET(200)),
     # --- a project's pages -----------------------------------------------------------------
     "feedback:project_detail": page(RATER, GET(200, data=True)),
     "feedback:compare": page(RATER, GET(200, data=True)),
@@ -590,6 +599,15 @@ ROUTES: dict[str, Entry] = {
     "feedback:webhook_enable": page(OWNER, POST(REDIRECT), kwargs=webhook),
     "feedback:webhook_delivery_resend": page(OWNER, POST(REDIRECT), kwargs=delivery),
     "feedback:dashboard": page(RESEARCHER, GET(200, data=True)),
+    "feedback:members": page(OWNER, GET(200, data=True)),
+    "feedback:member_add": page(OWNER, POST(400, body={"user": ""})),
+    "feedback:member_create": page(OWNER, POST(400, body={"username": ""})),
+    "feedback:member_role": page(
+        OWNER, POST(400, body={"role": "nope"}), kwargs=lambda o: {"member_id": o.member_id}
+    ),
+    "feedback:member_remove": page(
+        OWNER, POST(REDIRECT), kwargs=lambda o: {"member_id": o.member_id}
+    ),
     "rewardmodels:model_list": page(RESEARCHER, GET(200, data=True)),
     "rewardmodels:model_create": page(RESEARCHER, POST(400, body={"name": ""})),
     "rewardmodels:model_detail": page(RESEARCHER, GET(200, data=True), kwargs=model),

@@ -67,9 +67,15 @@ def test_owner_creates_a_key_that_is_shown_once_and_works(client: Client, projec
     response = client.post(
         "/projects/acme/api-keys/create/", {"name": "ingest bot", "scopes": ["ingest", "export"]}
     )
+    shown = client.get(response["Location"])
+    reloaded = client.get(response["Location"])
 
-    content = response.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == "/projects/acme/api-keys/"
+    assert shown["Cache-Control"] == "no-store"
+    content = shown.content.decode()
     raw = content.split('id="new-key" readonly value="')[1].split('"')[0]
+    assert raw not in reloaded.content.decode()
     key = ApiKey.objects.get()
     assert api_key_authenticate(raw_key=raw) == key
     assert key.scopes == ["export", "ingest"]
