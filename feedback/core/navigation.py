@@ -49,7 +49,7 @@ SECTIONS: tuple[Section, ...] = (
         "Settings",
         "feedback:project_settings",
         Role.OWNER,
-        ("feedback:project_settings", "feedback:connector_save"),
+        ("feedback:project_settings", "feedback:connector_save", "feedback:webhook"),
     ),
     Section("members", "Members", "feedback:members", Role.OWNER, ("feedback:member",)),
     Section("api_keys", "API keys", "feedback:api_keys", Role.OWNER, ("feedback:api_key",)),

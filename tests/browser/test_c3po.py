@@ -102,7 +102,9 @@ def test_with_no_generator_an_annotator_writes_the_revisions(
 
     annotator = log_in(second_page, live_server, project, "anna", "annotator")
     annotator.goto(f"{live_server.url}/projects/acme/")
-    annotator.get_by_role("link", name="C3PO reviews").click()
+    annotator.get_by_role("navigation", name=re.compile("^Project ")).get_by_role(
+        "link", name="Reviews"
+    ).click()
     annotator.get_by_role("link", name=re.compile("Review build")).click()
     revised = annotator.get_by_label("Revised response (follows the feedback)")
     expect(revised).to_have_value(re.compile("😀"))  # starts from the baseline

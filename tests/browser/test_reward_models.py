@@ -23,7 +23,7 @@ def test_train_inspect_and_activate_a_p_love_model(
     plant_exposures(project)
     log_in(page, live_server, project, "rosa", "researcher")
     page.goto(f"{live_server.url}/projects/acme/")
-    page.get_by_role("link", name="Reward models").click()
+    page.get_by_role("link", name="Models", exact=True).click()
 
     # Create
     page.get_by_label("Name").fill("love")
