@@ -31,5 +31,6 @@ app.conf.task_routes = {
     "feedback.tasks.rerun_execute": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
+    "rewardmodels.tasks.shadow_run_execute": {"queue": Queue.TRAINING},
 }
 app.autodiscover_tasks()

@@ -363,6 +363,7 @@ CELERY_BEAT_SCHEDULE = {
             ("reruns", "rerun", 60.0),
             ("training-runs", "training_run", 60.0),
             ("c3po-builds", "c3po_build", 60.0),
+            ("shadow-runs", "shadow_run", 60.0),
         )
     },
 }

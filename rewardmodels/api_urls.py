@@ -40,4 +40,6 @@ urlpatterns = [
         apis.BuildDatasetApi.as_view(),
         name="api-c3po-dataset",
     ),
+    path("shadow-runs", apis.ShadowRunCreateApi.as_view(), name="api-shadow-runs"),
+    path("shadow-runs/<int:run_id>", apis.ShadowRunDetailApi.as_view(), name="api-shadow-run"),
 ]

@@ -46,6 +46,7 @@ from rewardmodels.models import (
     Generator,
     Objective,
     RewardModel,
+    ShadowRun,
     TrainingRun,
     VerbalFeedback,
 )
@@ -467,3 +468,101 @@ class BuildDatasetApi(APIView):
             )
         rows = selectors.build_dataset(build=build, part=part)
         return datasets.jsonl_response(rows, f"c3po-{build.pk}-{part}.jsonl")
+
+
+# --- shadow users ----------------------------------------------------------------------------
+
+
+class ShadowRunInputSerializer(serializers.Serializer[Any]):
+    reward_model = StrictIntegerField(help_text="A P[Love] model of the project with a version.")
+    since = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Exposures shown at or after this time."
+    )
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Exposures shown before this time."
+    )
+    threshold = StrictFloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "A simulated Love where P[Love] is at least this. Left out: each viewer's own "
+            "threshold (the one matching their observed Love rate), else the global one."
+        ),
+    )
+
+
+class ShadowRunOutputSerializer(serializers.Serializer[ShadowRun]):
+    id = serializers.IntegerField()
+    reward_model = serializers.IntegerField(source="reward_model_id")
+    version = serializers.IntegerField(source="training_run.version", allow_null=True)
+    producer = serializers.CharField(
+        help_text="How its simulated feedback names it (`producer` on each record)."
+    )
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    counts = serializers.DictField(
+        help_text="exposures, simulated_loves, viewers, threshold (global), own_thresholds."
+    )
+    agreement = serializers.DictField(
+        help_text=(
+            "On held-out real reactions (exposures newer than the version's training data), "
+            "for viewers with a real Love there: `viewers` (each with rows, loved, "
+            "simulated_loves, roc_auc, accuracy, kappa, threshold) and `overall`."
+        )
+    )
+    url = MethodCharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run: ShadowRun) -> str:
+        return reverse("api-shadow-run", args=[run.pk])
+
+
+class ShadowRunCreateApi(APIView):
+    @extend_schema(
+        operation_id="shadow_runs_create",
+        summary="Start a shadow run: simulated Loves for exposures nobody reacted to",
+        request=ShadowRunInputSerializer,
+        responses={
+            202: ShadowRunOutputSerializer,
+            **error_responses(*ERRORS, not_ready="The model has no version yet."),
+        },
+        description=(
+            "A job on the `training` queue. Its records are simulated feedback (source "
+            "`simulated`, with the model version and probability): never counted as people's, "
+            "and in datasets only with `include_simulated=true`."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        body = validated_body(request, ShadowRunInputSerializer)
+        model = selectors.reward_model_get(project=project, model_id=body.pop("reward_model"))
+        if model is None:
+            raise ValidationFailed(
+                {"reward_model": ["No such reward model in this project."]},
+                services.shadow.INVALID,
+            )
+        run = services.shadow.shadow_run_start(reward_model=model, requested_by=None, **body)
+        return Response(ShadowRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ShadowRunDetailApi(APIView):
+    @extend_schema(
+        operation_id="shadow_runs_retrieve",
+        summary="A shadow run's status, progress, counts and agreement with real reactions",
+        responses={200: ShadowRunOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        run = found_or_404(
+            selectors.shadow_run_get(project=project, run_id=run_id),
+            "No such shadow run in this project.",
+        )
+        return Response(ShadowRunOutputSerializer(run).data)

@@ -245,3 +245,47 @@ class C3POItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.prompt[:40]}"
+
+
+# --- shadow users ---------------------------------------------------------------------------
+
+
+class ShadowRun(Job):
+    """A P[Love] version speaking for viewers who did not react: over the exposures without a
+    real reaction from their viewer it records the predicted P[Love], and a simulated Love
+    where that passes the threshold (simulated feedback, never a Reaction). `agreement` says
+    how well the same version predicts the real reactions it did not train on."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="shadow_runs")
+    reward_model = models.ForeignKey(
+        RewardModel, on_delete=models.CASCADE, related_name="shadow_runs"
+    )
+    # The version that speaks: the model's active one when the run was requested.
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    # One threshold for everybody; None: each viewer's own (see rewardmodels.shadow).
+    threshold = models.FloatField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    agreement = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            *job_constraints("shadow_run", JobStatus.values),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold__gte=0.0, threshold__lte=1.0),
+                name="shadow_run_threshold_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="shadow_run_stale")]
+
+    @property
+    def producer(self) -> str:
+        """How its simulated feedback names it."""
+        return f"shadow_run:{self.pk}"
+
+    def __str__(self) -> str:
+        return f"shadow run {self.pk} ({self.status})"

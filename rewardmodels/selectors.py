@@ -16,9 +16,11 @@ from rewardmodels.models import (
     C3POBuild,
     C3POItem,
     Generator,
+    Objective,
     PromptScope,
     ReviewStatus,
     RewardModel,
+    ShadowRun,
     TrainingRun,
     VerbalFeedback,
 )
@@ -192,3 +194,30 @@ def collected_questions(*, project_id: int) -> Iterator[tuple[str, str]]:
         if question and question not in seen and len(question) <= MAX_PROMPT_CHARS:
             seen.add(question)
             yield question, response
+
+
+def shadow_run_get(*, project: Project, run_id: int) -> ShadowRun | None:
+    return (
+        ShadowRun.objects.filter(project=project, pk=run_id)
+        .select_related("reward_model", "training_run")
+        .first()
+    )
+
+
+def shadow_runs_for_project(*, project: Project) -> QuerySet[ShadowRun]:
+    return (
+        ShadowRun.objects.filter(project=project)
+        .select_related("reward_model", "training_run")
+        .order_by("-created_at", "-id")
+    )
+
+
+def p_love_models_with_version(*, project: Project) -> QuerySet[RewardModel]:
+    """The models a shadow can speak with: P[Love], with an active version."""
+    return (
+        RewardModel.objects.filter(
+            project=project, objective=Objective.P_LOVE, active_run__isnull=False
+        )
+        .select_related("active_run")
+        .order_by("name", "id")
+    )

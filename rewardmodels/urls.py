@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rewardmodels.views import c3po, reward_models
+from rewardmodels.views import c3po, reward_models, shadow
 
 app_name = "rewardmodels"
 
@@ -59,5 +59,13 @@ urlpatterns = [
         "<slug:slug>/models/builds/<int:build_id>/review/<int:item_id>/",
         c3po.review_submit,
         name="review_submit",
+    ),
+    path("<slug:slug>/models/shadow/", shadow.shadow_list, name="shadow_list"),
+    path("<slug:slug>/models/shadow/create/", shadow.shadow_create, name="shadow_create"),
+    path("<slug:slug>/models/shadow/<int:run_id>/", shadow.shadow_detail, name="shadow_detail"),
+    path(
+        "<slug:slug>/models/shadow/<int:run_id>/cancel/",
+        shadow.shadow_cancel,
+        name="shadow_cancel",
     ),
 ]

@@ -35,6 +35,7 @@ from feedback.models.signals import (
     Source,
     Winner,
 )
+from feedback.models.simulated import ProposalStatus, SimulatedFeedback, SimulatedKind
 from feedback.models.tenancy import (
     DEFAULT_NEGATIVE_REACTIONS,
     DEFAULT_POSITIVE_REACTIONS,
@@ -86,12 +87,15 @@ __all__ = [
     "Outcome",
     "PipelineConnector",
     "Project",
+    "ProposalStatus",
     "QueueAssignment",
     "QueueItem",
     "Reaction",
     "Rerun",
     "Role",
     "Scope",
+    "SimulatedFeedback",
+    "SimulatedKind",
     "Source",
     "Stage",
     "StageKind",

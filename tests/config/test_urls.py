@@ -70,6 +70,7 @@ from rewardmodels.models import (
     Generator,
     PromptScope,
     ReviewStatus,
+    ShadowRun,
     TrainingRun,
 )
 from rewardmodels.services import reward_model_create, training_run_start
@@ -150,6 +151,7 @@ class Objects:
     build_id: int  # a C3PO build that succeeded
     item_id: int  # an in-scope row of that build, waiting for review
     generator_id: int
+    shadow_run_id: int  # a shadow run that succeeded
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -307,6 +309,14 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     generator = Generator.objects.create(
         project=project, name=f"Gen {marker}", base_url="https://llm.example/v1", model="m"
     )
+    shadow_run = ShadowRun.objects.create(
+        project=project,
+        reward_model=model,
+        training_run=run,
+        status=JobStatus.SUCCEEDED,
+        progress=1.0,
+        finished_at=timezone.now(),
+    )
     return Objects(
         marker=marker,
         answer=external_id,
@@ -322,6 +332,7 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         build_id=build.pk,
         item_id=items[-1].pk,
         generator_id=generator.pk,
+        shadow_run_id=shadow_run.pk,
     )
 
 
@@ -499,6 +510,10 @@ def export(o: Objects) -> dict[str, Any]:
     return {"export_id": o.export_id}
 
 
+def shadow_run(o: Objects) -> dict[str, Any]:
+    return {"run_id": o.shadow_run_id}
+
+
 def own_assignment(cell: Cell) -> dict[str, Any]:
     return {"assignment": cell.objects.assignment_for(cell.principal)}
 
@@ -592,6 +607,11 @@ ROUTES: dict[str, Entry] = {
         POST(400, body={"action": "nothing"}),
         kwargs=lambda o: {**build(o), "item_id": o.item_id},
     ),
+    "rewardmodels:shadow_list": page(RESEARCHER, GET(200, data=True)),
+    "rewardmodels:shadow_create": page(RESEARCHER, POST(400, body={"reward_model": ""})),
+    "rewardmodels:shadow_detail": page(RESEARCHER, GET(200, data=True), kwargs=shadow_run),
+    # A finished run: cancelling changes nothing, and the page says so.
+    "rewardmodels:shadow_cancel": page(RESEARCHER, POST(REDIRECT), kwargs=shadow_run),
     # --- the API ---------------------------------------------------------------------------
     "api-answers": api(POST(400, scope=INGEST, other_key=400)),
     # `{}` is an OTLP/JSON export with no spans: accepted, nothing written.
@@ -627,6 +647,8 @@ ROUTES: dict[str, Entry] = {
     # Only a failed build can be resumed; this one succeeded.
     "api-c3po-build-resume": api(POST(409, scope=TRAIN), kwargs=build),
     "api-c3po-dataset": api(GET(200, scope=TRAIN, query={"part": "dpo"}, data=True), kwargs=build),
+    "api-shadow-runs": api(POST(400, scope=TRAIN, other_key=400)),
+    "api-shadow-run": api(GET(200, scope=TRAIN), kwargs=shadow_run),
 }
 
 
