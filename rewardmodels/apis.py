@@ -72,7 +72,8 @@ class ModelInputSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text=(
             "p_love: test_fraction, epochs, alpha, viewer_cap, uniform_factor, batch_size, "
-            "n_features_log2, use_char, model, model_version; preference: test_fraction, C, "
+            "n_features_log2, use_char, model, model_version, include_simulated; preference: "
+            "test_fraction, C, "
             "n_features_log2, use_char, model, model_version. Omitted or null: the defaults."
         ),
     )

@@ -294,3 +294,29 @@ def test_the_api_streams_simulated_rows_only_when_asked_and_the_feed_shows_their
     assert sorted(e["user_ref"] for e in simulated) == ["bob", "bob", "carol"]
     assert all(e["reaction"] == "love" and e["simulated"] is True for e in simulated)
     assert all(0 < e["probability"] <= 1 and e["model_version"] == "love v1" for e in simulated)
+
+
+@pytest.mark.django_db
+def test_training_learns_from_simulated_rows_only_when_its_config_says_so(
+    project: Project, shadowed: tuple[RewardModel, ShadowRun]
+) -> None:
+    # given the shadow run of the planted data (it loved bob's two GOOD answers)
+
+    def trained_base_rate(**config: Any) -> float:
+        other = services.reward_model_create(
+            project=project,
+            name=f"again {config}",
+            objective="p_love",
+            config={"epochs": 5, **config},
+            created_by=None,
+        )
+        again = services.training_run_start(reward_model=other, requested_by=None)
+        services.training_run_execute(run_id=again.pk)
+        again.refresh_from_db()
+        assert again.status == "succeeded", again.error
+        return float(again.metrics["base_rate"])
+
+    # when a model is trained with and without the flag
+    # then only with it do bob's GOOD answers count as loved among the eight held-out rows
+    assert trained_base_rate() == 0.5
+    assert trained_base_rate(include_simulated=True) == 0.75
