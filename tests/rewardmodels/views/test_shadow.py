@@ -49,10 +49,11 @@ def test_a_finished_run_shows_its_counts_and_agreement_escaped(
     project: Project, researcher: Client
 ) -> None:
     model = shadow_model(project)
+    assert model.active_run is not None
     run = ShadowRun.objects.create(
         project=project,
         reward_model=model,
-        training_run_id=model.active_run_id,
+        training_run=model.active_run,
         status=JobStatus.SUCCEEDED,
         progress=1.0,
         finished_at=timezone.now(),
