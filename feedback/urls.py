@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feedback.views import answers, debug, exports, queues, site
+from feedback.views import answers, debug, exports, proposals, queues, site
 
 app_name = "feedback"
 
@@ -38,6 +38,16 @@ urlpatterns = [
         "<slug:slug>/answers/<path:external_id>/-/debug/rerun/",
         debug.answer_rerun,
         name="answer_rerun",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/proposals/<int:proposal_id>/accept/",
+        proposals.proposal_accept,
+        name="proposal_accept",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/proposals/<int:proposal_id>/reject/",
+        proposals.proposal_reject,
+        name="proposal_reject",
     ),
     # Debug mode's public address (links to it are shared), so it keeps this form. It must
     # precede the answer page, so the page of an answer whose external_id itself ends in

@@ -44,6 +44,9 @@ from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     Generator,
+    Judge,
+    JudgeRun,
+    JudgeTarget,
     Objective,
     RewardModel,
     ShadowRun,
@@ -567,3 +570,133 @@ class ShadowRunDetailApi(APIView):
             "No such shadow run in this project.",
         )
         return Response(ShadowRunOutputSerializer(run).data)
+
+
+# --- LLM judges ------------------------------------------------------------------------------
+
+
+class JudgeInputSerializer(serializers.Serializer[Any]):
+    name = StrictCharField(max_length=200)
+    generator = StrictIntegerField(source="generator_id", help_text="A generator's id.")
+    rubric = StrictCharField(max_length=10_000)
+    target = serializers.ChoiceField(choices=JudgeTarget.values)
+    viewer = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="A user_ref: the judge speaks for this viewer, shown their past feedback.",
+    )
+
+
+class JudgeOutputSerializer(serializers.Serializer[Judge]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    generator = serializers.IntegerField(source="generator_id")
+    rubric = serializers.CharField()
+    target = serializers.ChoiceField(choices=JudgeTarget.values)
+    viewer = serializers.CharField()
+    agreement = MethodDictField(
+        help_text=(
+            "document_relevance: `relevance` with Cohen's kappa per annotator and "
+            "Krippendorff's alpha; answer: `verdicts` with accuracy against people's "
+            "reactions; `decisions`: proposals accepted and rejected per annotator."
+        )
+    )
+    created_at = serializers.DateTimeField()
+
+    def get_agreement(self, judge: Judge) -> dict[str, Any]:
+        return selectors.judge_agreement(judge=judge)
+
+
+class JudgeRunInputSerializer(serializers.Serializer[Any]):
+    filters = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="model, model_version, since, until (answers created), limit (1 to 1000).",
+    )
+
+
+class JudgeRunOutputSerializer(serializers.Serializer[JudgeRun]):
+    id = serializers.IntegerField()
+    judge = serializers.IntegerField(source="judge_id")
+    producer = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    filters = serializers.DictField()
+    counts = serializers.DictField()
+    url = MethodCharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run: JudgeRun) -> str:
+        return reverse("api-judge-run", args=[run.pk])
+
+
+def _judge_or_404(project: Project, judge_id: int) -> Judge:
+    return found_or_404(
+        selectors.judge_get(project=project, judge_id=judge_id), "No such judge in this project."
+    )
+
+
+class JudgeCreateApi(APIView):
+    @extend_schema(
+        operation_id="judges_create",
+        summary="Create an LLM judge over one of the project's generators",
+        request=JudgeInputSerializer,
+        responses={201: JudgeOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        judge = services.judges.judge_create(
+            project=project, **validated_body(request, JudgeInputSerializer)
+        )
+        return Response(JudgeOutputSerializer(judge).data, status=status.HTTP_201_CREATED)
+
+
+class JudgeDetailApi(APIView):
+    @extend_schema(
+        operation_id="judges_retrieve",
+        summary="A judge with its agreement with people",
+        responses={200: JudgeOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, judge_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        return Response(JudgeOutputSerializer(_judge_or_404(project, judge_id)).data)
+
+
+class JudgeRunCreateApi(APIView):
+    @extend_schema(
+        operation_id="judge_runs_create",
+        summary="Run a judge over the answers a filter selects",
+        request=JudgeRunInputSerializer,
+        responses={202: JudgeRunOutputSerializer, **error_responses(*ERRORS, not_found=NOT_FOUND)},
+        description=(
+            "A job on the `c3po` queue. What the judge says is simulated feedback (source "
+            "`simulated`): verdicts with critiques, or proposals annotators accept or reject "
+            "in debug mode."
+        ),
+    )
+    def post(self, request: Request, judge_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        judge = _judge_or_404(project, judge_id)
+        run = services.judges.judge_run_start(
+            judge=judge, **validated_body(request, JudgeRunInputSerializer)
+        )
+        return Response(JudgeRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JudgeRunDetailApi(APIView):
+    @extend_schema(
+        operation_id="judge_runs_retrieve",
+        summary="A judge run's status, progress and counts",
+        responses={200: JudgeRunOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        run = found_or_404(
+            selectors.judge_run_get(project=project, run_id=run_id),
+            "No such judge run in this project.",
+        )
+        return Response(JudgeRunOutputSerializer(run).data)

@@ -15,3 +15,26 @@ class ShadowRunForm(ServiceForm):
     threshold = forms.FloatField(
         required=False, error_messages={"invalid": "Must be between 0 and 1."}
     )
+
+
+class JudgeForm(ServiceForm):
+    service_names = {"generator": "generator"}
+
+    name = forms.CharField(required=False, strip=False)
+    generator = forms.IntegerField(error_messages={"required": "Pick a generator."})
+    rubric = forms.CharField(required=False, strip=False)
+    target = forms.CharField(required=False)
+    viewer = forms.CharField(required=False)
+
+
+class JudgeRunForm(ServiceForm):
+    model = forms.CharField(required=False)
+    model_version = forms.CharField(required=False)
+    limit = forms.IntegerField(required=False, error_messages={"invalid": "Must be a number."})
+
+    def filters(self) -> dict[str, object]:
+        data = self.cleaned_data
+        chosen: dict[str, object] = {k: data[k] for k in ("model", "model_version") if data[k]}
+        if data["limit"] is not None:
+            chosen["limit"] = data["limit"]
+        return chosen

@@ -289,3 +289,66 @@ class ShadowRun(Job):
 
     def __str__(self) -> str:
         return f"shadow run {self.pk} ({self.status})"
+
+
+# --- LLM judges -----------------------------------------------------------------------------
+
+
+class JudgeTarget(models.TextChoices):
+    # A verdict from the project's reactions, and a critique.
+    ANSWER = "answer"
+    # Relevant / partly relevant / irrelevant for each retrieved document, as debug mode asks.
+    DOCUMENT_RELEVANCE = "document_relevance"
+    # A corrected list of sub-queries.
+    SUBQUERIES = "subqueries"
+
+
+class Judge(models.Model):
+    """A model (one of the project's generators) that judges answers by a rubric. What it says
+    is simulated feedback; with a `viewer` it speaks for that viewer, shown their own past
+    critiques and reactions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
+    name = models.CharField(max_length=200)
+    generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="judges")
+    rubric = models.TextField()
+    target = models.CharField(max_length=24, choices=JudgeTarget.choices)
+    viewer = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_name_unique"),
+            models.CheckConstraint(
+                condition=Q(target__in=JudgeTarget.values), name="judge_target_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JudgeRun(Job):
+    """One pass of a judge over the answers a filter selects."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="runs")
+    filters = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [*job_constraints("judge_run", JobStatus.values)]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="judge_run_stale")]
+
+    @property
+    def producer(self) -> str:
+        return f"judge_run:{self.pk}"
+
+    def __str__(self) -> str:
+        return f"judge run {self.pk} ({self.status})"

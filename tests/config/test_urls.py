@@ -53,7 +53,7 @@ from django.utils import timezone
 from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
-from feedback.models import Answer, Critique, Project, Role, Scope
+from feedback.models import Answer, Critique, Project, Role, Scope, SimulatedFeedback
 from feedback.services.annotation import (
     QueueFilter,
     answer_ask,
@@ -68,6 +68,8 @@ from rewardmodels.models import (
     C3POBuild,
     C3POItem,
     Generator,
+    Judge,
+    JudgeRun,
     PromptScope,
     ReviewStatus,
     ShadowRun,
@@ -152,6 +154,9 @@ class Objects:
     item_id: int  # an in-scope row of that build, waiting for review
     generator_id: int
     shadow_run_id: int  # a shadow run that succeeded
+    judge_id: int
+    judge_run_id: int  # a judge run that succeeded
+    proposal_id: int  # its pending proposal for the answer's retrieval stage
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -317,6 +322,26 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         progress=1.0,
         finished_at=timezone.now(),
     )
+    judge = Judge.objects.create(
+        project=project,
+        name=f"Judge {marker}",
+        generator=generator,
+        rubric="Is it relevant?",
+        target="document_relevance",
+    )
+    judge_run = JudgeRun.objects.create(
+        project=project, judge=judge, status=JobStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+    proposal = SimulatedFeedback.objects.create(
+        project=project,
+        answer=ingested,
+        kind="intervention",
+        producer=judge_run.producer,
+        stage=ingested.stages.get(position=1),
+        action="doc_relevance",
+        after={"doc_id": f"doc-{marker}", "relevance": "irrelevant"},
+        item=f"1:doc-{marker}",
+    )
     return Objects(
         marker=marker,
         answer=external_id,
@@ -333,6 +358,9 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         item_id=items[-1].pk,
         generator_id=generator.pk,
         shadow_run_id=shadow_run.pk,
+        judge_id=judge.pk,
+        judge_run_id=judge_run.pk,
+        proposal_id=proposal.pk,
     )
 
 
@@ -514,6 +542,18 @@ def shadow_run(o: Objects) -> dict[str, Any]:
     return {"run_id": o.shadow_run_id}
 
 
+def judge(o: Objects) -> dict[str, Any]:
+    return {"judge_id": o.judge_id}
+
+
+def judge_run(o: Objects) -> dict[str, Any]:
+    return {"run_id": o.judge_run_id}
+
+
+def proposal(o: Objects) -> dict[str, Any]:
+    return {"external_id": o.answer, "proposal_id": o.proposal_id}
+
+
 def own_assignment(cell: Cell) -> dict[str, Any]:
     return {"assignment": cell.objects.assignment_for(cell.principal)}
 
@@ -612,6 +652,14 @@ ROUTES: dict[str, Entry] = {
     "rewardmodels:shadow_detail": page(RESEARCHER, GET(200, data=True), kwargs=shadow_run),
     # A finished run: cancelling changes nothing, and the page says so.
     "rewardmodels:shadow_cancel": page(RESEARCHER, POST(REDIRECT), kwargs=shadow_run),
+    "rewardmodels:judge_list": page(RESEARCHER, GET(200, data=True)),
+    "rewardmodels:judge_create": page(RESEARCHER, POST(400, body={"name": ""})),
+    "rewardmodels:judge_detail": page(RESEARCHER, GET(200, data=True), kwargs=judge),
+    "rewardmodels:judge_run_create": page(RESEARCHER, POST(400, body={"limit": "0"}), kwargs=judge),
+    "rewardmodels:judge_run_detail": page(RESEARCHER, GET(200, data=True), kwargs=judge_run),
+    # A judge's proposal: accepting makes it the annotator's own correction.
+    "feedback:proposal_accept": page(ANNOTATOR, POST(REDIRECT), kwargs=proposal),
+    "feedback:proposal_reject": page(ANNOTATOR, POST(REDIRECT), kwargs=proposal),
     # --- the API ---------------------------------------------------------------------------
     "api-answers": api(POST(400, scope=INGEST, other_key=400)),
     # `{}` is an OTLP/JSON export with no spans: accepted, nothing written.
@@ -649,6 +697,10 @@ ROUTES: dict[str, Entry] = {
     "api-c3po-dataset": api(GET(200, scope=TRAIN, query={"part": "dpo"}, data=True), kwargs=build),
     "api-shadow-runs": api(POST(400, scope=TRAIN, other_key=400)),
     "api-shadow-run": api(GET(200, scope=TRAIN), kwargs=shadow_run),
+    "api-judges": api(POST(400, scope=TRAIN, other_key=400)),
+    "api-judge": api(GET(200, scope=TRAIN, data=True), kwargs=judge),
+    "api-judge-runs": api(POST(400, scope=TRAIN, body={"filters": {"limit": 0}}), kwargs=judge),
+    "api-judge-run": api(GET(200, scope=TRAIN), kwargs=judge_run),
 }
 
 
