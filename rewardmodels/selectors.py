@@ -298,6 +298,13 @@ def judge_agreement(*, judge: Judge) -> dict[str, Any]:
             if unit in units and who:
                 units[unit][who] = after.get("relevance")
         relevance = judges.relevance_agreement(units)
+        # An annotator who only rejected proposals disagreed all the same.
+        labelled = {row["annotator"] for row in relevance["annotators"]}
+        for who in sorted(set().union(*rejected.values()) - labelled) if rejected else []:
+            relevance["annotators"].append(
+                {"annotator": who, "items": 0, "agreed": 0, "kappa": None}
+            )
+        relevance["annotators"].sort(key=lambda row: row["annotator"])
         for row in relevance["annotators"]:
             # Rejections with no label of the annotator's own: disagreements kappa can't place.
             extra = sum(

@@ -49,7 +49,7 @@ def _changes(proposal: SimulatedFeedback) -> list[dict[str, Any]]:
             {
                 "stage": position,
                 "action": "subquery_edit",
-                "before": {"index": i, "text": old},
+                "index": i,
                 "after": {"text": new},
             }
             for i, (old, new) in enumerate(zip(before, after, strict=True))
