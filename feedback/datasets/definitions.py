@@ -447,6 +447,75 @@ def stages_rows(project: Project, filters: Filters, form: str, now: datetime) ->
     )
 
 
+def _simulated_part(project: Project, filters: Filters, kind: str) -> QuerySet[SimulatedFeedback]:
+    return SimulatedFeedback.objects.filter(
+        answer_filters(filters, "answer__"),
+        time_filters(filters, "created_at"),
+        project=project,
+        kind=kind,
+    ).order_by("id")
+
+
+SIMULATED = {
+    "simulated": Value(True, output_field=BooleanField()),
+    "weight": Coalesce(F("probability"), Value(1.0), output_field=FloatField()),
+    "simulated_id": F("id"),
+}
+
+
+def critiques_with_simulated(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """`critiques_rows`; with `include_simulated`, then the judges' critiques (of verdicts)."""
+    rows = marked_rows(critiques_rows(project, filters, form, now), filters)
+    if not filters.include_simulated:
+        return rows
+    judged = Rows(
+        _simulated_part(project, filters, SimulatedKind.VERDICT).exclude(text=""),
+        dict(
+            prompt=_prompt("answer__prompt", form),
+            response=_reply("answer__response", form),
+            critique=F("text"),
+            revision=Value(None, output_field=TextField()),
+            quote=Value(""),
+            category=Value(""),
+            critique_id=Value(None, output_field=BigIntegerField()),
+            answer_id=F("answer__external_id"),
+            revision_answer_id=Value(None, output_field=TextField()),
+            user_ref=_user_ref(project),
+            created_at=F("created_at"),
+            **SIMULATED,
+        ),
+    )
+    return Rows(rows.records, rows.columns, then=judged)
+
+
+def stages_with_simulated(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """`stages_rows`; with `include_simulated`, then the judges' proposed corrections that no
+    annotator has decided yet (an accepted one is an annotator's correction already, a
+    rejected one was judged wrong)."""
+    rows = marked_rows(stages_rows(project, filters, form, now), filters)
+    if not filters.include_simulated:
+        return rows
+    proposed = Rows(
+        _simulated_part(project, filters, SimulatedKind.INTERVENTION).filter(status="pending"),
+        dict(
+            answer_id=F("answer__external_id"),
+            stage_kind=Cast(F("stage__kind"), TextField()),
+            stage_position=F("stage__position"),
+            input=F("stage__input"),
+            system_output=F("stage__output"),
+            action=F("action"),
+            before=Value(None, output_field=TextField()),
+            corrected_output=F("after"),
+            rationale=Value(""),
+            intervention_id=Value(None, output_field=BigIntegerField()),
+            annotator=Value(None, output_field=TextField()),
+            created_at=F("created_at"),
+            **SIMULATED,
+        ),
+    )
+    return Rows(rows.records, rows.columns, then=proposed)
+
+
 def _people_only(
     rows: Callable[[Project, Filters, str, datetime], Rows],
 ) -> Callable[[Project, Filters, str, datetime], Rows]:
@@ -469,7 +538,7 @@ DATASETS = {
             "prompt, chosen, rejected: comparisons with a winner, corrections",
             _people_only(dpo_rows),
         ),
-        Dataset("critiques", "prompt, response, critique, revision", _people_only(critiques_rows)),
+        Dataset("critiques", "prompt, response, critique, revision", critiques_with_simulated),
         Dataset("p_love", "labelled exposures for P[Love]", p_love_rows),
         Dataset(
             "sft", "prompt, completion: answers corrected in debug mode", _people_only(sft_rows)
@@ -477,7 +546,7 @@ DATASETS = {
         Dataset(
             "stages",
             "per-stage corrections with the system's output",
-            _people_only(stages_rows),
+            stages_with_simulated,
         ),
     )
 }

@@ -5,6 +5,7 @@ their proposals."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from feedback.datasets import DATASETS, Filters, jsonl_chunks
 from feedback.models import Answer, Intervention, Project, Reaction, SimulatedFeedback
 from feedback.services import answers_ingest, feedback_record
 from feedback.services.annotation import interventions_save
+from feedback.services.datasets import export_build, export_request
 from feedback.services.proposals import proposal_decide
 from rewardmodels import selectors, services
 from rewardmodels.models import Generator, Judge
@@ -55,7 +57,7 @@ def _answer(project: Project) -> Answer:
 
 def _judge(project: Project, chat: ChatServer, target: str, **extra: Any) -> Judge:
     generator = Generator.objects.create(
-        project=project, name="local", base_url=chat.url, model="tiny"
+        project=project, name=f"local {target}", base_url=chat.url, model="tiny"
     )
     return services.judges.judge_create(
         project=project,
@@ -275,3 +277,51 @@ def test_the_debug_mode_buttons_decide_a_proposal_in_place(
     proposal.refresh_from_db()
     assert proposal.status == "rejected"
     assert not Intervention.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "csv"])
+def test_judge_outputs_are_marked_in_every_dataset_and_export_that_includes_them(
+    project: Project, chat: ChatServer, fmt: str, tmp_path: Any, settings: Any
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    # given a relevance judge and a verdict judge that ran over the answer, and one proposal
+    # an annotator accepted
+    answer = _answer(project)
+    chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
+    _run(_judge(project, chat, "document_relevance"))
+    chat.responder = _reply({"verdict": "dislike", "critique": "Says nothing about oil type."})
+    _run(_judge(project, chat, "answer"))
+    accepted = SimulatedFeedback.objects.get(after__doc_id="d0")
+    proposal_decide(proposal=accepted, annotator=_annotator(project, "gus"), accept=True)
+    now = answer.created_at + timedelta(days=1)
+
+    def rows(name: str, include: bool) -> list[dict[str, Any]]:
+        found = DATASETS[name].rows(project, Filters(include_simulated=include), "text", now)
+        return [orjson.loads(line) for line in b"".join(jsonl_chunks(found)).splitlines()]
+
+    # then by default only gus's correction is there, unmarked
+    assert [r["corrected_output"]["doc_id"] for r in rows("stages", False)] == ["d0"]
+    assert rows("critiques", False) == []
+    # and included, the three undecided proposals and the critique follow, marked
+    stages = rows("stages", True)
+    assert [(r["simulated"], r["weight"]) for r in stages] == [(False, 1.0)] + [(True, 1.0)] * 3
+    assert {r["corrected_output"]["doc_id"] for r in stages if r["simulated"]} == {"d1", "d2", "d3"}
+    (critique,) = rows("critiques", True)
+    assert (critique["critique"], critique["simulated"]) == ("Says nothing about oil type.", True)
+
+    # and an export asked for them writes them in every format
+    for name, expected in (("stages", 4), ("kto", 1), ("critiques", 1)):
+        export = export_request(
+            project=project,
+            dataset=name,
+            fmt=fmt,
+            form=None,
+            filters={"include_simulated": True},
+            requested_by="t",
+        )
+        export_build(export_id=export.pk)
+        export.refresh_from_db()
+        assert export.status == "succeeded", export.error
+        assert export.rows == expected
+        assert export.filters == {"include_simulated": True}
