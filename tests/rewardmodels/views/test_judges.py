@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from feedback.models import Project
 from rewardmodels.models import Generator, Judge, JudgeRun
@@ -48,3 +50,24 @@ def test_a_judge_is_created_and_run_from_its_pages(project: Project, researcher:
     assert run.filters == {"limit": 3}
     assert started["Location"] == f"/projects/acme/models/judges/runs/{run.pk}/"
     assert "Judge run progress" in researcher.get(started["Location"]).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_list_takes_the_same_queries_for_few_judges_as_for_many(
+    project: Project, researcher: Client
+) -> None:
+    generator = Generator.objects.create(
+        project=project, name="g", base_url="https://llm.example.org/v1", model="m"
+    )
+
+    def queries_with(judges: int) -> int:
+        Judge.objects.all().delete()
+        for n in range(judges):
+            Judge.objects.create(
+                project=project, name=f"j{n}", generator=generator, rubric="r", target="answer"
+            )
+        with CaptureQueriesContext(connection) as captured:
+            assert researcher.get("/projects/acme/models/judges/").status_code == 200
+        return len(captured)
+
+    assert queries_with(2) == queries_with(20)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.core.jobs import JobStatus
@@ -92,3 +94,23 @@ def test_a_finished_run_shows_its_counts_and_agreement_escaped(
     assert "undefined" in page  # kappa None
     assert "0.160" in page
     assert "3 of 22" in listing
+
+
+@pytest.mark.django_db
+def test_the_list_takes_the_same_queries_for_few_runs_as_for_many(
+    project: Project, researcher: Client
+) -> None:
+    model = shadow_model(project)
+    assert model.active_run is not None
+
+    def queries_with(runs: int) -> int:
+        ShadowRun.objects.all().delete()
+        for _ in range(runs):
+            ShadowRun.objects.create(
+                project=project, reward_model=model, training_run=model.active_run
+            )
+        with CaptureQueriesContext(connection) as captured:
+            assert researcher.get("/projects/acme/models/shadow/").status_code == 200
+        return len(captured)
+
+    assert queries_with(2) == queries_with(20)
