@@ -101,14 +101,13 @@ def test_the_list_takes_the_same_queries_for_few_runs_as_for_many(
     project: Project, researcher: Client
 ) -> None:
     model = shadow_model(project)
-    assert model.active_run is not None
+    version = model.active_run
+    assert version is not None
 
     def queries_with(runs: int) -> int:
         ShadowRun.objects.all().delete()
         for _ in range(runs):
-            ShadowRun.objects.create(
-                project=project, reward_model=model, training_run=model.active_run
-            )
+            ShadowRun.objects.create(project=project, reward_model=model, training_run=version)
         with CaptureQueriesContext(connection) as captured:
             assert researcher.get("/projects/acme/models/shadow/").status_code == 200
         return len(captured)
