@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from rewardmodels import services
 from rewardmodels.models import RewardModel, ShadowRun, TrainingRun
 from tests.conftest import bearer_client
 from tests.factories import api_key_for
+from tests.rewardmodels.services.test_shadow import plant_shadow_data
 
 
 def shadow_model(
@@ -119,3 +121,44 @@ def test_another_projects_run_is_not_found(
     theirs = services.shadow.shadow_run_start(reward_model=shadow_model(other_project))
 
     assert client.get(f"/api/v1/shadow-runs/{theirs.pk}").status_code == 404
+
+
+def _wait_for(client: APIClient, url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body = client.get(url).json()
+        if body["status"] not in ("queued", "running"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{url} still {body['status']}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_then_shadow_through_the_api_with_a_real_worker(
+    project: Project, client: APIClient, celery_worker: None
+) -> None:
+    # given the planted data and a P[Love] model trained on it through the API
+    plant_shadow_data(project)
+    model = client.post(
+        "/api/v1/reward-models",
+        {"name": "love", "objective": "p_love", "config": {"epochs": 50}},
+        format="json",
+    ).json()
+    trained = client.post(f"/api/v1/reward-models/{model['id']}/train").json()
+    assert _wait_for(client, trained["url"])["status"] == "succeeded"
+
+    # when a shadow runs with each viewer's own threshold, on the worker
+    started = client.post("/api/v1/shadow-runs", {"reward_model": model["id"]}, format="json")
+    assert started.status_code == 202
+    run = _wait_for(client, started.json()["url"])
+
+    # then it spoke for every exposure nobody reacted to, and measured itself on alice and bob
+    assert run["status"] == "succeeded", run["error"]
+    assert run["progress"] == 1.0
+    assert run["counts"]["exposures"] == 22
+    # four labels a viewer is too few for a threshold of their own; the global one sits
+    # halfway between the two predictions (half the older exposures were loved)
+    assert run["counts"]["own_thresholds"] == 0
+    assert run["counts"]["simulated_loves"] == 3
+    assert {v["viewer"] for v in run["agreement"]["viewers"]} == {"alice", "bob"}
+    assert run["agreement"]["overall"]["rows"] == 8

@@ -24,7 +24,7 @@ BAD = "plain"
 TRAINERS = 8  # viewers whose reactions train the model: they love GOOD, not BAD
 
 
-def _plant(project: Project) -> None:
+def plant_shadow_data(project: Project) -> None:
     """Forty labelled exposures, oldest first: eight trainers see two GOOD and two BAD answers
     and love the GOOD ones; then, newest (the held-out fifth), alice does the same and bob the
     opposite. Carol saw one of each an hour ago (too recent to be labelled) and reacted to
@@ -100,7 +100,7 @@ def _p(model: RewardModel, response: str) -> float:
 @pytest.fixture
 def shadowed(project: Project) -> tuple[RewardModel, ShadowRun]:
     """A finished shadow run at the threshold halfway between the model's two predictions."""
-    _plant(project)
+    plant_shadow_data(project)
     model = _trained(project)
     high, low = _p(model, GOOD), _p(model, BAD)
     assert high > low
@@ -187,7 +187,7 @@ def test_a_second_delivery_writes_nothing_twice(
 @pytest.mark.django_db
 def test_simulated_feedback_changes_no_count_people_see(project: Project) -> None:
     # given the counts before any shadow ran
-    _plant(project)
+    plant_shadow_data(project)
     model = _trained(project)
     answers = list(Answer.objects.filter(project=project).order_by("id"))
 
