@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from rest_framework.test import APIClient
 
 from feedback.models import Project
 from rewardmodels.models import Generator, Judge, JudgeRun
 from tests.conftest import bearer_client
-from tests.factories import api_key_for
+from tests.factories import UserFactory, api_key_for
+from tests.rewardmodels.chat_server import ChatServer, completion
+from tests.rewardmodels.services.test_judges import JUDGED, label_documents, relevance_answer
+from tests.rewardmodels.test_apis_shadow import wait_for_job
 
 
 def _generator(project: Project) -> Generator:
@@ -110,3 +114,40 @@ def test_a_bad_run_filter_is_refused(
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
     assert not JudgeRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relevance_judge_runs_on_a_real_worker_and_reports_agreement(
+    project: Project, client: APIClient, celery_worker: None
+) -> None:
+    # given an answer whose four documents an annotator labelled, and a stand-in server that
+    # judges them the same way
+    answer = relevance_answer(project)
+    annotator = UserFactory.create(username="alice")
+    label_documents(answer, annotator, JUDGED)
+    with ChatServer() as chat:
+        chat.responder = lambda body: (
+            200,
+            {},
+            completion(
+                orjson.dumps(
+                    {"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]}
+                ).decode()
+            ),
+        )
+        generator = Generator.objects.create(
+            project=project, name="local", base_url=chat.url, model="tiny"
+        )
+        judge = client.post(
+            "/api/v1/judges", _body(project, generator=generator.pk), format="json"
+        ).json()
+
+        # when it runs through the API
+        started = client.post(f"/api/v1/judges/{judge['id']}/runs", {}, format="json")
+        run = wait_for_job(client, started.json()["url"])
+
+    # then it succeeded and agrees perfectly with alice
+    assert run["status"] == "succeeded", run["error"]
+    assert run["counts"] == {"answers": 1, "judgments": 4}
+    relevance = client.get(f"/api/v1/judges/{judge['id']}").json()["agreement"]["relevance"]
+    assert [(a["annotator"], a["kappa"]) for a in relevance["annotators"]] == [("alice", 1.0)]

@@ -123,7 +123,7 @@ def test_another_projects_run_is_not_found(
     assert client.get(f"/api/v1/shadow-runs/{theirs.pk}").status_code == 404
 
 
-def _wait_for(client: APIClient, url: str) -> dict[str, Any]:
+def wait_for_job(client: APIClient, url: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         body = client.get(url).json()
@@ -145,12 +145,12 @@ def test_train_then_shadow_through_the_api_with_a_real_worker(
         format="json",
     ).json()
     trained = client.post(f"/api/v1/reward-models/{model['id']}/train").json()
-    assert _wait_for(client, trained["url"])["status"] == "succeeded"
+    assert wait_for_job(client, trained["url"])["status"] == "succeeded"
 
     # when a shadow runs with each viewer's own threshold, on the worker
     started = client.post("/api/v1/shadow-runs", {"reward_model": model["id"]}, format="json")
     assert started.status_code == 202
-    run = _wait_for(client, started.json()["url"])
+    run = wait_for_job(client, started.json()["url"])
 
     # then it spoke for every exposure nobody reacted to, and measured itself on alice and bob
     assert run["status"] == "succeeded", run["error"]

@@ -39,7 +39,7 @@ def chat() -> Iterator[ChatServer]:
         yield server
 
 
-def _answer(project: Project) -> Answer:
+def relevance_answer(project: Project) -> Answer:
     trace = [
         {"kind": "decomposition", "output": {"subqueries": ["chain oil", "how often"]}},
         {
@@ -82,7 +82,7 @@ def _annotator(project: Project, name: str) -> User:
     return user
 
 
-def _label(answer: Answer, user: User, labels: dict[str, str]) -> None:
+def label_documents(answer: Answer, user: User, labels: dict[str, str]) -> None:
     interventions_save(
         answer=answer,
         annotator=user,
@@ -99,9 +99,9 @@ def test_a_relevance_judge_agrees_with_annotators_as_worked_out_by_hand(
 ) -> None:
     # given an answer with four retrieved documents, labelled by alice exactly as the judge
     # will and by bob half the same
-    answer = _answer(project)
-    _label(answer, _annotator(project, "alice"), JUDGED)
-    _label(answer, _annotator(project, "bob"), BOB)
+    answer = relevance_answer(project)
+    label_documents(answer, _annotator(project, "alice"), JUDGED)
+    label_documents(answer, _annotator(project, "bob"), BOB)
     chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
     judge = _judge(project, chat, "document_relevance")
 
@@ -127,7 +127,7 @@ def test_a_relevance_judge_agrees_with_annotators_as_worked_out_by_hand(
 def test_accepting_makes_the_annotators_own_correction_and_rejecting_counts_against(
     project: Project, chat: ChatServer
 ) -> None:
-    _answer(project)
+    relevance_answer(project)
     chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
     judge = _judge(project, chat, "document_relevance")
     _run(judge)
@@ -163,7 +163,7 @@ def test_a_verdict_judge_is_scored_against_peoples_reactions_and_kept_out_of_dat
     project: Project, chat: ChatServer
 ) -> None:
     # given an answer one viewer loved and another disliked
-    _answer(project)
+    relevance_answer(project)
     feedback_record(
         project=project,
         source="api",
@@ -205,7 +205,7 @@ def test_a_verdict_judge_is_scored_against_peoples_reactions_and_kept_out_of_dat
 def test_a_personalised_subquery_judge_speaks_for_its_viewer_and_its_edit_can_be_accepted(
     project: Project, chat: ChatServer
 ) -> None:
-    answer = _answer(project)
+    answer = relevance_answer(project)
     feedback_record(
         project=project,
         source="api",
@@ -240,7 +240,7 @@ def test_a_personalised_subquery_judge_speaks_for_its_viewer_and_its_edit_can_be
 def test_a_generator_that_refuses_fails_the_run_with_a_reason(
     project: Project, chat: ChatServer
 ) -> None:
-    _answer(project)
+    relevance_answer(project)
     chat.responder = lambda body: (400, {}, error("model not found"))
     judge = _judge(project, chat, "answer")
 
@@ -257,7 +257,7 @@ def test_a_generator_that_refuses_fails_the_run_with_a_reason(
 def test_the_debug_mode_buttons_decide_a_proposal_in_place(
     project: Project, chat: ChatServer
 ) -> None:
-    _answer(project)
+    relevance_answer(project)
     chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
     _run(_judge(project, chat, "document_relevance"))
     proposal = SimulatedFeedback.objects.get(after__doc_id="d3")
@@ -287,7 +287,7 @@ def test_judge_outputs_are_marked_in_every_dataset_and_export_that_includes_them
     settings.MEDIA_ROOT = tmp_path
     # given a relevance judge and a verdict judge that ran over the answer, and one proposal
     # an annotator accepted
-    answer = _answer(project)
+    answer = relevance_answer(project)
     chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
     _run(_judge(project, chat, "document_relevance"))
     chat.responder = _reply({"verdict": "dislike", "critique": "Says nothing about oil type."})
