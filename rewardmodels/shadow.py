@@ -24,7 +24,7 @@ MIN_OWN_LABELS = 5
 FALLBACK_THRESHOLD = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Labelled:
     """A real label (was the exposure loved?) and the shadow's P[Love] for it."""
 

@@ -13,7 +13,7 @@ did not train on (rewardmodels.shadow).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,7 +111,7 @@ def _version_label(run: ShadowRun) -> str:
     return f"{run.reward_model.name} v{run.training_run.version}"
 
 
-def _scorer(run: ShadowRun) -> Any:
+def _scorer(run: ShadowRun) -> Callable[[Sequence[dict[str, str]]], list[float]]:
     """Scores with the version the run was started with, whatever is active now. Each item
     carries its viewer (`user_ref`) for a model that personalises; others ignore it."""
     model = run.reward_model
@@ -202,10 +202,13 @@ def _shadow(attempt: Attempt[ShadowRun]) -> None:
     recorded = SimulatedFeedback.objects.filter(producer=run.producer)
     done = 0
     label = _version_label(run)
+    last_id = 0
     while True:
-        batch = list(unrated[:CHUNK])
+        # Keyset pages: each query starts after the last exposure seen, however many are done.
+        batch = list(unrated.filter(pk__gt=last_id)[:CHUNK])
         if not batch:
             break
+        last_id = batch[-1].pk
         values = score(
             [
                 {

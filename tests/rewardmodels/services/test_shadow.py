@@ -11,6 +11,8 @@ import pytest
 from django.utils import timezone
 
 from feedback import selectors as feedback_selectors
+from feedback.core import jobs
+from feedback.core.jobs import Attempt
 from feedback.datasets import DATASETS, Filters, jsonl_chunks
 from feedback.models import Answer, FeedbackEvent, Project, SimulatedFeedback
 from feedback.services import answers_ingest, feedback_record
@@ -320,3 +322,34 @@ def test_training_learns_from_simulated_rows_only_when_its_config_says_so(
     # then only with it do bob's GOOD answers count as loved among the eight held-out rows
     assert trained_base_rate() == 0.5
     assert trained_base_rate(include_simulated=True) == 0.75
+
+
+@pytest.mark.django_db
+def test_a_run_in_small_pages_records_the_same_and_reports_each_page(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given pages of five exposures, and every progress report written
+    plant_shadow_data(project)
+    model = _trained(project)
+    monkeypatch.setattr(services.shadow, "CHUNK", 5)
+    ticks = iter(range(0, 10**6, 10))  # a clock that moves on 10 s per look: none is skipped
+    monkeypatch.setattr(jobs, "clock", lambda: next(ticks))
+    messages: list[str] = []
+    real_progress = Attempt.progress
+
+    def spy(self: Attempt[Any], fraction: Any = None, message: Any = None, **kw: Any) -> None:
+        messages.append(str(message))
+        real_progress(self, fraction, message, **kw)
+
+    monkeypatch.setattr(Attempt, "progress", spy)
+
+    # when a shadow runs
+    run = services.shadow.shadow_run_start(reward_model=model, threshold=0.0)
+    services.shadow.shadow_run_execute(run_id=run.pk)
+
+    # then all 22 unrated exposures are recorded, page by page (5, 10, ... 22)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert SimulatedFeedback.objects.filter(producer=run.producer).count() == 22
+    pages = [m for m in messages if m.startswith("Simulated ")]
+    assert pages == [f"Simulated {n} of 22 exposures…" for n in (5, 10, 15, 20, 22)]
