@@ -109,6 +109,16 @@ class SimulatedFeedback(models.Model):
             models.Index(fields=["project", "kind", "id"], name="simulated_kind"),
             models.Index(fields=["producer", "id"], name="simulated_producer"),
             models.Index(fields=["answer", "kind"], name="simulated_answer"),
+            # p_love with simulated rows looks up each exposure's newest prediction.
+            models.Index(
+                fields=["exposure", "id"],
+                condition=Q(exposure__isnull=False),
+                name="simulated_exposure",
+            ),
+            # Debug mode lists a stage's proposals.
+            models.Index(
+                fields=["stage", "id"], condition=Q(stage__isnull=False), name="simulated_stage"
+            ),
         ]
 
     def __str__(self) -> str:
