@@ -259,7 +259,8 @@ def test_the_debug_mode_buttons_decide_a_proposal_in_place(
 ) -> None:
     relevance_answer(project)
     chat.responder = _reply({"documents": [{"id": d, "relevance": r} for d, r in JUDGED.items()]})
-    _run(_judge(project, chat, "document_relevance"))
+    judge = _judge(project, chat, "document_relevance")
+    _run(judge)
     proposal = SimulatedFeedback.objects.get(after__doc_id="d3")
     client = Client()
     client.force_login(_annotator(project, "fay"))
@@ -277,6 +278,17 @@ def test_the_debug_mode_buttons_decide_a_proposal_in_place(
     proposal.refresh_from_db()
     assert proposal.status == "rejected"
     assert not Intervention.objects.exists()
+
+    # and the judge's page counts fay's rejection
+    researcher = UserFactory.create(username="rita")
+    MembershipFactory.create(user=researcher, project=project, role="researcher")
+    client.force_login(researcher)
+    judge_page = client.get(f"/projects/acme/models/judges/{judge.pk}/")
+    assert judge_page.status_code == 200
+    text = judge_page.content.decode()
+    assert "<td>fay</td><td>0</td><td>0</td><td>1</td>" in text.replace("\n", "").replace(
+        "      ", ""
+    )
 
 
 @pytest.mark.django_db
