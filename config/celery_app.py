@@ -34,5 +34,7 @@ app.conf.task_routes = {
     "feedback.tasks.webhook_deliveries_expire": {"queue": Queue.DEFAULT},
     "rewardmodels.tasks.training_run_execute": {"queue": Queue.TRAINING},
     "rewardmodels.tasks.c3po_build_execute": {"queue": Queue.C3PO},
+    "rewardmodels.tasks.shadow_run_execute": {"queue": Queue.TRAINING},
+    "rewardmodels.tasks.judge_run_execute": {"queue": Queue.C3PO},
 }
 app.autodiscover_tasks()

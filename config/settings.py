@@ -375,6 +375,8 @@ CELERY_BEAT_SCHEDULE = {
             ("training-runs", "training_run", 60.0),
             ("c3po-builds", "c3po_build", 60.0),
             ("webhook-deliveries", "webhook_delivery", 60.0),
+            ("shadow-runs", "shadow_run", 60.0),
+            ("judge-runs", "judge_run", 60.0),
         )
     },
 }

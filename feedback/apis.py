@@ -527,6 +527,14 @@ def _time_param(params: Any, name: str, fields: dict[str, list[str]]) -> datetim
     return value
 
 
+def _flag_param(params: Any, name: str, fields: dict[str, list[str]]) -> bool:
+    """An optional true/false query parameter (absent: false); a problem is added to `fields`."""
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        fields[name] = ["Must be true or false."]
+    return value == "true"
+
+
 def _dataset_params(params: Any, *, with_form: bool = True) -> tuple[str, datasets.Filters]:
     """`form` and the filters of a dataset request, or a 400 naming the bad ones."""
     fields: dict[str, list[str]] = {}
@@ -538,6 +546,7 @@ def _dataset_params(params: Any, *, with_form: bool = True) -> tuple[str, datase
         model_version=params.get("model_version") or None,
         since=_time_param(params, "since", fields),
         until=_time_param(params, "until", fields),
+        include_simulated=_flag_param(params, "include_simulated", fields),
     )
     if fields:
         raise ValidationFailed(fields, "Invalid query parameters.")
@@ -549,6 +558,14 @@ _FILTER_PARAMETERS = [
     OpenApiParameter("model_version", str),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="Feedback at ≥ since."),
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="Feedback at < until."),
+    OpenApiParameter(
+        "include_simulated",
+        OpenApiTypes.BOOL,
+        description=(
+            "Also simulated feedback (shadows, judges); every row then says `simulated` and "
+            "carries a `weight`. Default false: people's feedback only."
+        ),
+    ),
 ]
 
 
@@ -558,7 +575,7 @@ class DatasetQrelsApi(APIView):
     @extend_schema(
         operation_id="datasets_qrels",
         summary="TREC qrels from document relevance judgments",
-        parameters=_FILTER_PARAMETERS,
+        parameters=_FILTER_PARAMETERS[:4],
         responses={
             (200, "text/plain"): OpenApiTypes.STR,
             **error_responses(400, *READ_ERRORS),
@@ -572,6 +589,12 @@ class DatasetQrelsApi(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         project = project_for(request, Scope.EXPORT)
         _, filters = _dataset_params(request.query_params, with_form=False)
+        if filters.include_simulated:
+            # Plain qrels lines have no column to mark a simulated judgment with.
+            raise ValidationFailed(
+                {"include_simulated": ["qrels holds people's judgments only."]},
+                "Invalid query parameters.",
+            )
         response = StreamingHttpResponse(
             datasets.qrels_lines(project, filters), content_type="text/plain; charset=utf-8"
         )

@@ -1,6 +1,16 @@
 from django.urls import path
 
-from feedback.views import answers, dashboard, debug, exports, members, queues, site, webhooks
+from feedback.views import (
+    answers,
+    dashboard,
+    debug,
+    exports,
+    members,
+    proposals,
+    queues,
+    site,
+    webhooks,
+)
 
 app_name = "feedback"
 
@@ -38,6 +48,16 @@ urlpatterns = [
         "<slug:slug>/answers/<path:external_id>/-/debug/rerun/",
         debug.answer_rerun,
         name="answer_rerun",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/proposals/<int:proposal_id>/accept/",
+        proposals.proposal_accept,
+        name="proposal_accept",
+    ),
+    path(
+        "<slug:slug>/answers/<path:external_id>/-/proposals/<int:proposal_id>/reject/",
+        proposals.proposal_reject,
+        name="proposal_reject",
     ),
     # Debug mode's public address (links to it are shared), so it keeps this form. It must
     # precede the answer page, so the page of an answer whose external_id itself ends in

@@ -40,4 +40,10 @@ urlpatterns = [
         apis.BuildDatasetApi.as_view(),
         name="api-c3po-dataset",
     ),
+    path("shadow-runs", apis.ShadowRunCreateApi.as_view(), name="api-shadow-runs"),
+    path("shadow-runs/<int:run_id>", apis.ShadowRunDetailApi.as_view(), name="api-shadow-run"),
+    path("judges", apis.JudgeCreateApi.as_view(), name="api-judges"),
+    path("judges/<int:judge_id>", apis.JudgeDetailApi.as_view(), name="api-judge"),
+    path("judges/<int:judge_id>/runs", apis.JudgeRunCreateApi.as_view(), name="api-judge-runs"),
+    path("judge-runs/<int:run_id>", apis.JudgeRunDetailApi.as_view(), name="api-judge-run"),
 ]

@@ -44,8 +44,12 @@ from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     Generator,
+    Judge,
+    JudgeRun,
+    JudgeTarget,
     Objective,
     RewardModel,
+    ShadowRun,
     TrainingRun,
     VerbalFeedback,
 )
@@ -74,7 +78,7 @@ class ModelInputSerializer(serializers.Serializer[Any]):
             'n_features_log2, use_char, model, model_version, selection ("validation": alpha '
             'and feature groups chosen on the newest training rows, or "off"), '
             'personalization ("none" or "viewer": per-viewer adjustments, used when '
-            "scoring with a user_ref); preference: test_fraction, C, "
+            "scoring with a user_ref), include_simulated; preference: test_fraction, C, "
             "n_features_log2, use_char, model, model_version. Omitted or null: the defaults."
         ),
     )
@@ -483,3 +487,231 @@ class BuildDatasetApi(APIView):
             )
         rows = selectors.build_dataset(build=build, part=part)
         return datasets.jsonl_response(rows, f"c3po-{build.pk}-{part}.jsonl")
+
+
+# --- shadow users ----------------------------------------------------------------------------
+
+
+class ShadowRunInputSerializer(serializers.Serializer[Any]):
+    reward_model = StrictIntegerField(help_text="A P[Love] model of the project with a version.")
+    since = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Exposures shown at or after this time."
+    )
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Exposures shown before this time."
+    )
+    threshold = StrictFloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "A simulated Love where P[Love] is at least this. Left out: each viewer's own "
+            "threshold (the one matching their observed Love rate), else the global one."
+        ),
+    )
+
+
+class ShadowRunOutputSerializer(serializers.Serializer[ShadowRun]):
+    id = serializers.IntegerField()
+    reward_model = serializers.IntegerField(source="reward_model_id")
+    version = serializers.IntegerField(source="training_run.version", allow_null=True)
+    producer = serializers.CharField(
+        help_text="How its simulated feedback names it (`producer` on each record)."
+    )
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    counts = serializers.DictField(
+        help_text="exposures, simulated_loves, viewers, threshold (global), own_thresholds."
+    )
+    agreement = serializers.DictField(
+        help_text=(
+            "On held-out real reactions (exposures newer than the version's training data), "
+            "for viewers with a real Love there: `viewers` (each with rows, loved, "
+            "simulated_loves, roc_auc, accuracy, kappa, threshold) and `overall`."
+        )
+    )
+    url = MethodCharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run: ShadowRun) -> str:
+        return reverse("api-shadow-run", args=[run.pk])
+
+
+class ShadowRunCreateApi(APIView):
+    @extend_schema(
+        operation_id="shadow_runs_create",
+        summary="Start a shadow run: simulated Loves for exposures nobody reacted to",
+        request=ShadowRunInputSerializer,
+        responses={
+            202: ShadowRunOutputSerializer,
+            **error_responses(*ERRORS, not_ready="The model has no version yet."),
+        },
+        description=(
+            "A job on the `training` queue. Its records are simulated feedback (source "
+            "`simulated`, with the model version and probability): never counted as people's, "
+            "and in datasets only with `include_simulated=true`."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        body = validated_body(request, ShadowRunInputSerializer)
+        model = selectors.reward_model_get(project=project, model_id=body.pop("reward_model"))
+        if model is None:
+            raise ValidationFailed(
+                {"reward_model": ["No such reward model in this project."]},
+                services.shadow.INVALID,
+            )
+        run = services.shadow.shadow_run_start(reward_model=model, requested_by=None, **body)
+        return Response(ShadowRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ShadowRunDetailApi(APIView):
+    @extend_schema(
+        operation_id="shadow_runs_retrieve",
+        summary="A shadow run's status, progress, counts and agreement with real reactions",
+        responses={200: ShadowRunOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        run = found_or_404(
+            selectors.shadow_run_get(project=project, run_id=run_id),
+            "No such shadow run in this project.",
+        )
+        return Response(ShadowRunOutputSerializer(run).data)
+
+
+# --- LLM judges ------------------------------------------------------------------------------
+
+
+class JudgeInputSerializer(serializers.Serializer[Any]):
+    name = StrictCharField(max_length=200)
+    generator = StrictIntegerField(source="generator_id", help_text="A generator's id.")
+    rubric = StrictCharField(max_length=10_000)
+    target = serializers.ChoiceField(choices=JudgeTarget.values)
+    viewer = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="A user_ref: the judge speaks for this viewer, shown their past feedback.",
+    )
+
+
+class JudgeOutputSerializer(serializers.Serializer[Judge]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    generator = serializers.IntegerField(source="generator_id")
+    rubric = serializers.CharField()
+    target = serializers.ChoiceField(choices=JudgeTarget.values)
+    viewer = serializers.CharField()
+    agreement = MethodDictField(
+        help_text=(
+            "document_relevance: `relevance` with Cohen's kappa per annotator and "
+            "Krippendorff's alpha; answer: `verdicts` with accuracy against people's "
+            "reactions; `decisions`: proposals accepted and rejected per annotator."
+        )
+    )
+    created_at = serializers.DateTimeField()
+
+    def get_agreement(self, judge: Judge) -> dict[str, Any]:
+        return selectors.judge_agreement(judge=judge)
+
+
+class JudgeRunInputSerializer(serializers.Serializer[Any]):
+    filters = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="model, model_version, since, until (answers created), limit (1 to 1000).",
+    )
+
+
+class JudgeRunOutputSerializer(serializers.Serializer[JudgeRun]):
+    id = serializers.IntegerField()
+    judge = serializers.IntegerField(source="judge_id")
+    producer = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    filters = serializers.DictField()
+    counts = serializers.DictField()
+    url = MethodCharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run: JudgeRun) -> str:
+        return reverse("api-judge-run", args=[run.pk])
+
+
+def _judge_or_404(project: Project, judge_id: int) -> Judge:
+    return found_or_404(
+        selectors.judge_get(project=project, judge_id=judge_id), "No such judge in this project."
+    )
+
+
+class JudgeCreateApi(APIView):
+    @extend_schema(
+        operation_id="judges_create",
+        summary="Create an LLM judge over one of the project's generators",
+        request=JudgeInputSerializer,
+        responses={201: JudgeOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        judge = services.judges.judge_create(
+            project=project, **validated_body(request, JudgeInputSerializer)
+        )
+        return Response(JudgeOutputSerializer(judge).data, status=status.HTTP_201_CREATED)
+
+
+class JudgeDetailApi(APIView):
+    @extend_schema(
+        operation_id="judges_retrieve",
+        summary="A judge with its agreement with people",
+        responses={200: JudgeOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, judge_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        return Response(JudgeOutputSerializer(_judge_or_404(project, judge_id)).data)
+
+
+class JudgeRunCreateApi(APIView):
+    @extend_schema(
+        operation_id="judge_runs_create",
+        summary="Run a judge over the answers a filter selects",
+        request=JudgeRunInputSerializer,
+        responses={202: JudgeRunOutputSerializer, **error_responses(*ERRORS, not_found=NOT_FOUND)},
+        description=(
+            "A job on the `c3po` queue. What the judge says is simulated feedback (source "
+            "`simulated`): verdicts with critiques, or proposals annotators accept or reject "
+            "in debug mode."
+        ),
+    )
+    def post(self, request: Request, judge_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        judge = _judge_or_404(project, judge_id)
+        run = services.judges.judge_run_start(
+            judge=judge, **validated_body(request, JudgeRunInputSerializer)
+        )
+        return Response(JudgeRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JudgeRunDetailApi(APIView):
+    @extend_schema(
+        operation_id="judge_runs_retrieve",
+        summary="A judge run's status, progress and counts",
+        responses={200: JudgeRunOutputSerializer, **ONE_THING_ERRORS},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        project = project_for(request, Scope.TRAIN)
+        run = found_or_404(
+            selectors.judge_run_get(project=project, run_id=run_id),
+            "No such judge run in this project.",
+        )
+        return Response(JudgeRunOutputSerializer(run).data)

@@ -245,3 +245,110 @@ class C3POItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.prompt[:40]}"
+
+
+# --- shadow users ---------------------------------------------------------------------------
+
+
+class ShadowRun(Job):
+    """A P[Love] version speaking for viewers who did not react: over the exposures without a
+    real reaction from their viewer it records the predicted P[Love], and a simulated Love
+    where that passes the threshold (simulated feedback, never a Reaction). `agreement` says
+    how well the same version predicts the real reactions it did not train on."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="shadow_runs")
+    reward_model = models.ForeignKey(
+        RewardModel, on_delete=models.CASCADE, related_name="shadow_runs"
+    )
+    # The version that speaks: the model's active one when the run was requested.
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    # One threshold for everybody; None: each viewer's own (see rewardmodels.shadow).
+    threshold = models.FloatField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    agreement = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            *job_constraints("shadow_run", JobStatus.values),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold__gte=0.0, threshold__lte=1.0),
+                name="shadow_run_threshold_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="shadow_run_stale")]
+
+    @property
+    def producer(self) -> str:
+        """How its simulated feedback names it."""
+        return f"shadow_run:{self.pk}"
+
+    def __str__(self) -> str:
+        return f"shadow run {self.pk} ({self.status})"
+
+
+# --- LLM judges -----------------------------------------------------------------------------
+
+
+class JudgeTarget(models.TextChoices):
+    # A verdict from the project's reactions, and a critique.
+    ANSWER = "answer"
+    # Relevant / partly relevant / irrelevant for each retrieved document, as debug mode asks.
+    DOCUMENT_RELEVANCE = "document_relevance"
+    # A corrected list of sub-queries.
+    SUBQUERIES = "subqueries"
+
+
+class Judge(models.Model):
+    """A model (one of the project's generators) that judges answers by a rubric. What it says
+    is simulated feedback; with a `viewer` it speaks for that viewer, shown their own past
+    critiques and reactions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
+    name = models.CharField(max_length=200)
+    generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="judges")
+    rubric = models.TextField()
+    target = models.CharField(max_length=24, choices=JudgeTarget.choices)
+    viewer = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_name_unique"),
+            models.CheckConstraint(
+                condition=Q(target__in=JudgeTarget.values), name="judge_target_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JudgeRun(Job):
+    """One pass of a judge over the answers a filter selects."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="runs")
+    filters = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [*job_constraints("judge_run", JobStatus.values)]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="judge_run_stale")]
+
+    @property
+    def producer(self) -> str:
+        return f"judge_run:{self.pk}"
+
+    def __str__(self) -> str:
+        return f"judge run {self.pk} ({self.status})"

@@ -9,16 +9,31 @@ from django.db.models import Count, Q, QuerySet
 
 from feedback.core.jobs import JobStatus
 from feedback.datasets import Rows
-from feedback.models import Answer, Critique, Project
+from feedback.models import (
+    Answer,
+    Critique,
+    Intervention,
+    Project,
+    ProposalStatus,
+    Reaction,
+    SimulatedFeedback,
+    SimulatedKind,
+)
+from rewardmodels import judges
 from rewardmodels.datasets import build_rows
 from rewardmodels.models import (
     BuildStatus,
     C3POBuild,
     C3POItem,
     Generator,
+    Judge,
+    JudgeRun,
+    JudgeTarget,
+    Objective,
     PromptScope,
     ReviewStatus,
     RewardModel,
+    ShadowRun,
     TrainingRun,
     VerbalFeedback,
 )
@@ -192,3 +207,135 @@ def collected_questions(*, project_id: int) -> Iterator[tuple[str, str]]:
         if question and question not in seen and len(question) <= MAX_PROMPT_CHARS:
             seen.add(question)
             yield question, response
+
+
+def shadow_run_get(*, project: Project, run_id: int) -> ShadowRun | None:
+    return (
+        ShadowRun.objects.filter(project=project, pk=run_id)
+        .select_related("reward_model", "training_run")
+        .first()
+    )
+
+
+def shadow_runs_for_project(*, project: Project) -> QuerySet[ShadowRun]:
+    return (
+        ShadowRun.objects.filter(project=project)
+        .select_related("reward_model", "training_run")
+        .order_by("-created_at", "-id")
+    )
+
+
+def p_love_models_with_version(*, project: Project) -> QuerySet[RewardModel]:
+    """The models a shadow can speak with: P[Love], with an active version."""
+    return (
+        RewardModel.objects.filter(
+            project=project, objective=Objective.P_LOVE, active_run__isnull=False
+        )
+        .select_related("active_run")
+        .order_by("name", "id")
+    )
+
+
+def judge_get(*, project: Project, judge_id: int) -> Judge | None:
+    return Judge.objects.filter(project=project, pk=judge_id).select_related("generator").first()
+
+
+def judges_for_project(*, project: Project) -> QuerySet[Judge]:
+    return Judge.objects.filter(project=project).select_related("generator").order_by("name", "id")
+
+
+def judge_runs_of(*, judge: Judge) -> QuerySet[JudgeRun]:
+    return judge.runs.order_by("-created_at", "-id")
+
+
+def judge_run_get(*, project: Project, run_id: int) -> JudgeRun | None:
+    return JudgeRun.objects.filter(project=project, pk=run_id).select_related("judge").first()
+
+
+def judge_agreement(*, judge: Judge) -> dict[str, Any]:
+    """How far the judge agrees with people on the answers it judged: for document relevance,
+    Cohen's kappa against each annotator and Krippendorff's alpha with all of them (a rejected
+    proposal counts as a disagreement in each annotator's raw agreement); for verdicts, the
+    share of people's reactions whose polarity it matched; and what annotators did with its
+    proposals."""
+    producers = [f"judge_run:{pk}" for pk in judge.runs.values_list("pk", flat=True)]
+    said = SimulatedFeedback.objects.filter(project_id=judge.project_id, producer__in=producers)
+    decisions = (
+        said.exclude(status=ProposalStatus.PENDING)
+        .values("decided_by__username", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    decided: dict[str, dict[str, int]] = {}
+    for row in decisions:
+        who = row["decided_by__username"] or "(deleted user)"
+        decided.setdefault(who, {"accepted": 0, "rejected": 0})[row["status"]] = row["n"]
+    result: dict[str, Any] = {
+        "target": judge.target,
+        "decisions": [{"annotator": k, **v} for k, v in sorted(decided.items())],
+    }
+    if judge.target == JudgeTarget.DOCUMENT_RELEVANCE:
+        units: dict[tuple[int, str], dict[str, str]] = {}
+        rejected: dict[tuple[int, str], set[str]] = {}
+        for answer_id, after, status, who in (
+            said.filter(action="doc_relevance")
+            .order_by("id")
+            .values_list("answer_id", "after", "status", "decided_by__username")
+        ):
+            unit = (answer_id, str(after.get("doc_id")))
+            units.setdefault(unit, {})[judges.JUDGE_CODER] = after.get("relevance")
+            if status == ProposalStatus.REJECTED and who:
+                rejected.setdefault(unit, set()).add(who)
+        people = Intervention.objects.filter(
+            project_id=judge.project_id,
+            action="doc_relevance",
+            answer_id__in={answer_id for answer_id, _ in units},
+        ).order_by("created_at", "id")
+        for answer_id, after, who in people.values_list(
+            "answer_id", "after", "annotator__username"
+        ):
+            unit = (answer_id, str(after.get("doc_id")))
+            if unit in units and who:
+                units[unit][who] = after.get("relevance")
+        relevance = judges.relevance_agreement(units)
+        # An annotator who only rejected proposals disagreed all the same.
+        labelled = {row["annotator"] for row in relevance["annotators"]}
+        for who in sorted(set().union(*rejected.values()) - labelled) if rejected else []:
+            relevance["annotators"].append(
+                {"annotator": who, "items": 0, "agreed": 0, "kappa": None}
+            )
+        relevance["annotators"].sort(key=lambda row: row["annotator"])
+        for row in relevance["annotators"]:
+            # Rejections with no label of the annotator's own: disagreements kappa can't place.
+            extra = sum(
+                1
+                for unit, whom in rejected.items()
+                if row["annotator"] in whom and row["annotator"] not in units[unit]
+            )
+            row["rejected_without_label"] = extra
+            total = row["items"] + extra
+            row["agreement"] = round(row["agreed"] / total, 6) if total else None
+        result["relevance"] = relevance
+    elif judge.target == JudgeTarget.ANSWER:
+        project = judge.project
+        positive, negative = set(project.positive_reactions), set(project.negative_reactions)
+
+        def polarity(kind: str) -> str | None:
+            return "positive" if kind in positive else "negative" if kind in negative else None
+
+        verdicts: dict[int, str] = {}
+        for answer_id, kind in (
+            said.filter(kind=SimulatedKind.VERDICT)
+            .order_by("id")
+            .values_list("answer_id", "reaction")
+        ):
+            verdicts[answer_id] = kind
+        pairs = []
+        for answer_id, kind in Reaction.objects.filter(
+            answer_id__in=verdicts, removed_at__isnull=True
+        ).values_list("answer_id", "kind"):
+            judged, person = polarity(verdicts[answer_id]), polarity(kind)
+            if judged and person:
+                pairs.append((judged, person))
+        result["verdicts"] = judges.verdict_accuracy(pairs)
+    return result

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rewardmodels.views import c3po, reward_models
+from rewardmodels.views import c3po, judges, reward_models, shadow
 
 app_name = "rewardmodels"
 
@@ -59,5 +59,26 @@ urlpatterns = [
         "<slug:slug>/models/builds/<int:build_id>/review/<int:item_id>/",
         c3po.review_submit,
         name="review_submit",
+    ),
+    path("<slug:slug>/models/shadow/", shadow.shadow_list, name="shadow_list"),
+    path("<slug:slug>/models/shadow/create/", shadow.shadow_create, name="shadow_create"),
+    path("<slug:slug>/models/shadow/<int:run_id>/", shadow.shadow_detail, name="shadow_detail"),
+    path(
+        "<slug:slug>/models/shadow/<int:run_id>/cancel/",
+        shadow.shadow_cancel,
+        name="shadow_cancel",
+    ),
+    path("<slug:slug>/models/judges/", judges.judge_list, name="judge_list"),
+    path("<slug:slug>/models/judges/create/", judges.judge_create, name="judge_create"),
+    path("<slug:slug>/models/judges/<int:judge_id>/", judges.judge_detail, name="judge_detail"),
+    path(
+        "<slug:slug>/models/judges/<int:judge_id>/run/",
+        judges.judge_run_create,
+        name="judge_run_create",
+    ),
+    path(
+        "<slug:slug>/models/judges/runs/<int:run_id>/",
+        judges.judge_run_detail,
+        name="judge_run_detail",
     ),
 ]

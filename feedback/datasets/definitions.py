@@ -7,6 +7,12 @@ are assistant messages) or "text" (plain strings).
 
 Filters: `model` and `model_version` select answers (for comparisons, the first answer);
 `since` / `until` select by when the feedback happened (for p_love, when the answer was shown).
+
+Simulated feedback (a shadow's or a judge's, `feedback.models.simulated`) is in no dataset
+unless `include_simulated` asks for it. Then every row of every dataset carries `simulated`
+(false for people's feedback) and `weight` (1 for people's; for a simulated row, how sure its
+producer was of the label it gave: the probability of a simulated Love, one minus it for a
+simulated "no Love").
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from django.db.models import (
     Case,
     Exists,
     Expression,
+    ExpressionWrapper,
     F,
+    FloatField,
     OuterRef,
     Q,
     QuerySet,
@@ -32,10 +40,19 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from feedback.datasets.sql import AssistantMessage, HashedRef, PromptText
-from feedback.models import Comparison, Critique, Exposure, Intervention, Project, Reaction
+from feedback.models import (
+    Comparison,
+    Critique,
+    Exposure,
+    Intervention,
+    Project,
+    Reaction,
+    SimulatedFeedback,
+    SimulatedKind,
+)
 
 FORMS = ("conversational", "text")
 
@@ -46,6 +63,8 @@ class Filters:
     model_version: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Simulated feedback too, every row marked `simulated` with a `weight`.
+    include_simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,9 +140,66 @@ def time_filters(filters: Filters, field: str) -> Q:
     return q
 
 
+REAL = {
+    "simulated": Value(False, output_field=BooleanField()),
+    "weight": Value(1.0, output_field=FloatField()),
+    "simulated_id": Value(None, output_field=BigIntegerField()),
+}
+
+
+def _marked(columns: dict[str, Any], filters: Filters) -> dict[str, Any]:
+    """People's rows as they are, or, when simulated rows are asked for too, marked real."""
+    return {**columns, **REAL} if filters.include_simulated else columns
+
+
+def marked_rows(rows: Rows, filters: Filters) -> Rows:
+    """Every part of `rows` marked real when simulated rows are asked for."""
+    if not filters.include_simulated:
+        return rows
+    then = marked_rows(rows.then, filters) if rows.then else None
+    return Rows(rows.records, _marked(rows.columns, filters), then)
+
+
 def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
-    """Active reactions whose kind the project counts as positive or negative."""
+    """Active reactions whose kind the project counts as positive or negative; with
+    `include_simulated`, then the simulated reactions of those kinds (a shadow's Loves, a
+    judge's verdicts), weighted by their producer's probability."""
     positive, negative = project.positive_reactions, project.negative_reactions
+    label = Case(
+        When(kind__in=positive, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    simulated = None
+    if filters.include_simulated:
+        simulated = Rows(
+            SimulatedFeedback.objects.filter(
+                answer_filters(filters, "answer__"),
+                time_filters(filters, "created_at"),
+                project=project,
+                kind__in=[SimulatedKind.PREDICTION, SimulatedKind.VERDICT],
+                reaction__in=[*positive, *negative],
+            ).order_by("id"),
+            dict(
+                prompt=_prompt("answer__prompt", form),
+                completion=_reply("answer__response", form),
+                label=Case(
+                    When(reaction__in=positive, then=Value(True)),
+                    default=Value(False),
+                    output_field=BooleanField(),
+                ),
+                answer_id=F("answer__external_id"),
+                reaction_id=Value(None, output_field=BigIntegerField()),
+                reaction=F("reaction"),
+                user_ref=_user_ref(project),
+                model=F("answer__model"),
+                model_version=F("answer__model_version"),
+                created_at=F("created_at"),
+                simulated=Value(True, output_field=BooleanField()),
+                weight=Coalesce(F("probability"), Value(1.0), output_field=FloatField()),
+                simulated_id=F("id"),
+            ),
+        )
     return Rows(
         Reaction.objects.filter(
             answer_filters(filters, "answer__"),
@@ -132,22 +208,22 @@ def kto_rows(project: Project, filters: Filters, form: str, now: datetime) -> Ro
             removed_at__isnull=True,
             kind__in=[*positive, *negative],
         ).order_by("id"),
-        dict(
-            prompt=_prompt("answer__prompt", form),
-            completion=_reply("answer__response", form),
-            label=Case(
-                When(kind__in=positive, then=Value(True)),
-                default=Value(False),
-                output_field=BooleanField(),
+        _marked(
+            dict(
+                prompt=_prompt("answer__prompt", form),
+                completion=_reply("answer__response", form),
+                label=label,
+                answer_id=F("answer__external_id"),
+                reaction_id=F("id"),
+                reaction=F("kind"),
+                user_ref=_user_ref(project),
+                model=F("answer__model"),
+                model_version=F("answer__model_version"),
+                created_at=F("created_at"),
             ),
-            answer_id=F("answer__external_id"),
-            reaction_id=F("id"),
-            reaction=F("kind"),
-            user_ref=_user_ref(project),
-            model=F("answer__model"),
-            model_version=F("answer__model_version"),
-            created_at=F("created_at"),
+            filters,
         ),
+        then=simulated,
     )
 
 
@@ -269,7 +345,7 @@ def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) ->
             project=project,
             shown_at__lte=now - window,
         ).order_by("id"),
-        dict(
+        (_shadowed if filters.include_simulated else dict)(
             answer_id=F("answer__external_id"),
             prompt=_prompt("answer__prompt", form),
             response=_reply("answer__response", form),
@@ -284,6 +360,49 @@ def p_love_rows(project: Project, filters: Filters, form: str, now: datetime) ->
             source=F("source"),
         ),
     )
+
+
+def _shadowed(**columns: Any) -> dict[str, Any]:
+    """p_love's columns where an exposure nobody loved may carry a shadow's label instead: the
+    newest simulated prediction for it, marked, weighted by how sure the shadow was of the label
+    it gave. A real Love always wins."""
+    real_love = columns["label"]
+    shadow = SimulatedFeedback.objects.filter(
+        exposure=OuterRef("pk"), kind=SimulatedKind.PREDICTION
+    ).order_by("-id")
+    shadowed = Exists(shadow)
+    simulated_love = ExpressionWrapper(Q(reaction="love"), output_field=BooleanField())
+    certainty = Case(
+        When(reaction="love", then=F("probability")),
+        default=Value(1.0) - F("probability"),
+        output_field=FloatField(),
+    )
+    return {
+        **columns,
+        "label": Case(
+            When(real_love, then=Value(True)),
+            When(shadowed, then=Subquery(shadow.values(love=simulated_love)[:1])),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "simulated": Case(
+            When(real_love, then=Value(False)),
+            When(shadowed, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "weight": Case(
+            When(real_love, then=Value(1.0)),
+            When(shadowed, then=Subquery(shadow.values(certainty=certainty)[:1])),
+            default=Value(1.0),
+            output_field=FloatField(),
+        ),
+        "simulated_id": Case(
+            When(real_love, then=Value(None)),
+            default=Subquery(shadow.values("id")[:1]),
+            output_field=BigIntegerField(),
+        ),
+    }
 
 
 def sft_rows(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
@@ -328,16 +447,106 @@ def stages_rows(project: Project, filters: Filters, form: str, now: datetime) ->
     )
 
 
+def _simulated_part(project: Project, filters: Filters, kind: str) -> QuerySet[SimulatedFeedback]:
+    return SimulatedFeedback.objects.filter(
+        answer_filters(filters, "answer__"),
+        time_filters(filters, "created_at"),
+        project=project,
+        kind=kind,
+    ).order_by("id")
+
+
+SIMULATED = {
+    "simulated": Value(True, output_field=BooleanField()),
+    "weight": Coalesce(F("probability"), Value(1.0), output_field=FloatField()),
+    "simulated_id": F("id"),
+}
+
+
+def critiques_with_simulated(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """`critiques_rows`; with `include_simulated`, then the judges' critiques (of verdicts)."""
+    rows = marked_rows(critiques_rows(project, filters, form, now), filters)
+    if not filters.include_simulated:
+        return rows
+    judged = Rows(
+        _simulated_part(project, filters, SimulatedKind.VERDICT).exclude(text=""),
+        dict(
+            prompt=_prompt("answer__prompt", form),
+            response=_reply("answer__response", form),
+            critique=F("text"),
+            revision=Value(None, output_field=TextField()),
+            quote=Value(""),
+            category=Value(""),
+            critique_id=Value(None, output_field=BigIntegerField()),
+            answer_id=F("answer__external_id"),
+            revision_answer_id=Value(None, output_field=TextField()),
+            user_ref=_user_ref(project),
+            created_at=F("created_at"),
+            **SIMULATED,
+        ),
+    )
+    return Rows(rows.records, rows.columns, then=judged)
+
+
+def stages_with_simulated(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+    """`stages_rows`; with `include_simulated`, then the judges' proposed corrections that no
+    annotator has decided yet (an accepted one is an annotator's correction already, a
+    rejected one was judged wrong)."""
+    rows = marked_rows(stages_rows(project, filters, form, now), filters)
+    if not filters.include_simulated:
+        return rows
+    proposed = Rows(
+        _simulated_part(project, filters, SimulatedKind.INTERVENTION).filter(status="pending"),
+        dict(
+            answer_id=F("answer__external_id"),
+            stage_kind=Cast(F("stage__kind"), TextField()),
+            stage_position=F("stage__position"),
+            input=F("stage__input"),
+            system_output=F("stage__output"),
+            action=F("action"),
+            before=Value(None, output_field=TextField()),
+            corrected_output=F("after"),
+            rationale=Value(""),
+            intervention_id=Value(None, output_field=BigIntegerField()),
+            annotator=Value(None, output_field=TextField()),
+            created_at=F("created_at"),
+            **SIMULATED,
+        ),
+    )
+    return Rows(rows.records, rows.columns, then=proposed)
+
+
+def _people_only(
+    rows: Callable[[Project, Filters, str, datetime], Rows],
+) -> Callable[[Project, Filters, str, datetime], Rows]:
+    """A dataset with no simulated source yet: with `include_simulated` its rows are marked
+    real, so every dataset asked for simulated rows has the same two columns."""
+
+    def marked(project: Project, filters: Filters, form: str, now: datetime) -> Rows:
+        return marked_rows(rows(project, filters, form, now), filters)
+
+    marked.__doc__ = rows.__doc__
+    return marked
+
+
 DATASETS = {
     d.name: d
     for d in (
         Dataset("kto", "prompt, completion, label: reactions by the project's polarity", kto_rows),
         Dataset(
-            "dpo", "prompt, chosen, rejected: comparisons with a winner, corrections", dpo_rows
+            "dpo",
+            "prompt, chosen, rejected: comparisons with a winner, corrections",
+            _people_only(dpo_rows),
         ),
-        Dataset("critiques", "prompt, response, critique, revision", critiques_rows),
+        Dataset("critiques", "prompt, response, critique, revision", critiques_with_simulated),
         Dataset("p_love", "labelled exposures for P[Love]", p_love_rows),
-        Dataset("sft", "prompt, completion: answers corrected in debug mode", sft_rows),
-        Dataset("stages", "per-stage corrections with the system's output", stages_rows),
+        Dataset(
+            "sft", "prompt, completion: answers corrected in debug mode", _people_only(sft_rows)
+        ),
+        Dataset(
+            "stages",
+            "per-stage corrections with the system's output",
+            stages_with_simulated,
+        ),
     )
 }

@@ -82,6 +82,8 @@ def arrow_schema(rows: Rows) -> pa.Schema:
             arrow_type = pa.bool_()
         elif isinstance(field, models.IntegerField | models.AutoField):
             arrow_type = pa.int64()
+        elif isinstance(field, models.FloatField):
+            arrow_type = pa.float64()  # a simulated row's weight
         elif isinstance(field, models.DateTimeField):
             arrow_type = pa.timestamp("us", tz="UTC")
         else:

@@ -36,6 +36,7 @@ from feedback.models.signals import (
     Source,
     Winner,
 )
+from feedback.models.simulated import ProposalStatus, SimulatedFeedback, SimulatedKind
 from feedback.models.tenancy import (
     DEFAULT_NEGATIVE_REACTIONS,
     DEFAULT_POSITIVE_REACTIONS,
@@ -88,12 +89,15 @@ __all__ = [
     "Outcome",
     "PipelineConnector",
     "Project",
+    "ProposalStatus",
     "QueueAssignment",
     "QueueItem",
     "Reaction",
     "Rerun",
     "Role",
     "Scope",
+    "SimulatedFeedback",
+    "SimulatedKind",
     "Source",
     "Stage",
     "StageKind",

@@ -51,13 +51,14 @@ EXPORT_JOB = JobKind(
 
 
 def export_filters(raw: object) -> tuple[datasets.Filters, dict[str, list[str]]]:
-    """`{"model", "model_version", "since", "until"}` → Filters, or the errors by field."""
+    """`{"model", "model_version", "since", "until", "include_simulated"}` → Filters, or the
+    errors by field."""
     errors: dict[str, list[str]] = {}
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         return datasets.Filters(), {"filters": ["Must be an object."]}
-    unknown = set(raw) - {"model", "model_version", "since", "until"}
+    unknown = set(raw) - {"model", "model_version", "since", "until", "include_simulated"}
     if unknown:
         errors["filters"] = [f"Unknown filters: {', '.join(sorted(unknown))}."]
     values: dict[str, Any] = {}
@@ -72,6 +73,9 @@ def export_filters(raw: object) -> tuple[datasets.Filters, dict[str, list[str]]]
             values[name], error = parse_timestamp(raw[name], now=None, allow_future=True)
             if error:
                 errors[f"filters.{name}"] = [error]
+    values["include_simulated"] = raw.get("include_simulated", False)
+    if not isinstance(values["include_simulated"], bool):
+        errors["filters.include_simulated"] = ["Must be true or false."]
     return datasets.Filters(**values), errors
 
 
@@ -109,7 +113,7 @@ def export_request(
     stored_filters = {
         k: (v.isoformat() if hasattr(v, "isoformat") else v)
         for k, v in vars(parsed).items()
-        if v is not None
+        if v is not None and v is not False  # people's feedback only is the default
     }
     export = Export.objects.create(
         project=project,

@@ -227,10 +227,12 @@ def _apply_limits(
     # One pass over the viewers' last day of events counts both: feedback in the last minute
     # (exposures aside) and reactions received in the day. Receipt time, not the client's
     # `at`, so backdating can't dodge either limit.
+    # Simulated events (a shadow's Loves) are not the viewer's doing: they use up no limit.
     counts = (
         FeedbackEvent.objects.filter(
             project=project, viewer__in=viewers, received_at__gte=now - REACTION_CAP_WINDOW
         )
+        .exclude(source=Source.SIMULATED)
         .values("viewer")
         .annotate(
             recent=Count("id", filter=Q(received_at__gte=now - RATE_WINDOW) & ~Q(type="exposure")),

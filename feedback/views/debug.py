@@ -54,6 +54,7 @@ from feedback.models import (
 )
 from feedback.pipelines.protocol import PipelineError
 from feedback.pipelines.resolve import pipeline_for, rerun_unavailable_reason
+from feedback.selectors.proposals import proposals_by_stage
 from feedback.services.annotation import (
     RERUNNABLE_KINDS,
     AssignmentExpired,
@@ -178,6 +179,7 @@ def _debug_context(
     reruns = {
         r.stage_id: r for r in selectors.reruns_by_requester(answer=answer, user=membership.user)
     }
+    proposals = proposals_by_stage(answer=answer)
     errors = errors or {}
     views: list[dict[str, Any]] = []
     editable: list[Stage | None] = [*stages] or [
@@ -196,6 +198,7 @@ def _debug_context(
             "errors": {k: v for k, v in errors.items() if k.startswith(prefix)},
             "rerunnable": stage is not None and kind in RERUNNABLE_KINDS,
             "rerun": reruns.get(stage.pk) if stage else None,
+            "proposals": proposals.get(stage.pk, []) if stage else [],
             "add": {"title": "", "text": "", "url": ""},
             "new_flags": [],
             **_editor_state(

@@ -95,6 +95,8 @@ P_LOVE_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
         lambda v: v in ("none", "viewer"),
         '"none" or "viewer" (per-viewer adjustments to the global model)',
     ),
+    # Also learn from simulated feedback (shadow runs), each row weighted by its `weight`.
+    "include_simulated": (False, lambda v: isinstance(v, bool), "true or false"),
 }
 PREFERENCE_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "test_fraction": P_LOVE_CONFIG["test_fraction"],
@@ -314,7 +316,9 @@ def _finish(attempt: Attempt[TrainingRun], result: _Result) -> None:
 
 def _filters(config: dict[str, Any]) -> Filters:
     return Filters(
-        model=config.get("model") or None, model_version=config.get("model_version") or None
+        model=config.get("model") or None,
+        model_version=config.get("model_version") or None,
+        include_simulated=bool(config.get("include_simulated", False)),
     )
 
 
@@ -344,6 +348,8 @@ def _p_love_queryset(run: TrainingRun, now: datetime, source: Rows | None = None
         response_text=columns["response"],
         loved=columns["label"],
         version=columns["model_version"],
+        # Simulated rows (only when the config includes them) count for their weight.
+        **({"row_weight": columns["weight"]} if "weight" in columns else {}),
     )
 
 
@@ -404,7 +410,9 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
             responses=[r["response_text"] or "" for r in batch],
             labels=np.fromiter((r["loved"] for r in batch), dtype=bool, count=len(batch)),
             weights=np.fromiter(
-                (weights.get(r["viewer"], 1.0) for r in batch), dtype=float, count=len(batch)
+                (weights.get(r["viewer"], 1.0) * r.get("row_weight", 1.0) for r in batch),
+                dtype=float,
+                count=len(batch),
             ),
             viewers=[r["viewer"] for r in batch],
         )

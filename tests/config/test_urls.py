@@ -53,7 +53,16 @@ from django.utils import timezone
 from feedback import services
 from feedback.core.jobs import JobStatus
 from feedback.datasets import DATASETS
-from feedback.models import Answer, Critique, Membership, Project, Role, Scope, WebhookDelivery
+from feedback.models import (
+    Answer,
+    Critique,
+    Membership,
+    Project,
+    Role,
+    Scope,
+    SimulatedFeedback,
+    WebhookDelivery,
+)
 from feedback.services.annotation import (
     QueueFilter,
     answer_ask,
@@ -69,8 +78,11 @@ from rewardmodels.models import (
     C3POBuild,
     C3POItem,
     Generator,
+    Judge,
+    JudgeRun,
     PromptScope,
     ReviewStatus,
+    ShadowRun,
     TrainingRun,
 )
 from rewardmodels.services import reward_model_create, training_run_start
@@ -155,6 +167,10 @@ class Objects:
     webhook_id: int  # a webhook endpoint, with one delivery that succeeded
     delivery_id: int
     member_id: int  # a membership that is not the owner's own
+    shadow_run_id: int  # a shadow run that succeeded
+    judge_id: int
+    judge_run_id: int  # a judge run that succeeded
+    proposal_id: int  # its pending proposal for the answer's retrieval stage
 
     def assignment_for(self, principal: str) -> int:
         """The caller's own assignment; someone else's when they have none."""
@@ -323,6 +339,34 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status=JobStatus.SUCCEEDED, response_status=200, finished_at=timezone.now()
     )
+    shadow_run = ShadowRun.objects.create(
+        project=project,
+        reward_model=model,
+        training_run=run,
+        status=JobStatus.SUCCEEDED,
+        progress=1.0,
+        finished_at=timezone.now(),
+    )
+    judge = Judge.objects.create(
+        project=project,
+        name=f"Judge {marker}",
+        generator=generator,
+        rubric="Is it relevant?",
+        target="document_relevance",
+    )
+    judge_run = JudgeRun.objects.create(
+        project=project, judge=judge, status=JobStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+    proposal = SimulatedFeedback.objects.create(
+        project=project,
+        answer=ingested,
+        kind="intervention",
+        producer=judge_run.producer,
+        stage=ingested.stages.get(position=1),
+        action="doc_relevance",
+        after={"doc_id": f"doc-{marker}", "relevance": "irrelevant"},
+        item=f"1:doc-{marker}",
+    )
     return Objects(
         marker=marker,
         answer=external_id,
@@ -341,6 +385,10 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         webhook_id=endpoint.pk,
         delivery_id=delivery.pk,
         member_id=Membership.objects.get(project=project, user=users.get("rater", owner)).pk,
+        shadow_run_id=shadow_run.pk,
+        judge_id=judge.pk,
+        judge_run_id=judge_run.pk,
+        proposal_id=proposal.pk,
     )
 
 
@@ -530,6 +578,22 @@ def delivery(o: Objects) -> dict[str, Any]:
     return {"endpoint_id": o.webhook_id, "delivery_id": o.delivery_id}
 
 
+def shadow_run(o: Objects) -> dict[str, Any]:
+    return {"run_id": o.shadow_run_id}
+
+
+def judge(o: Objects) -> dict[str, Any]:
+    return {"judge_id": o.judge_id}
+
+
+def judge_run(o: Objects) -> dict[str, Any]:
+    return {"run_id": o.judge_run_id}
+
+
+def proposal(o: Objects) -> dict[str, Any]:
+    return {"external_id": o.answer, "proposal_id": o.proposal_id}
+
+
 def own_assignment(cell: Cell) -> dict[str, Any]:
     return {"assignment": cell.objects.assignment_for(cell.principal)}
 
@@ -646,6 +710,19 @@ ROUTES: dict[str, Entry] = {
         POST(400, body={"action": "nothing"}),
         kwargs=lambda o: {**build(o), "item_id": o.item_id},
     ),
+    "rewardmodels:shadow_list": page(RESEARCHER, GET(200, data=True)),
+    "rewardmodels:shadow_create": page(RESEARCHER, POST(400, body={"reward_model": ""})),
+    "rewardmodels:shadow_detail": page(RESEARCHER, GET(200, data=True), kwargs=shadow_run),
+    # A finished run: cancelling changes nothing, and the page says so.
+    "rewardmodels:shadow_cancel": page(RESEARCHER, POST(REDIRECT), kwargs=shadow_run),
+    "rewardmodels:judge_list": page(RESEARCHER, GET(200, data=True)),
+    "rewardmodels:judge_create": page(RESEARCHER, POST(400, body={"name": ""})),
+    "rewardmodels:judge_detail": page(RESEARCHER, GET(200, data=True), kwargs=judge),
+    "rewardmodels:judge_run_create": page(RESEARCHER, POST(400, body={"limit": "0"}), kwargs=judge),
+    "rewardmodels:judge_run_detail": page(RESEARCHER, GET(200, data=True), kwargs=judge_run),
+    # A judge's proposal: accepting makes it the annotator's own correction.
+    "feedback:proposal_accept": page(ANNOTATOR, POST(REDIRECT), kwargs=proposal),
+    "feedback:proposal_reject": page(ANNOTATOR, POST(REDIRECT), kwargs=proposal),
     # --- the API ---------------------------------------------------------------------------
     "api-answers": api(POST(400, scope=INGEST, other_key=400)),
     # `{}` is an OTLP/JSON export with no spans: accepted, nothing written.
@@ -698,6 +775,12 @@ ROUTES: dict[str, Entry] = {
     "api-widget-events": site(POST(401)),
     "widget-script": site(GET(200)),
     "widget-demo": page(RATER, GET(200, data=True)),
+    "api-shadow-runs": api(POST(400, scope=TRAIN, other_key=400)),
+    "api-shadow-run": api(GET(200, scope=TRAIN), kwargs=shadow_run),
+    "api-judges": api(POST(400, scope=TRAIN, other_key=400)),
+    "api-judge": api(GET(200, scope=TRAIN, data=True), kwargs=judge),
+    "api-judge-runs": api(POST(400, scope=TRAIN, body={"filters": {"limit": 0}}), kwargs=judge),
+    "api-judge-run": api(GET(200, scope=TRAIN), kwargs=judge_run),
 }
 
 
