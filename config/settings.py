@@ -88,7 +88,9 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR('db.sqlite3')}"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Connections are kept for five minutes: opening one costs PostgreSQL a process and an
+# authentication (milliseconds, in the request that pays for it).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
 # A kept connection is checked before each request uses it; on PostgreSQL the check looks at
 # the socket and asks the server only when something arrived there (feedback.core.postgresql).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
