@@ -88,9 +88,14 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR('db.sqlite3')}"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Connections are kept for five minutes: opening one costs PostgreSQL a process and an
+# authentication (milliseconds, in the request that pays for it).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
+# A kept connection is checked before each request uses it; on PostgreSQL the check looks at
+# the socket and asks the server only when something arrived there (feedback.core.postgresql).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "feedback.core.postgresql"
     # Fail fast when PostgreSQL is unreachable: the API answers 503 instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -103,6 +108,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if replica_url := env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {
         **env.db_url_config(replica_url),
+        "ENGINE": "feedback.core.postgresql",
         "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
         "CONN_HEALTH_CHECKS": True,
         # A write sent there by mistake fails at once, even on a server that would accept it.
@@ -244,6 +250,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # that the address gets 429 until the window ends. Counted in the cache below.
 API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=20)
 API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+# A web process keeps the API keys it authenticated (with their projects) this long, so a busy
+# client costs one key lookup per window instead of one per request. A revoked key, or a
+# project's changed settings, reach every web process at most this late; 0 looks up every time.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 # Local memory by default (the embedded default runs one web process). Several web processes
 # (gunicorn in compose) need a shared cache, e.g. CACHE_URL=redis://redis:6379/1, or each
 # counts failures on its own. Keep it off the broker's Redis database.

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 # SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535.
@@ -68,22 +69,58 @@ def _adapt(value: Any) -> Any:
     return value
 
 
+Statement = tuple[str, list[Any]]
+
+
 def lock_until_commit(names: Iterable[str]) -> None:
     """Hold a lock on each name until the transaction ends, all taken in one statement and in
     one order (so two transactions sharing names never wait on each other in a cycle). Names
     are hashed to 64-bit advisory lock keys: two names sharing a key only wait for each other.
     PostgreSQL only: SQLite runs one writing transaction at a time (the embedded default begins
     them IMMEDIATE), which serialises them already."""
+    statement = lock_statement(names)
+    if statement is not None:
+        run_in_order([statement])
+
+
+def lock_statement(names: Iterable[str]) -> Statement | None:
+    """The statement `lock_until_commit` runs, to send along with others (`run_in_order`);
+    None when there is nothing to lock or the database needs no lock."""
     if connection.vendor != "postgresql":
-        return
+        return None
     keys = sorted({_lock_key(name) for name in names})
     if not keys:
-        return
+        return None
+    return "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k", [keys]
+
+
+def run_in_order(statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+    """Run the statements one after the other; the rows of each.
+
+    On PostgreSQL they go in one message (one round trip instead of one per statement) when
+    the cursor binds parameters on the client, as Django's does unless the database's
+    `server_side_binding` option is on. The server still runs them one at a time, each with
+    its own snapshot, so a statement after a lock sees everything committed before the lock
+    was granted, as it would have in a round trip of its own."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
-            [keys],
-        )
+        if len(statements) > 1 and _sends_several(cursor):
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [value for _, params in statements for value in params],
+            )
+            rows = [cursor.fetchall()]
+            while cursor.nextset():
+                rows.append(cursor.fetchall())
+            return rows
+        rows = []
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            rows.append(cursor.fetchall())
+        return rows
+
+
+def _sends_several(cursor: Any) -> bool:
+    return connection.vendor == "postgresql" and isinstance(cursor.cursor, psycopg.ClientCursor)
 
 
 def _lock_key(name: str) -> int:

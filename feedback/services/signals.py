@@ -16,20 +16,24 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Model, Q
+from django.db.models import Model
 from django.utils import timezone
 
-from feedback.core.bulk import insert_ignoring_conflicts, lock_until_commit
+from feedback.core.bulk import (
+    Statement,
+    insert_ignoring_conflicts,
+    lock_statement,
+    run_in_order,
+)
 from feedback.events import ValidEvent, page_view_event_id, validate_event
 from feedback.models import (
     Answer,
     Comparison,
     Critique,
-    FeedbackEvent,
     FollowUp,
     Project,
     Reaction,
@@ -100,9 +104,9 @@ def _record(
     # for the last event under a limit. Exposures count towards no limit and take no lock, so
     # a page view (exposures only) opens no transaction unless it has something to write.
     limited = {e.viewer for _, e in candidates if e.type != "exposure"}
-    with transaction.atomic() if limited else nullcontext():
-        _lock_viewers(project, limited)
-        _record_checked(project, candidates, results, source=source, now=now)
+    if candidates:
+        with transaction.atomic() if limited else nullcontext():
+            _record_checked(project, candidates, results, limited, source=source, now=now)
     return [r for r in results if r is not None]
 
 
@@ -110,25 +114,21 @@ def _record_checked(
     project: Project,
     candidates: list[tuple[int, ValidEvent]],
     results: list[FeedbackResult | None],
+    limited: set[str],
     *,
     source: str,
     now: datetime,
 ) -> None:
     """Check the valid events against the database and write the ones that pass; fills in
-    `results`. Runs in the caller's transaction, under the viewers' locks, when the events
-    count towards a limit."""
+    `results`. The `limited` viewers' events count towards a limit: the caller has opened a
+    transaction, and their locks are taken here before anything is counted."""
+    known, answers, counts = _look_up(project, candidates, limited, now=now)
     # Replays report `duplicate` before any limit is charged for them.
-    known = set(
-        FeedbackEvent.objects.filter(
-            project=project, event_id__in=[e.event_id for _, e in candidates]
-        ).values_list("event_id", flat=True)
-    )
     for index, event in candidates:
         if event.event_id in known:
             results[index] = FeedbackResult(index, "duplicate", event.event_id)
     candidates = [(i, e) for i, e in candidates if e.event_id not in known]
 
-    answers = _answers_by_external_id(project, candidates)
     accepted: list[tuple[int, ValidEvent]] = []
     for index, event in candidates:
         errors = _answer_errors(event, answers)
@@ -137,7 +137,7 @@ def _record_checked(
         else:
             accepted.append((index, event))
 
-    accepted = _apply_limits(project, accepted, results, now=now)
+    accepted = _apply_limits(project, accepted, results, counts)
     created: set[str] = set()
     if accepted:
         # Joins the caller's transaction when there is one (no savepoint); its own otherwise.
@@ -177,27 +177,95 @@ def _tell_webhooks(
     )
 
 
-def _lock_viewers(project: Project, viewers: set[str]) -> None:
-    """Take the viewers' limit locks until the transaction ends, so each viewer's count and
-    write happen one batch at a time."""
-    lock_until_commit(f"feedback-limits:{project.pk}:{viewer}" for viewer in viewers)
+class _AnswerRow(NamedTuple):
+    pk: int
+    prompt_hash: str
 
 
-def _answers_by_external_id(
-    project: Project, events: list[tuple[int, ValidEvent]]
-) -> dict[str, Answer]:
-    wanted = {e.answer for _, e in events} | {
-        e.data["other_answer"] for _, e in events if e.type == "comparison"
-    }
-    if not wanted:
-        return {}
-    rows = Answer.objects.filter(project=project, external_id__in=wanted).only(
-        "id", "external_id", "prompt_hash"
+class _Counts(NamedTuple):
+    """A viewer's events received in the last RATE_WINDOW (exposures aside), and reactions
+    received in the last REACTION_CAP_WINDOW."""
+
+    recent: int
+    reactions: int
+
+
+def _look_up(
+    project: Project,
+    events: list[tuple[int, ValidEvent]],
+    limited: set[str],
+    *,
+    now: datetime,
+) -> tuple[set[str], dict[str, _AnswerRow], dict[str, _Counts]]:
+    """What checking the events needs from the database: the event_ids already recorded, the
+    answers they name (by external_id), and the `limited` viewers' counts, which are read
+    under those viewers' locks (taken first, held until commit), so two requests for one
+    viewer can't both see room for the last event under a limit.
+
+    All of it in one round trip on PostgreSQL: with a viewer's lock, one reaction used to
+    wait on five (lock, replays, answers, counts, each a query of its own)."""
+    event_ids = [e.event_id for _, e in events]
+    wanted = list(
+        {e.answer for _, e in events}
+        | {e.data["other_answer"] for _, e in events if e.type == "comparison"}
     )
-    return {a.external_id: a for a in rows}
+    viewers = sorted(limited)
+    statements: list[Statement] = []
+    lock = lock_statement(f"feedback-limits:{project.pk}:{viewer}" for viewer in viewers)
+    if lock is not None:
+        statements.append(lock)
+    statements.append(
+        (
+            "SELECT event_id FROM feedback_feedbackevent "  # noqa: S608 (placeholders only)
+            f"WHERE project_id = %s AND event_id IN ({_placeholders(event_ids)})",
+            [project.pk, *event_ids],
+        )
+    )
+    statements.append(
+        (
+            "SELECT external_id, id, prompt_hash FROM feedback_answer "  # noqa: S608 (placeholders)
+            f"WHERE project_id = %s AND external_id IN ({_placeholders(wanted)})",
+            [project.pk, *wanted],
+        )
+    )
+    if viewers:
+        # One pass over the viewers' last day of events counts both: feedback in the last
+        # minute (exposures aside) and reactions received in the day. Receipt time, not the
+        # client's `at`, so backdating can't dodge either limit. Simulated events (a shadow's
+        # Loves) are not the viewer's doing: they use up no limit.
+        statements.append(
+            (
+                "SELECT viewer, "  # noqa: S608 (placeholders only)
+                "COUNT(*) FILTER (WHERE received_at >= %s AND type <> 'exposure'), "
+                "COUNT(*) FILTER (WHERE type = 'reaction') "
+                "FROM feedback_feedbackevent WHERE project_id = %s "
+                f"AND viewer IN ({_placeholders(viewers)}) AND received_at >= %s "
+                "AND source <> 'simulated' GROUP BY viewer",
+                [
+                    _adapt(now - RATE_WINDOW),
+                    project.pk,
+                    *viewers,
+                    _adapt(now - REACTION_CAP_WINDOW),
+                ],
+            )
+        )
+    rows = run_in_order(statements)[1 if lock is not None else 0 :]
+    known = {event_id for (event_id,) in rows[0]}
+    answers = {external_id: _AnswerRow(pk, digest) for external_id, pk, digest in rows[1]}
+    counts = {viewer: _Counts(recent, cap) for viewer, recent, cap in rows[2]} if viewers else {}
+    return known, answers, counts
 
 
-def _answer_errors(event: ValidEvent, answers: dict[str, Answer]) -> dict[str, list[str]]:
+def _placeholders(values: Sequence[object]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _adapt(at: datetime) -> Any:
+    """A date-time as the database compares it (SQLite keeps them as text)."""
+    return connection.ops.adapt_datetimefield_value(at)
+
+
+def _answer_errors(event: ValidEvent, answers: dict[str, _AnswerRow]) -> dict[str, list[str]]:
     missing = "No answer with this external_id in the project."
     if event.answer not in answers:
         return {"answer": [missing]}
@@ -214,36 +282,13 @@ def _apply_limits(
     project: Project,
     events: list[tuple[int, ValidEvent]],
     results: list[FeedbackResult | None],
-    *,
-    now: datetime,
+    counts: dict[str, _Counts],
 ) -> list[tuple[int, ValidEvent]]:
     """Per-viewer rate limit on feedback (exposures are not feedback) and the daily cap on
-    reactions. Counts come from the rows already written, plus this batch in order; the caller
-    holds the viewers' locks, so no other request writes for them until this one commits."""
-    limited = [(i, e) for i, e in events if e.type != "exposure"]
-    if not limited:
-        return events
-    viewers = {e.viewer for _, e in limited}
-    # One pass over the viewers' last day of events counts both: feedback in the last minute
-    # (exposures aside) and reactions received in the day. Receipt time, not the client's
-    # `at`, so backdating can't dodge either limit.
-    # Simulated events (a shadow's Loves) are not the viewer's doing: they use up no limit.
-    counts = (
-        FeedbackEvent.objects.filter(
-            project=project, viewer__in=viewers, received_at__gte=now - REACTION_CAP_WINDOW
-        )
-        .exclude(source=Source.SIMULATED)
-        .values("viewer")
-        .annotate(
-            recent=Count("id", filter=Q(received_at__gte=now - RATE_WINDOW) & ~Q(type="exposure")),
-            reactions=Count("id", filter=Q(type="reaction")),
-        )
-    )
-    recent: Counter[str] = Counter()
-    reactions_today: Counter[str] = Counter()
-    for row in counts:
-        recent[row["viewer"]] = row["recent"]
-        reactions_today[row["viewer"]] = row["reactions"]
+    reactions. Counts come from the rows already written (`counts`, read under the viewers'
+    locks, which the caller holds until it commits), plus this batch in order."""
+    recent: Counter[str] = Counter({viewer: c.recent for viewer, c in counts.items()})
+    reactions_today: Counter[str] = Counter({viewer: c.reactions for viewer, c in counts.items()})
     # Each limit: the count per viewer so far, the most allowed, and the refusal (the field it
     # names, its message, its `limit`). Feedback counts towards the rate; a reaction also
     # towards the daily cap; an exposure towards neither.
@@ -293,7 +338,7 @@ _EVENT_COLUMNS = (
 def _write(
     project: Project,
     events: list[tuple[int, ValidEvent]],
-    answers: dict[str, Answer],
+    answers: dict[str, _AnswerRow],
     *,
     source: str,
     now: datetime,
@@ -323,6 +368,7 @@ def _write(
         )
     )
     exposures: list[tuple[Any, ...]] = []
+    reactions: list[tuple[Any, ...]] = []
     records: defaultdict[type[Model], list[Model]] = defaultdict(list)
     for _, e in events:
         event_pk = inserted.get(e.event_id)
@@ -344,24 +390,24 @@ def _write(
                 )
             )
         elif e.type == "reaction":
-            insert_ignoring_conflicts(
-                "feedback_reaction",
-                "project_id, answer_id, viewer, kind, source, event_id, created_at",
-                [(project.pk, answer.pk, e.viewer, e.data["reaction"], source, event_pk, at)],
-                conflict="answer_id, viewer, kind",
-                conflict_where="removed_at IS NULL",
-                returning="id",
+            reactions.append(
+                (project.pk, answer.pk, e.viewer, e.data["reaction"], source, event_pk, at)
             )
         elif e.type == "unreaction":
+            _reactions_insert(reactions)  # the reactions before it in the batch come first
+            reactions = []
             Reaction.objects.filter(
-                answer=answer, viewer=e.viewer, kind=e.data["reaction"], removed_at__isnull=True
+                answer_id=answer.pk,
+                viewer=e.viewer,
+                kind=e.data["reaction"],
+                removed_at__isnull=True,
             ).update(removed_at=at, removed_by_id=event_pk)
         else:
             model, fields = _RECORDS[e.type]
             about = (
-                {"answer_a": answer, "answer_b": answers[e.data["other_answer"]]}
+                {"answer_a_id": answer.pk, "answer_b_id": answers[e.data["other_answer"]].pk}
                 if e.type == "comparison"
-                else {"answer": answer}
+                else {"answer_id": answer.pk}
             )
             records[model].append(
                 model(
@@ -374,11 +420,26 @@ def _write(
                     **{name: e.data[name] for name in fields},
                 )
             )
-    # One INSERT per kind of record, whatever the batch size.
+    # One INSERT per kind of record, whatever the batch size (reactions: per run of them
+    # between unreactions).
+    _reactions_insert(reactions)
     seen_before = _exposures_insert(exposures, source=source)
     for model, rows in records.items():
         model._default_manager.bulk_create(rows)
     return {event_id for event_id, pk in inserted.items() if pk not in seen_before}
+
+
+def _reactions_insert(rows: list[tuple[Any, ...]]) -> None:
+    """Insert reactions given as (project, answer, viewer, kind, source, event, created at),
+    in their order: of two alike (one viewer, answer and kind) the first is the active one."""
+    insert_ignoring_conflicts(
+        "feedback_reaction",
+        "project_id, answer_id, viewer, kind, source, event_id, created_at",
+        rows,
+        conflict="answer_id, viewer, kind",
+        conflict_where="removed_at IS NULL",
+        returning="id",
+    )
 
 
 def _exposures_insert(rows: list[tuple[Any, ...]], *, source: str) -> set[int]:
