@@ -50,11 +50,17 @@ _COPY_OPTIONS = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
 _CHUNK_BYTES = 64 * 1024
 
 
-def jsonl_chunks(rows: Rows) -> Iterator[bytes]:
-    """The rows as JSON Lines, in chunks of bytes (each chained source in turn)."""
+def jsonl_chunks(rows: Rows, *, own_connection: bool = False) -> Iterator[bytes]:
+    """The rows as JSON Lines, in chunks of bytes (each chained source in turn).
+
+    A COPY holds its connection until the last row: no other statement can run on it in
+    between. A caller that writes between chunks (a job reporting progress on its own row)
+    asks for `own_connection`: the COPY then runs on a connection of its own to the same
+    database. Not inside a transaction, though: its uncommitted rows are visible to its own
+    connection only, so there the COPY stays on it."""
     for part in rows.parts():
         if connections[part.records.db].vendor == "postgresql":
-            yield from _copy_chunks(part)
+            yield from _copy_chunks(part, own_connection=own_connection)
         else:
             yield from _orm_chunks(part)
 
@@ -69,10 +75,25 @@ def jsonl_response(rows: Rows, filename: str, *, download: bool = False) -> Stre
     return response
 
 
-def _copy_chunks(rows: Rows) -> Iterator[bytes]:
-    """COPY on the connection of the database the rows are read from."""
+def _copy_chunks(rows: Rows, *, own_connection: bool) -> Iterator[bytes]:
+    """COPY from the database the rows are read from, on its connection or one of its own."""
     queryset = rows.queryset()
     connection = connections[queryset.db]
+    if own_connection and not connection.in_atomic_block:
+        # Set up as Django sets up its own (time zone, role), in autocommit.
+        own = connections.create_connection(queryset.db)
+        try:
+            own.ensure_connection()
+            yield from _copy_on(own.connection, queryset, rows, connection)
+        finally:
+            own.close()
+    else:
+        connection.ensure_connection()
+        yield from _copy_on(connection.connection, queryset, rows, connection)
+
+
+def _copy_on(raw: Any, queryset: Any, rows: Rows, connection: Any) -> Iterator[bytes]:
+    """COPY the rows' query, compiled for `connection`, on the psycopg connection `raw`."""
     sql, params = queryset.query.get_compiler(connection=connection).as_sql()
     # `sql` is compiled by the ORM with its values as separate parameters; the column names
     # are the dataset's own (code, not input).
@@ -82,7 +103,7 @@ def _copy_chunks(rows: Rows) -> Iterator[bytes]:
         f"TO STDOUT {_COPY_OPTIONS}"
     )
     buffer = bytearray()
-    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+    with raw.cursor() as cursor, cursor.copy(statement, params) as copy:
         # COPY hands out a row at a time; writing 64 KiB at a time costs far fewer syscalls.
         for block in copy:
             buffer += block

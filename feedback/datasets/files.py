@@ -41,9 +41,15 @@ def write(rows: Rows, fmt: str, out: BinaryIO, progress: Progress) -> int:
     return writers[fmt](rows, out, progress)
 
 
+def _chunks(rows: Rows) -> Iterator[bytes]:
+    # The writers report progress between chunks: on a connection of its own, the COPY
+    # never has a statement wait on it.
+    return jsonl_chunks(rows, own_connection=True)
+
+
 def _lines(rows: Rows) -> Iterator[bytes]:
     rest = b""
-    for chunk in jsonl_chunks(rows):
+    for chunk in _chunks(rows):
         *complete, rest = (rest + chunk).split(b"\n")
         yield from complete
     if rest:
@@ -63,7 +69,7 @@ def _batches(rows: Rows) -> Iterator[list[dict[str, Any]]]:
 
 def _write_jsonl(rows: Rows, out: BinaryIO, progress: Progress) -> int:
     count = 0
-    for chunk in jsonl_chunks(rows):
+    for chunk in _chunks(rows):
         out.write(chunk)
         count += chunk.count(b"\n")
         progress(count)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from rest_framework.test import APIClient
 
+from feedback.core import jobs
 from feedback.core.jobs import Attempt, JobSuperseded, Swept, jobs_sweep
 from feedback.models import Export, Project
 from feedback.services import datasets as exports
@@ -23,6 +25,7 @@ from feedback.services import feedback_record
 from tests.conftest import bearer_client
 from tests.factories import AnswerFactory, api_key_for
 from tests.feedback.conftest import MULTI_TURN
+from tests.rewardmodels.conftest import plant_exposures
 
 
 def request_export(client: APIClient, **body: Any) -> Any:
@@ -335,3 +338,27 @@ def test_an_export_keeps_its_heartbeat_while_its_query_waits(
     assert claimed is not None
     assert (waiting.heartbeat_at - claimed).total_seconds() >= 0.5
     assert Export.objects.get(pk=export.pk).status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_a_snapshot_writes_its_progress_while_its_copy_is_still_streaming(
+    project: Project, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dataset of several 64 KiB chunks, no replica, and a clock by which every report
+    # is due: the job writes its row between chunks of one COPY. On the COPY's own connection
+    # that write would wait for the COPY, which waits for the write: the worker hung for ever.
+    settings.MEDIA_ROOT = tmp_path
+    planted = plant_exposures(project, answers=40, viewers=30)
+    ticks = itertools.count(step=10.0)
+    monkeypatch.setattr(jobs, "clock", lambda: next(ticks))
+    export = exports.export_request(
+        project=project, dataset="p_love", fmt="jsonl", form=None, filters={}, requested_by="t"
+    )
+
+    exports.export_build(export_id=export.pk)
+
+    export.refresh_from_db()
+    assert export.status == "succeeded", export.error
+    assert export.rows == planted["exposures"] > 1000
+    assert export.file.size > 3 * 64 * 1024
