@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from feedback.core.access import answer_or_404, found_or_404, membership_or_404
@@ -49,7 +50,9 @@ def _decide(
             "proposals": list(proposals_for_stage(stage=proposal.stage)),
         }
         return render(request, "feedback/_stage_proposals.html", context, status=status)
-    return redirect("feedback:answer_debug", slug, answer.external_id)
+    # Back to the stage the proposal was for (numbered from 1 on the page).
+    stage = f"#stage-{proposal.stage.position + 1}" if proposal.stage is not None else ""
+    return redirect(reverse("feedback:answer_debug", args=[slug, answer.external_id]) + stage)
 
 
 @require_POST

@@ -271,7 +271,7 @@ def test_the_debug_mode_buttons_decide_a_proposal_in_place(
 
     assert swapped.status_code == 200
     page = swapped.content.decode()
-    assert 'id="proposals-s1"' in page
+    assert 'id="proposals-s2"' in page
     assert "Rejected by fay" in page
     assert 'aria-label="Accept proposal ' in page  # the other three are still pending
     assert again.status_code == 302
