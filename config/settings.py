@@ -254,6 +254,8 @@ API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", def
 # client costs one key lookup per window instead of one per request. A revoked key, or a
 # project's changed settings, reach every web process at most this late; 0 looks up every time.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
+# Events the widget may send from one client address a minute, whoever the viewers are.
+WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE = env.int("WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE", default=300)
 # Local memory by default (the embedded default runs one web process). Several web processes
 # (gunicorn in compose) need a shared cache, e.g. CACHE_URL=redis://redis:6379/1, or each
 # counts failures on its own. Keep it off the broker's Redis database.

@@ -793,7 +793,7 @@ class WebhookCollectionApi(APIView):
     """`/api/v1/webhooks`: POST registers an endpoint, GET lists them. One URL, so one view
     class with two operations."""
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class EndpointInputSerializer(serializers.Serializer[Any]):
         url = serializers.CharField(help_text="https://…; http:// only for allowed local hosts.")
         events = serializers.ListField(
             child=serializers.ChoiceField(choices=WebhookEventType.values), allow_empty=False
@@ -809,7 +809,7 @@ class WebhookCollectionApi(APIView):
     @extend_schema(
         operation_id="webhooks_create",
         summary="Register a webhook endpoint",
-        request=InputSerializer,
+        request=EndpointInputSerializer,
         responses={201: CreatedOutputSerializer, **ERRORS},
         description=(
             "Events are delivered as the Standard Webhooks specification says: headers "

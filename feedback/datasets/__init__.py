@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import StreamingHttpResponse
 
 from feedback.core.databases import heavy_reads
@@ -50,17 +50,17 @@ _COPY_OPTIONS = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
 _CHUNK_BYTES = 64 * 1024
 
 
-def jsonl_chunks(rows: Rows, *, own_connection: bool = False) -> Iterator[bytes]:
+def jsonl_chunks(rows: Rows, *, caller_writes: bool = False) -> Iterator[bytes]:
     """The rows as JSON Lines, in chunks of bytes (each chained source in turn).
 
     A COPY holds its connection until the last row: no other statement can run on it in
-    between. A caller that writes between chunks (a job reporting progress on its own row)
-    asks for `own_connection`: the COPY then runs on a connection of its own to the same
-    database. Not inside a transaction, though: its uncommitted rows are visible to its own
-    connection only, so there the COPY stays on it."""
+    between. A caller that writes on the primary between chunks (a job reporting progress on
+    its own row) says so with `caller_writes`: rows read from the primary are then copied on a
+    connection of their own. Not inside a transaction, though: its uncommitted rows are visible
+    to its own connection only, so there the COPY stays on it."""
     for part in rows.parts():
         if connections[part.records.db].vendor == "postgresql":
-            yield from _copy_chunks(part, own_connection=own_connection)
+            yield from _copy_chunks(part, caller_writes=caller_writes)
         else:
             yield from _orm_chunks(part)
 
@@ -75,11 +75,11 @@ def jsonl_response(rows: Rows, filename: str, *, download: bool = False) -> Stre
     return response
 
 
-def _copy_chunks(rows: Rows, *, own_connection: bool) -> Iterator[bytes]:
+def _copy_chunks(rows: Rows, *, caller_writes: bool) -> Iterator[bytes]:
     """COPY from the database the rows are read from, on its connection or one of its own."""
     queryset = rows.queryset()
     connection = connections[queryset.db]
-    if own_connection and not connection.in_atomic_block:
+    if caller_writes and queryset.db == DEFAULT_DB_ALIAS and not connection.in_atomic_block:
         # Set up as Django sets up its own (time zone, role), in autocommit.
         own = connections.create_connection(queryset.db)
         try:

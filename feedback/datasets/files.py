@@ -42,9 +42,8 @@ def write(rows: Rows, fmt: str, out: BinaryIO, progress: Progress) -> int:
 
 
 def _chunks(rows: Rows) -> Iterator[bytes]:
-    # The writers report progress between chunks: on a connection of its own, the COPY
-    # never has a statement wait on it.
-    return jsonl_chunks(rows, own_connection=True)
+    # The writers report progress (on the primary) between chunks.
+    return jsonl_chunks(rows, caller_writes=True)
 
 
 def _lines(rows: Rows) -> Iterator[bytes]:

@@ -47,7 +47,7 @@ def address_limit() -> int:
     """Widget events one client address may send per minute, all its viewers together
     (WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE; the default leaves room for an office behind one
     address)."""
-    return int(getattr(settings, "WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE", 300))
+    return int(settings.WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE)
 
 
 def viewer_token_issue(

@@ -24,7 +24,9 @@ from feedback.tasks import jobs_sweep, worker_heartbeat
 from rewardmodels.models import C3POBuild, TrainingRun
 from rewardmodels.services import c3po, reward_model_create
 from rewardmodels.services.c3po_build import C3PO_BUILD_JOB
+from rewardmodels.services.judges import JUDGE_RUN_JOB
 from rewardmodels.services.reward_models import TRAINING_RUN_JOB
+from rewardmodels.services.shadow import SHADOW_RUN_JOB
 from tests.conftest import empty_test_broker, worker_process
 
 
@@ -50,7 +52,15 @@ def test_beat_sweeps_every_kind_of_job_through_the_one_task() -> None:
     swept = [job_kind(entry["args"][0]) for entry in sweeps]
     assert sorted(kind.name for kind in swept) == sorted(
         kind.name
-        for kind in (EXPORT_JOB, RERUN_JOB, TRAINING_RUN_JOB, C3PO_BUILD_JOB, WEBHOOK_DELIVERY_JOB)
+        for kind in (
+            EXPORT_JOB,
+            RERUN_JOB,
+            TRAINING_RUN_JOB,
+            C3PO_BUILD_JOB,
+            WEBHOOK_DELIVERY_JOB,
+            SHADOW_RUN_JOB,
+            JUDGE_RUN_JOB,
+        )
     )
 
 

@@ -60,7 +60,7 @@ def plant_exposures(
                     }
                 )
     for i in range(0, len(events), 1000):
-        feedback_record(project=project, items=events[i : i + 1000], source="simulated")
+        feedback_record(project=project, items=events[i : i + 1000], source="api")
     return {"exposures": answers * viewers, "loves": loves}
 
 
@@ -92,7 +92,7 @@ def plant_comparisons(project: Project, *, pairs: int = 40, seed: int = 3) -> No
             }
         )
     answers_ingest(project=project, items=payloads)
-    feedback_record(project=project, items=events, source="simulated")
+    feedback_record(project=project, items=events, source="api")
 
 
 @pytest.fixture

@@ -25,8 +25,10 @@ VIEWERS = 12
 
 
 def demo_feedback() -> list[dict[str, Any]]:
-    """Simulated viewers (source "simulated", never mistaken for people) who saw every answer
-    and reacted to some: better answers (larger model, newer version) get more love."""
+    """Made-up end users, recorded as an app's backend records its users (source "api"), who
+    saw a third of the answers each and reacted to some: better answers (larger model, newer
+    version) get more love. Not "simulated": that source is for what shadows and judges say
+    in people's place, which no count, dataset or training run takes unless asked to."""
     events: list[dict[str, Any]] = []
     answers = demo_answers()
     # Three days ago, so every exposure is older than the Love window and labelled: the demo
@@ -147,9 +149,11 @@ class Command(BaseCommand):
                 spec=QueueFilter(model=demo.MODEL, has_trace=True),
             )
             self.stdout.write(f"Annotation queue 'Relevance pass': {queue.items.count()} answers.")
-        recorded = feedback_record(project=project, items=demo_feedback(), source="simulated")
+        recorded = feedback_record(project=project, items=demo_feedback(), source="api")
         new_events = sum(r.status == "created" for r in recorded)
-        self.stdout.write(f"Simulated feedback: {new_events} new events, {len(recorded)} in all.")
+        self.stdout.write(
+            f"Demo viewers' feedback: {new_events} new events, {len(recorded)} in all."
+        )
         # The widget demo page (/widget/demo/demo/) embeds the widget with this key, from the
         # addresses `make run` serves on by default.
         widget_demo_key_ensure(project=project, origins=WIDGET_DEMO_ORIGINS)

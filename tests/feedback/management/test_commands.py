@@ -106,7 +106,7 @@ def test_seed_demo_creates_users_for_each_role_and_traced_answers() -> None:
     assert queue.items.count() == 12
     assert queue.overlap == 2
     assert "0 new events" in output
-    assert set(Reaction.objects.values_list("source", flat=True)) == {"simulated"}
+    assert set(Reaction.objects.values_list("source", flat=True)) == {"api"}
     assert Exposure.objects.filter(project=project).count() > Reaction.objects.count() > 0
 
 
