@@ -36,15 +36,22 @@ class RewardModelForm(ServiceForm):
     epochs = forms.IntegerField(required=False, error_messages=_config_rule("epochs"))
     model = forms.CharField(required=False)
     model_version = forms.CharField(required=False)
+    # P[Love] only: the service checks the value and names the setting.
+    personalization = forms.CharField(required=False)
+    include_simulated = forms.BooleanField(required=False)
 
-    SETTINGS = ("test_fraction", "epochs", "model", "model_version")
-    service_names = {name: f"config.{name}" for name in SETTINGS}
+    SETTINGS = ("test_fraction", "epochs", "model", "model_version", "personalization")
+    P_LOVE_ONLY = ("epochs", "personalization", "include_simulated")
+    service_names = {name: f"config.{name}" for name in (*SETTINGS, "include_simulated")}
 
     def config(self) -> dict[str, Any]:
         data = self.cleaned_data
         config = {key: data[key] for key in self.SETTINGS if data[key] not in (None, "")}
+        if data["include_simulated"]:
+            config["include_simulated"] = True
         if data["objective"] == Objective.PREFERENCE:
-            config.pop("epochs", None)  # preference models train in one pass
+            for key in self.P_LOVE_ONLY:  # preference models: one pass, no viewers
+                config.pop(key, None)
         return config
 
 

@@ -68,6 +68,40 @@ def test_creating_with_bad_settings_shows_the_field_and_creates_nothing(project:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sent", "personalization", "simulated"),
+    [
+        ({"personalization": "viewer", "include_simulated": "on"}, "viewer", True),
+        ({"personalization": "none"}, "none", False),
+        ({}, "none", False),
+    ],
+    ids=["personal-with-simulated", "global", "defaults"],
+)
+def test_the_page_makes_a_personalised_p_love_model(
+    project: Project, sent: dict[str, str], personalization: str, simulated: bool
+) -> None:
+    client = _member(project, "researcher")
+    response = client.post(
+        "/projects/acme/models/create/", {"name": "love", "objective": "p_love", **sent}
+    )
+    assert response.status_code == 302
+    stored = RewardModel.objects.get(name="love").config
+    assert (stored["personalization"], stored["include_simulated"]) == (personalization, simulated)
+
+
+@pytest.mark.django_db
+def test_a_bad_personalization_names_the_setting(project: Project) -> None:
+    client = _member(project, "researcher")
+    response = client.post(
+        "/projects/acme/models/create/",
+        {"name": "love", "objective": "p_love", "personalization": "everyone"},
+    )
+    assert response.status_code == 400
+    assert "config.personalization" in response.content.decode()
+    assert not RewardModel.objects.exists()
+
+
+@pytest.mark.django_db
 def test_creating_with_a_spoofed_name_shows_the_field_and_creates_nothing(project: Project) -> None:
     client = _member(project, "researcher")
     response = client.post(
