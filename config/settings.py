@@ -254,6 +254,11 @@ API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", def
 # client costs one key lookup per window instead of one per request. A revoked key, or a
 # project's changed settings, reach every web process at most this late; 0 looks up every time.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
+# Feedback (reactions, critiques...) committed without waiting for the disk: a reaction's
+# latency no longer includes an fsync, and a crash of PostgreSQL loses at most its last
+# moment of feedback (about 0.6 s by default), never consistency. Off: every feedback write is
+# durable when the client hears 201.
+FEEDBACK_ASYNC_COMMIT = env.bool("FEEDBACK_ASYNC_COMMIT", default=False)
 # Events the widget may send from one client address a minute, whoever the viewers are.
 WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE = env.int("WIDGET_EVENTS_PER_ADDRESS_PER_MINUTE", default=300)
 # Local memory by default (the embedded default runs one web process). Several web processes
