@@ -41,7 +41,7 @@ from feedback.models import (
     Source,
     WebhookEventType,
 )
-from feedback.services.webhooks import webhook_events_emit
+from feedback.services.webhooks import live_endpoints_statement, webhook_events_emit
 
 RATE_WINDOW = timedelta(minutes=1)
 REACTION_CAP_WINDOW = timedelta(days=1)
@@ -123,7 +123,7 @@ def _record_checked(
     """Check the valid events against the database and write the ones that pass; fills in
     `results`. The `limited` viewers' events count towards a limit: the caller has opened a
     transaction, and their locks are taken here before anything is counted."""
-    known, answers, counts = _look_up(project, candidates, limited, now=now)
+    known, answers, counts, endpoints = _look_up(project, candidates, limited, now=now)
     # Replays report `duplicate` before any limit is charged for them.
     for index, event in candidates:
         if event.event_id in known:
@@ -144,7 +144,7 @@ def _record_checked(
         # Joins the caller's transaction when there is one (no savepoint); its own otherwise.
         with transaction.atomic(savepoint=False):
             created = _write(project, accepted, answers, source=source, now=now)
-            _tell_webhooks(project, accepted, created, source=source, now=now)
+            _tell_webhooks(project, accepted, created, endpoints, source=source, now=now)
     for index, event in accepted:
         status: Status = "created" if event.event_id in created else "duplicate"
         results[index] = FeedbackResult(index, status, event.event_id)
@@ -154,14 +154,16 @@ def _tell_webhooks(
     project: Project,
     events: list[tuple[int, ValidEvent]],
     created: set[str],
+    endpoints: list[tuple[Any, ...]],
     *,
     source: str,
     now: datetime,
 ) -> None:
-    """The new events for the project's webhooks: one query when no endpoint listens."""
+    """The new events for the project's webhooks (`endpoints`: the live ones, as read)."""
     webhook_events_emit(
         project=project,
         event_type=WebhookEventType.FEEDBACK_CREATED,
+        live_endpoints=endpoints,
         payloads=[
             {
                 "event_id": e.event_id,
@@ -197,14 +199,15 @@ def _look_up(
     limited: set[str],
     *,
     now: datetime,
-) -> tuple[set[str], dict[str, _AnswerRow], dict[str, _Counts]]:
+) -> tuple[set[str], dict[str, _AnswerRow], dict[str, _Counts], list[tuple[Any, ...]]]:
     """What checking the events needs from the database: the event_ids already recorded, the
-    answers they name (by external_id), and the `limited` viewers' counts, which are read
+    answers they name (by external_id), the project's live webhook endpoints (for what is
+    written), and the `limited` viewers' counts, which are read
     under those viewers' locks (taken first, held until commit), so two requests for one
     viewer can't both see room for the last event under a limit.
 
     All of it in one round trip on PostgreSQL: with a viewer's lock, one reaction used to
-    wait on five (lock, replays, answers, counts, each a query of its own)."""
+    wait on six (lock, replays, answers, endpoints, counts, each a query of its own)."""
     event_ids = [e.event_id for _, e in events]
     wanted = list(
         {e.answer for _, e in events}
@@ -229,6 +232,7 @@ def _look_up(
             [project.pk, *wanted],
         )
     )
+    statements.append(live_endpoints_statement(project.pk))
     if viewers:
         # One pass over the viewers' last day of events counts both: feedback in the last
         # minute (exposures aside) and reactions received in the day. Receipt time, not the
@@ -259,8 +263,9 @@ def _look_up(
     rows = run_in_order(statements)[1 if lock is not None else 0 :]
     known = {event_id for (event_id,) in rows[0]}
     answers = {external_id: _AnswerRow(pk, digest) for external_id, pk, digest in rows[1]}
-    counts = {viewer: _Counts(recent, cap) for viewer, recent, cap in rows[2]} if viewers else {}
-    return known, answers, counts
+    endpoints = rows[2]
+    counts = {viewer: _Counts(recent, cap) for viewer, recent, cap in rows[3]} if viewers else {}
+    return known, answers, counts, endpoints
 
 
 def _placeholders(values: Sequence[object]) -> str:

@@ -15,10 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from feedback import selectors, services
 from feedback.core.access import found_or_404, membership_or_404
 from feedback.core.pages import submit_form
-from feedback.forms import AssignmentForm, QueueForm
+from feedback.forms import QueueForm
 from feedback.models import AnnotationQueue, Membership, QueueAssignment, Role, role_includes
 from feedback.selectors import REACTION_STATES
-from feedback.services.annotation import AssignmentExpired
 
 
 def _queue_or_404(membership: Membership, queue_id: int) -> AnnotationQueue:
@@ -128,40 +127,3 @@ def to_following_item(
 def queue_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     membership = membership_or_404(request, slug, Role.ANNOTATOR)
     return to_next_item(request, membership, _queue_or_404(membership, queue_id))
-
-
-def _posted_assignment(
-    request: HttpRequest, membership: Membership, queue: AnnotationQueue
-) -> QueueAssignment:
-    form = AssignmentForm(request.POST)
-    assignment = (
-        selectors.queue_assignment_get(
-            queue=queue, annotator=membership.user, assignment_id=form.cleaned_data["assignment"]
-        )
-        if form.is_valid()
-        else None
-    )
-    return found_or_404(assignment, "No such item of yours in this queue.")
-
-
-@require_POST
-@login_required
-def queue_skip(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
-    membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    queue = _queue_or_404(membership, queue_id)
-    services.annotation.queue_item_skip(assignment=_posted_assignment(request, membership, queue))
-    return to_next_item(request, membership, queue)
-
-
-@require_POST
-@login_required
-def queue_submit(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
-    membership = membership_or_404(request, slug, Role.ANNOTATOR)
-    queue = _queue_or_404(membership, queue_id)
-    try:
-        services.annotation.queue_item_submit(
-            assignment=_posted_assignment(request, membership, queue)
-        )
-    except AssignmentExpired as expired:
-        messages.warning(request, str(expired))
-    return to_next_item(request, membership, queue)

@@ -154,7 +154,6 @@ class Objects:
     answer: str  # external_id of an ingested answer with a trace (it contains a slash)
     critique_id: int
     queue_id: int
-    assignments: dict[str, int]  # caller → their assignment of the queue's item
     export_id: int  # a snapshot that succeeded (its file exists)
     key_id: int
     model_id: int
@@ -171,10 +170,6 @@ class Objects:
     judge_id: int
     judge_run_id: int  # a judge run that succeeded
     proposal_id: int  # its pending proposal for the answer's retrieval stage
-
-    def assignment_for(self, principal: str) -> int:
-        """The caller's own assignment; someone else's when they have none."""
-        return self.assignments.get(principal) or next(iter(self.assignments.values()))
 
 
 @dataclass
@@ -269,12 +264,9 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         overlap=3,
         spec=QueueFilter(),
     )
-    assignments = {}
-    for principal, user in users.items():
+    for principal, user in users.items():  # each annotator and up holds the queue's item
         if principal != "rater":
-            assignment = queue_item_next_for(queue=queue, annotator=user)
-            assert assignment is not None
-            assignments[principal] = assignment.pk
+            assert queue_item_next_for(queue=queue, annotator=user) is not None
 
     export = export_request(
         project=project, dataset="kto", fmt="jsonl", form=None, filters={}, requested_by="t"
@@ -372,7 +364,6 @@ def _populate(project: Project, users: Mapping[str, User], *, prefix: str) -> Ob
         answer=external_id,
         critique_id=critique.pk,
         queue_id=queue.pk,
-        assignments=assignments,
         export_id=export.pk,
         key_id=key.pk,
         model_id=model.pk,
@@ -594,10 +585,6 @@ def proposal(o: Objects) -> dict[str, Any]:
     return {"external_id": o.answer, "proposal_id": o.proposal_id}
 
 
-def own_assignment(cell: Cell) -> dict[str, Any]:
-    return {"assignment": cell.objects.assignment_for(cell.principal)}
-
-
 def other_projects_generator(cell: Cell) -> dict[str, Any]:
     return {"generator": cell.world.other_than(cell.objects).generator_id}
 
@@ -646,8 +633,6 @@ ROUTES: dict[str, Entry] = {
     "feedback:queue_detail": page(ANNOTATOR, GET(200, data=True), kwargs=queue),
     "feedback:queue_next": page(ANNOTATOR, POST(REDIRECT), kwargs=queue),
     # Members below the role post the annotator's real assignment; they must not get past.
-    "feedback:queue_skip": page(ANNOTATOR, POST(REDIRECT, body=own_assignment), kwargs=queue),
-    "feedback:queue_submit": page(ANNOTATOR, POST(REDIRECT, body=own_assignment), kwargs=queue),
     "feedback:export_list": page(RESEARCHER, GET(200)),
     "feedback:export_create": page(RESEARCHER, POST(400, body={"dataset": "nope"})),
     "feedback:export_download": page(RESEARCHER, GET(200, data=True), kwargs=export),

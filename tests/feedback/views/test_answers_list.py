@@ -194,7 +194,7 @@ def test_query_count_is_the_same_for_10_and_100_rows_with_reruns_and_search(
         AnswerFactory.create(project=project, revision_of=original, response="Oil it again.")
 
     # The same requests as for any other page size: see test_answers.py for the plain list.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         assert (
             client.get(URL, {"q": "oil", "critique": "no", "reaction": "none"}).status_code == 200
         )
