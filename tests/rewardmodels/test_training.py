@@ -286,6 +286,21 @@ def test_a_row_is_featurized_the_same_whatever_it_is_batched_with() -> None:
         assert alone.data.tolist() == together.data[start:end].tolist()
 
 
+def test_exposures_of_one_answer_get_that_answers_row() -> None:
+    # Given a batch where answers repeat (the same answer shown to several viewers), in an
+    # order where a repeat comes before and after other rows
+    prompts, responses, _, _ = planted_rows(6, seed=15)
+    order = [3, 0, 3, 5, 0, 1, 3, 5]
+    batch = featurize([prompts[i] for i in order], [responses[i] for i in order], SMALL)
+    # Then each row is exactly the row its answer has alone, in the batch's order
+    for row, answer in enumerate(order):
+        alone = featurize(prompts[answer : answer + 1], responses[answer : answer + 1], SMALL)
+        start, end = batch.indptr[row], batch.indptr[row + 1]
+        assert alone.indices.tolist() == batch.indices[start:end].tolist()
+        assert alone.data.tolist() == batch.data[start:end].tolist()
+    assert batch.shape == (len(order), alone.shape[1])
+
+
 def test_emojis_are_word_tokens() -> None:
     # Given a response that is a single emoji (sklearn's default pattern would find no token)
     config = FeatureConfig(n_features=2**14, word_ngrams=(1, 1), use_char=False)
