@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -381,41 +381,52 @@ def job_execute(*, kind: JobKind[J], job_id: int, work: Callable[[Attempt[J]], N
         attempt.fail(f"{type(error).__name__}: {error}")
 
 
-class Swept(NamedTuple):
+@dataclass(frozen=True)
+class Swept:
     requeued: int
     failed: int
     cancelled: int
+    # The jobs this sweep ended (failed or cancelled), for whoever tells about ended jobs.
+    ended: tuple[int, ...] = field(default=(), compare=False)
 
 
 def jobs_sweep(*, kind: JobKind[Any], now: datetime | None = None) -> Swept:
     """Jobs of `kind` whose worker died (running, silent for longer than `stale_after`): a
     cancelled one ends `cancelled`, one with attempts left is queued again, the others fail.
-    Beat runs this every minute or two."""
+    Beat runs this every minute or two.
+
+    Every row it changes is locked first (skipping rows locked elsewhere), so a row whose
+    worker wrote a heartbeat or finished meanwhile is re-checked and left alone, and two
+    sweepers never end or queue one job twice: each job is reported by exactly one of them."""
     now = now or timezone.now()
     stale = kind.rows.filter(_silent_before(now - kind.stale_after()), status=JobStatus.RUNNING)
-    cancelled = stale.filter(cancel_requested=True).update(
-        status=JobStatus.CANCELLED, message="Cancelled.", finished_at=now
-    )
-    gave_up = {"status": JobStatus.FAILED, "error": kind.gave_up, "message": "", "finished_at": now}
-    failed = stale.filter(_attempts_spent(kind)).update(**gave_up)
-    if kind.queued_lost_after is not None:
-        lost = kind.rows.filter(
-            _silent_before(now - kind.queued_lost_after()), status=JobStatus.QUEUED
-        )
-        failed += lost.update(**gave_up)
+    live = stale.filter(cancel_requested=False)
     with transaction.atomic():
-        # Locked, so a row whose worker wrote a heartbeat (or finished) meanwhile is re-checked
-        # and left alone, and two sweepers don't queue one job twice.
-        requeue = list(
-            stale.filter(cancel_requested=False)
-            .exclude(_attempts_spent(kind))
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
+        cancelled = _locked(stale.filter(cancel_requested=True))
+        failed = _locked(live.filter(_attempts_spent(kind)))
+        if kind.queued_lost_after is not None:
+            lost = _silent_before(now - kind.queued_lost_after())
+            failed += _locked(kind.rows.filter(lost, status=JobStatus.QUEUED))
+        requeue = _locked(live.exclude(_attempts_spent(kind)))
+        kind.rows.filter(pk__in=cancelled).update(
+            status=JobStatus.CANCELLED, message="Cancelled.", finished_at=now
+        )
+        kind.rows.filter(pk__in=failed).update(
+            status=JobStatus.FAILED, error=kind.gave_up, message="", finished_at=now
         )
         kind.rows.filter(pk__in=requeue).update(status=JobStatus.QUEUED, message=kind.requeued)
         for job_id in requeue:
             job_enqueue(kind=kind, job_id=job_id)
-    return Swept(requeued=len(requeue), failed=failed, cancelled=cancelled)
+    return Swept(
+        requeued=len(requeue),
+        failed=len(failed),
+        cancelled=len(cancelled),
+        ended=(*cancelled, *failed),
+    )
+
+
+def _locked(rows: QuerySet[Any]) -> list[int]:
+    return list(rows.select_for_update(skip_locked=True).values_list("pk", flat=True))
 
 
 class Heartbeat:

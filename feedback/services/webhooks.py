@@ -22,9 +22,10 @@ import functools
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,8 +46,10 @@ from feedback.core.jobs import (
     JobFailed,
     JobKind,
     JobStatus,
+    Swept,
     job_enqueue,
     job_execute,
+    jobs_sweep,
 )
 from feedback.core.validators import bidi_problem
 from feedback.models import Project, WebhookDelivery, WebhookEndpoint, WebhookEventType
@@ -273,31 +276,57 @@ def _dispatch_after_commit() -> None:
     )
 
 
+@dataclass(frozen=True)
+class JobEvents(Generic[J]):
+    """What a job kind tells its project's webhooks when a job of it ends (succeeded, failed or
+    cancelled, by its worker or by the sweeper that found the worker dead): `event_type`, with
+    `payload(job)` as its data. Declared once per kind, beside the kind."""
+
+    kind: JobKind[J]
+    event_type: str
+    payload: Callable[[J], Mapping[str, Any]]
+
+    def __post_init__(self) -> None:
+        _JOB_EVENTS[self.kind.name] = self
+
+    def tell(self, jobs: Iterable[J]) -> None:
+        for job in jobs:
+            project_id: int = job.project_id  # type: ignore[attr-defined]
+            webhook_events_emit(
+                project=project_id, event_type=self.event_type, payloads=[self.payload(job)]
+            )
+
+
+_JOB_EVENTS: dict[str, JobEvents[Any]] = {}
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
 def job_execute_telling(
-    *,
-    kind: JobKind[J],
-    job_id: int,
-    work: Callable[[Attempt[J]], None],
-    event_type: str,
-    payload: Callable[[J], Mapping[str, Any]],
-    ended: Collection[str] = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED),
+    *, events: JobEvents[J], job_id: int, work: Callable[[Attempt[J]], None]
 ) -> None:
-    """`job_execute`, then the event `event_type` about the job when this execution's attempt
-    ended it with one of the `ended` statuses (a second delivery of the task, which claims
-    nothing, tells nothing). The job's row needs a `project_id`."""
+    """`job_execute`, then the kind's event about the job when this execution's attempt ended
+    it (a second delivery of the task, which claims nothing, tells nothing). The job's row
+    needs a `project_id`."""
     claimed: list[Attempt[J]] = []
 
     def run(attempt: Attempt[J]) -> None:
         claimed.append(attempt)
         work(attempt)
 
-    job_execute(kind=kind, job_id=job_id, work=run)
-    if not claimed:
-        return
-    job = kind.rows.filter(pk=job_id, attempts=claimed[0].number, status__in=ended).first()
-    if job is not None:
-        project_id: int = job.project_id  # type: ignore[attr-defined]
-        webhook_events_emit(project=project_id, event_type=event_type, payloads=[payload(job)])
+    job_execute(kind=events.kind, job_id=job_id, work=run)
+    if claimed:
+        rows = events.kind.rows.filter(pk=job_id, attempts=claimed[0].number, status__in=_ENDED)
+        events.tell(rows[:1])
+
+
+def jobs_sweep_telling(*, kind: JobKind[Any]) -> Swept:
+    """`jobs_sweep`, then the kind's event (when it has one) about each job the sweep ended:
+    a run whose worker died is heard of as failed, as one that failed by itself."""
+    swept = jobs_sweep(kind=kind)
+    events = _JOB_EVENTS.get(kind.name)
+    if events is not None and swept.ended:
+        events.tell(kind.rows.filter(pk__in=swept.ended).order_by("pk"))
+    return swept
 
 
 # --- sending -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from feedback.core.jobs import (
     seconds_setting,
 )
 from feedback.models import WebhookEventType
-from feedback.services.webhooks import job_execute_telling
+from feedback.services.webhooks import JobEvents, job_execute_telling
 from rewardmodels import c3po, selectors
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
@@ -89,18 +89,6 @@ class _Stage:
         )
 
 
-def build_execute(*, build_id: int) -> None:
-    """Run (or resume) a build. Only a queued build (or one whose worker died) is claimed: a
-    second delivery does nothing."""
-    job_execute_telling(
-        kind=C3PO_BUILD_JOB,
-        job_id=build_id,
-        work=_build,
-        event_type=WebhookEventType.C3PO_BUILD_FINISHED,
-        payload=build_event,
-    )
-
-
 def build_event(build: C3POBuild) -> dict[str, Any]:
     """What `c3po_build.finished` says about a build."""
     return {
@@ -109,6 +97,16 @@ def build_event(build: C3POBuild) -> dict[str, Any]:
         "status": build.status,
         "error": build.error,
     }
+
+
+# Told when a build ends, by its worker or by the sweeper that found the worker dead.
+C3PO_BUILD_EVENTS = JobEvents(C3PO_BUILD_JOB, WebhookEventType.C3PO_BUILD_FINISHED, build_event)
+
+
+def build_execute(*, build_id: int) -> None:
+    """Run (or resume) a build. Only a queued build (or one whose worker died) is claimed: a
+    second delivery does nothing."""
+    job_execute_telling(events=C3PO_BUILD_EVENTS, job_id=build_id, work=_build)
 
 
 def _build(attempt: Attempt[C3POBuild]) -> None:

@@ -41,7 +41,7 @@ from feedback.core.storage import local_copy
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project, WebhookEventType
-from feedback.services.webhooks import job_execute_telling
+from feedback.services.webhooks import JobEvents, job_execute_telling
 from rewardmodels import training
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -246,18 +246,6 @@ class _Progress:
         self.attempt.progress(fraction, message, force=True)
 
 
-def training_run_execute(*, run_id: int) -> None:
-    """Train one run. Only a queued run (or one whose worker died) is claimed, so a second
-    delivery of the task does nothing; only the current attempt may finish the run."""
-    job_execute_telling(
-        kind=TRAINING_RUN_JOB,
-        job_id=run_id,
-        work=_train,
-        event_type=WebhookEventType.TRAINING_RUN_FINISHED,
-        payload=_run_event,
-    )
-
-
 def _run_event(run: TrainingRun) -> dict[str, Any]:
     return {
         "id": run.pk,
@@ -267,6 +255,18 @@ def _run_event(run: TrainingRun) -> dict[str, Any]:
         "metrics": run.metrics,
         "error": run.error,
     }
+
+
+# Told when a run ends, by its worker or by the sweeper that found the worker dead.
+TRAINING_RUN_EVENTS = JobEvents(
+    TRAINING_RUN_JOB, WebhookEventType.TRAINING_RUN_FINISHED, _run_event
+)
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Train one run. Only a queued run (or one whose worker died) is claimed, so a second
+    delivery of the task does nothing; only the current attempt may finish the run."""
+    job_execute_telling(events=TRAINING_RUN_EVENTS, job_id=run_id, work=_train)
 
 
 def _train(attempt: Attempt[TrainingRun]) -> None:

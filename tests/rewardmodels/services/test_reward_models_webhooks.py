@@ -1,12 +1,15 @@
 """Training runs tell the project's webhooks when they end, once per run however often the
-broker delivers its task, whether they succeeded or failed."""
+broker delivers its task, whether they succeeded or failed, or their worker died."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from feedback import tasks
 from feedback.models import Project, WebhookDelivery
 from feedback.services.webhooks import webhook_endpoint_create
 from rewardmodels import services
@@ -22,9 +25,9 @@ def endpoint(project: Project, settings: Any) -> None:
     )
 
 
-def _run(project: Project) -> TrainingRun:
+def _run(project: Project, name: str = "love") -> TrainingRun:
     model = services.reward_model_create(
-        project=project, name="love", objective="p_love", config=None, created_by=None
+        project=project, name=name, objective="p_love", config=None, created_by=None
     )
     return TrainingRun.objects.create(reward_model=model, project=project, config=model.config)
 
@@ -46,3 +49,33 @@ def test_a_finished_run_is_told_once(
     data = delivery.payload["data"]
     assert (data["id"], data["status"]) == (run.pk, status)
     assert (data["version"] == 1) == planted
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("cancel", "status"), [(False, "failed"), (True, "cancelled")])
+def test_a_run_whose_worker_died_is_told_when_the_sweeper_ends_it(
+    project: Project, endpoint: None, settings: Any, cancel: bool, status: str
+) -> None:
+    # Given runs whose worker died: one on its last attempt (or asked to cancel), one that
+    # will be queued again, and one still alive
+    stale = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS + 5)
+    runs = [_run(project, f"love-{i}") for i in range(3)]
+    for run, attempts, beat in zip(runs, [3, 1, 1], [stale, stale, timezone.now()], strict=True):
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status="running", attempts=attempts, heartbeat_at=beat, cancel_requested=cancel
+        )
+    TrainingRun.objects.filter(pk=runs[1].pk).update(cancel_requested=False)
+
+    # When beat's sweep runs, twice
+    tasks.jobs_sweep(services.TRAINING_RUN_JOB.name)
+    tasks.jobs_sweep(services.TRAINING_RUN_JOB.name)
+
+    # Then only the run it ended is told, once, as ended by a dead worker
+    [delivery] = WebhookDelivery.objects.all()
+    data = delivery.payload["data"]
+    assert (delivery.event_type, data["id"], data["status"]) == (
+        "training_run.finished",
+        runs[0].pk,
+        status,
+    )
+    assert data["error"] == ("" if cancel else services.TRAINING_RUN_JOB.gave_up)
