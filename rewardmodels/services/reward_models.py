@@ -349,7 +349,11 @@ def _p_love_queryset(run: TrainingRun, now: datetime, source: Rows | None = None
         loved=columns["label"],
         version=columns["model_version"],
         # Simulated rows (only when the config includes them) count for their weight.
-        **({"row_weight": columns["weight"]} if "weight" in columns else {}),
+        **(
+            {"row_weight": columns["weight"], "simulated": columns["simulated"]}
+            if "weight" in columns
+            else {}
+        ),
     )
 
 
@@ -464,7 +468,14 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
     predictions: list[np.ndarray] = []
     personalised: list[np.ndarray] = []
     test_seen = _Seen(viewers=True)
-    for chunk in _batches_of(test_rows.iterator(chunk_size=batch_size), batch_size):
+    simulated_left_out = 0
+    for rows_read in _batches_of(test_rows.iterator(chunk_size=batch_size), batch_size):
+        # Held out, only people's own labels count: a shadow's label would measure agreement
+        # with the shadow, not with the viewers.
+        chunk = [r for r in rows_read if not r.get("simulated")]
+        simulated_left_out += len(rows_read) - len(chunk)
+        if not chunk:
+            continue
         batch = to_batch(chunk)
         test_seen.add(chunk, batch.labels)
         labels.append(batch.labels)
@@ -476,13 +487,18 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
             personalised.append(
                 training.personalise(predicted, adjustments, batch.responses, batch.viewers)[0]
             )
+    if not labels:
+        raise TrainingDataError(
+            "Every held-out exposure has a simulated label: the newest part needs people's own "
+            "labels to measure the model on."
+        )
     y, p = np.concatenate(labels), np.concatenate(predictions)
     metrics = training.evaluate_p_love(y, p, versions=test_seen.versions)
     baselines = training.baseline_predictions(seen.rows(), test_seen.rows(with_labels=False))
     metrics |= {
         "objective": Objective.P_LOVE,
         "rows_train": split,
-        "rows_test": total - split,
+        "rows_test": total - split - simulated_left_out,
         "epochs": epochs,
         "split_at": cut[0].isoformat(),
         "top_features": training.top_features(classifier.coef_.ravel(), namer),
@@ -490,6 +506,11 @@ def _train_p_love(run: TrainingRun, progress: _Progress) -> _Result:
         "selection": choice.report,
         "personalization": None,
     }
+    if _filters(config).include_simulated:
+        metrics["simulated"] = {
+            "rows_train": seen.simulated,
+            "rows_held_out_left_out": simulated_left_out,
+        }
     artifact: Any = classifier
     if adjustments is not None:
         mine = np.concatenate(personalised)
@@ -520,12 +541,14 @@ class _Seen:
         self.names: dict[str, int] = {}
         self.viewers: list[str] | None = [] if viewers else None
         self.labels: list[np.ndarray] = []
+        self.simulated = 0  # rows labelled by a shadow, not by the viewer
         self.done = False
 
     def add(self, chunk: Sequence[dict[str, Any]], labels: np.ndarray) -> None:
         names = self.names
         self.lengths.extend(len(r["response_text"] or "") for r in chunk)
         self.codes.extend(names.setdefault(r["version"] or "", len(names)) for r in chunk)
+        self.simulated += sum(1 for r in chunk if r.get("simulated"))
         if self.viewers is not None:
             self.viewers += [r["viewer"] for r in chunk]
         self.labels.append(labels)

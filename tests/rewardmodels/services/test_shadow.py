@@ -302,9 +302,10 @@ def test_the_api_streams_simulated_rows_only_when_asked_and_the_feed_shows_their
 def test_training_learns_from_simulated_rows_only_when_its_config_says_so(
     project: Project, shadowed: tuple[RewardModel, ShadowRun]
 ) -> None:
-    # given the shadow run of the planted data (it loved bob's two GOOD answers)
+    # given the shadow run of the planted data: it labelled every exposure nobody reacted to
+    # (the trainers' and alice's BAD answers, bob's GOOD ones)
 
-    def trained_base_rate(**config: Any) -> float:
+    def trained(**config: Any) -> dict[str, Any]:
         other = services.reward_model_create(
             project=project,
             name=f"again {config}",
@@ -316,12 +317,19 @@ def test_training_learns_from_simulated_rows_only_when_its_config_says_so(
         services.training_run_execute(run_id=again.pk)
         again.refresh_from_db()
         assert again.status == "succeeded", again.error
-        return float(again.metrics["base_rate"])
+        return dict(again.metrics)
 
     # when a model is trained with and without the flag
-    # then only with it do bob's GOOD answers count as loved among the eight held-out rows
-    assert trained_base_rate() == 0.5
-    assert trained_base_rate(include_simulated=True) == 0.75
+    without, with_simulated = trained(), trained(include_simulated=True)
+
+    # then only with it do the trainers' 16 unreacted exposures train with the shadow's label;
+    # held out, the model is measured on people's own labels only: without the flag all eight
+    # newest rows (half loved), with it the four that someone reacted to (all loved), the
+    # shadow's four left out
+    assert "simulated" not in without
+    assert with_simulated["simulated"] == {"rows_train": 16, "rows_held_out_left_out": 4}
+    assert (without["rows_test"], without["base_rate"]) == (8, 0.5)
+    assert (with_simulated["rows_test"], with_simulated["base_rate"]) == (4, 1.0)
 
 
 @pytest.mark.django_db
