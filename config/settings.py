@@ -375,10 +375,11 @@ WEBHOOK_DELIVERY_RETENTION_DAYS = env.float("WEBHOOK_DELIVERY_RETENTION_DAYS", d
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "feedback.tasks.worker_heartbeat", "schedule": 30.0},
     "otel-spans-expire": {"task": "feedback.tasks.otel_spans_expire", "schedule": 3600.0},
-    # Webhook deliveries whose retry is due; each emit also wakes it at once.
+    # Webhook deliveries whose retry is due; each emit wakes it at once, and a try failed with
+    # its next due in 5 s wakes it then (feedback.services.webhooks.DISPATCH_EVERY).
     "webhook-deliveries-dispatch": {
         "task": "feedback.tasks.webhook_deliveries_dispatch",
-        "schedule": 5.0,
+        "schedule": 60.0,
     },
     "webhook-deliveries-expire": {
         "task": "feedback.tasks.webhook_deliveries_expire",

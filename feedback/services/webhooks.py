@@ -5,7 +5,9 @@
 - The services that make events call `webhook_events_emit` in their own transaction: it adds
   one delivery row per endpoint and event, in one INSERT, and nothing at all (one cheap query)
   when no live endpoint of the project wants the event. After the commit one task wakes the
-  dispatcher, which hands the due deliveries to workers.
+  dispatcher, which hands the due deliveries to workers. A failed try whose next try is near
+  (RETRY_DELAYS' first, 5 s) wakes it again then; beat runs it once a minute for the later
+  ones, so an idle platform is quiet.
 - A delivery is a job (feedback.core.jobs). A worker sends it once: the JSON body, signed with
   the headers `webhook-id` (the same on every try), `webhook-timestamp` and `webhook-signature`.
   A 2xx reply ends it; anything else (another status, a timeout, a refused connection) puts it
@@ -79,6 +81,7 @@ MAX_URL_LENGTH = 500
 DISPATCH_LEASE = timedelta(minutes=10)
 DISPATCH_BATCH = 1000
 DISPATCH_TASK = "feedback.tasks.webhook_deliveries_dispatch"
+DISPATCH_EVERY = timedelta(minutes=1)  # beat's schedule for the dispatcher (settings)
 USER_AGENT = "feedback-platform-webhooks/1"
 
 WEBHOOK_DELIVERY_JOB = JobKind(
@@ -267,12 +270,13 @@ def _subscribed(events: Any) -> list[str]:
     return orjson.loads(events) if isinstance(events, str | bytes) else events
 
 
-def _dispatch_after_commit() -> None:
-    """Wake the dispatcher once the rows are committed. Best effort (`robust`: a broker that is
-    down is logged, not raised into a request whose writes are already committed): beat runs
-    the dispatcher every few seconds anyway."""
+def _dispatch_after_commit(*, countdown: float = 0) -> None:
+    """Wake the dispatcher once the rows are committed (`countdown` seconds after). Best effort
+    (`robust`: a broker that is down is logged, not raised into a request whose writes are
+    already committed): beat runs the dispatcher every minute anyway."""
     transaction.on_commit(
-        lambda: celery_app.send_task(DISPATCH_TASK, queue=Queue.DEFAULT), robust=True
+        lambda: celery_app.send_task(DISPATCH_TASK, queue=Queue.DEFAULT, countdown=countdown),
+        robust=True,
     )
 
 
@@ -334,7 +338,8 @@ def jobs_sweep_telling(*, kind: JobKind[Any]) -> Swept:
 
 def webhook_deliveries_dispatch(*, now: datetime | None = None) -> int:
     """Hand the due deliveries (queued, their time come) to workers, one task each; returns how
-    many. Beat runs it every few seconds for the retries, and each emit wakes it. Each one
+    many. Beat runs it every minute for the retries, each emit wakes it, and so does a failed
+    try whose next one is due within a minute. Each one
     handed out is leased (not due for DISPATCH_LEASE), so two dispatchers don't both send it."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -445,6 +450,9 @@ def _failed(
             message=f"Try {tries} failed; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC.",
         )
         attempt.ended = True
+        wait = RETRY_DELAYS[tries - 1]
+        if wait < DISPATCH_EVERY:  # sooner than beat's next round would hand it out
+            _dispatch_after_commit(countdown=wait.total_seconds())
         return
     with transaction.atomic():
         attempt.finish(

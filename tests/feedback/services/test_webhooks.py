@@ -19,6 +19,7 @@ from feedback.services import answers_ingest, feedback_record, reaction_toggle
 from feedback.services.datasets import export_build, export_request
 from feedback.services.webhooks import (
     DISABLE_AFTER_FAILED_DELIVERIES,
+    DISPATCH_EVERY,
     MAX_ENDPOINTS_PER_PROJECT,
     RETRY_DELAYS,
     WEBHOOK_DELIVERY_JOB,
@@ -395,3 +396,11 @@ def test_a_delivery_whose_worker_died_is_sent_again_with_the_same_id(
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (JobStatus.SUCCEEDED, 2)
     assert receiver.ids() == [delivery.message_id]
+
+
+def test_beat_runs_the_dispatcher_as_often_as_the_service_expects(settings: Any) -> None:
+    # A failed try wakes the dispatcher itself only when its next try is sooner than beat's
+    # next round; the two must agree, or a retry could wait longer than its delay says.
+    schedule = settings.CELERY_BEAT_SCHEDULE["webhook-deliveries-dispatch"]["schedule"]
+    assert schedule == DISPATCH_EVERY.total_seconds()
+    assert RETRY_DELAYS[0] < DISPATCH_EVERY <= RETRY_DELAYS[1]
