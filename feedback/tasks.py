@@ -53,8 +53,8 @@ def export_build(export_id: int) -> None:
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
 def jobs_sweep(kind: str) -> None:
     """Queue again, fail or end the jobs of this kind whose worker died, so none stays
-    "running" for ever; the webhooks hear of the ones it ended."""
-    services.webhooks.jobs_sweep_telling(kind=jobs.job_kind(kind))
+    "running" for ever."""
+    jobs.jobs_sweep(kind=jobs.job_kind(kind))
 
 
 # Sent by name to Queue.DEFAULT (services.annotation.RERUN_JOB).

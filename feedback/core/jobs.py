@@ -33,7 +33,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
@@ -147,6 +147,20 @@ class JobKind(Generic[J]):
 
 
 _KINDS: dict[str, JobKind[Any]] = {}
+_ON_END: dict[str, Callable[[Sequence[int]], None]] = {}
+
+
+def job_kind_on_end(kind: JobKind[Any], tell: Callable[[Sequence[int]], None]) -> None:
+    """Have `tell(job_ids)` run whenever jobs of `kind` end (succeeded, failed or cancelled:
+    by their worker, by a cancel of a queued job, or by the sweeper), inside the transaction
+    that ends them: what it writes commits with the end, or not at all."""
+    _ON_END[kind.name] = tell
+
+
+def _ended(kind: JobKind[Any], job_ids: Sequence[int]) -> None:
+    tell = _ON_END.get(kind.name)
+    if tell is not None and job_ids:
+        tell(job_ids)
 
 
 def job_kind(name: str) -> JobKind[Any]:
@@ -189,9 +203,13 @@ def job_cancel(*, job: J) -> J:
     """A queued job is cancelled at once; a running one stops at its next progress report
     written (within its kind's `progress_every` while it reports)."""
     rows = type(job)._default_manager.filter(pk=job.pk)
-    rows.filter(status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        if rows.filter(status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
+        ):
+            for kind in _KINDS.values():
+                if kind.model is type(job):
+                    _ended(kind, [job.pk])
     rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True, message="Cancelling…")
     job.refresh_from_db()
     return job
@@ -298,34 +316,41 @@ class Attempt(Generic[J]):
         self, *, status: str = JobStatus.SUCCEEDED, message: str = "Done.", **fields: Any
     ) -> None:
         """End the attempt's work with `status` (succeeded unless told otherwise)."""
-        self._write_unless_cancelled(
-            {
-                "status": status,
-                "progress": 1.0,
-                "message": message,
-                "finished_at": timezone.now(),
-                **fields,
-            }
-        )
+        with transaction.atomic():
+            self._write_unless_cancelled(
+                {
+                    "status": status,
+                    "progress": 1.0,
+                    "message": message,
+                    "finished_at": timezone.now(),
+                    **fields,
+                }
+            )
+            _ended(self.kind, [self.job.pk])
         self.ended = True
 
     def fail(self, error: str) -> None:
         self.ended = True
-        if not self.mine.update(
-            status=JobStatus.FAILED, error=error[:2000], message="", finished_at=timezone.now()
-        ):
-            logger.info(
-                "%s %s: attempt %s failed after it was superseded",
-                self.kind.name,
-                self.job.pk,
-                self.number,
-            )
+        with transaction.atomic():
+            if self.mine.update(
+                status=JobStatus.FAILED, error=error[:2000], message="", finished_at=timezone.now()
+            ):
+                _ended(self.kind, [self.job.pk])
+                return
+        logger.info(
+            "%s %s: attempt %s failed after it was superseded",
+            self.kind.name,
+            self.job.pk,
+            self.number,
+        )
 
     def cancel(self) -> None:
         self.ended = True
-        self.mine.update(
-            status=JobStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
-        )
+        with transaction.atomic():
+            if self.mine.update(
+                status=JobStatus.CANCELLED, message="Cancelled.", finished_at=timezone.now()
+            ):
+                _ended(self.kind, [self.job.pk])
 
 
 def job_claim(*, kind: JobKind[J], job_id: int) -> Attempt[J] | None:
@@ -386,8 +411,6 @@ class Swept:
     requeued: int
     failed: int
     cancelled: int
-    # The jobs this sweep ended (failed or cancelled), for whoever tells about ended jobs.
-    ended: tuple[int, ...] = field(default=(), compare=False)
 
 
 def jobs_sweep(*, kind: JobKind[Any], now: datetime | None = None) -> Swept:
@@ -397,7 +420,7 @@ def jobs_sweep(*, kind: JobKind[Any], now: datetime | None = None) -> Swept:
 
     Every row it changes is locked first (skipping rows locked elsewhere), so a row whose
     worker wrote a heartbeat or finished meanwhile is re-checked and left alone, and two
-    sweepers never end or queue one job twice: each job is reported by exactly one of them."""
+    sweepers never end or queue one job twice."""
     now = now or timezone.now()
     stale = kind.rows.filter(_silent_before(now - kind.stale_after()), status=JobStatus.RUNNING)
     live = stale.filter(cancel_requested=False)
@@ -417,12 +440,8 @@ def jobs_sweep(*, kind: JobKind[Any], now: datetime | None = None) -> Swept:
         kind.rows.filter(pk__in=requeue).update(status=JobStatus.QUEUED, message=kind.requeued)
         for job_id in requeue:
             job_enqueue(kind=kind, job_id=job_id)
-    return Swept(
-        requeued=len(requeue),
-        failed=len(failed),
-        cancelled=len(cancelled),
-        ended=(*cancelled, *failed),
-    )
+        _ended(kind, [*cancelled, *failed])
+    return Swept(requeued=len(requeue), failed=len(failed), cancelled=len(cancelled))
 
 
 def _locked(rows: QuerySet[Any]) -> list[int]:

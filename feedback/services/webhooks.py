@@ -24,7 +24,7 @@ import functools
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -48,10 +48,9 @@ from feedback.core.jobs import (
     JobFailed,
     JobKind,
     JobStatus,
-    Swept,
     job_enqueue,
     job_execute,
-    jobs_sweep,
+    job_kind_on_end,
 )
 from feedback.core.validators import bidi_problem
 from feedback.models import Project, WebhookDelivery, WebhookEndpoint, WebhookEventType
@@ -280,57 +279,33 @@ def _dispatch_after_commit(*, countdown: float = 0) -> None:
     )
 
 
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
 @dataclass(frozen=True)
 class JobEvents(Generic[J]):
     """What a job kind tells its project's webhooks when a job of it ends (succeeded, failed or
-    cancelled, by its worker or by the sweeper that found the worker dead): `event_type`, with
-    `payload(job)` as its data. Declared once per kind, beside the kind."""
+    cancelled: by its worker, by a cancel while queued, or by the sweeper that found its worker
+    dead): `event_type`, with `payload(job)` as its data. Declared once per kind, beside the
+    kind. The deliveries are written in the transaction that ends the job, so a job is told of
+    exactly once: never lost between the two commits, never told twice."""
 
     kind: JobKind[J]
     event_type: str
     payload: Callable[[J], Mapping[str, Any]]
 
     def __post_init__(self) -> None:
-        _JOB_EVENTS[self.kind.name] = self
+        job_kind_on_end(self.kind, self._tell)
 
-    def tell(self, jobs: Iterable[J]) -> None:
-        for job in jobs:
+    def _tell(self, job_ids: Sequence[int]) -> None:
+        # Only the ends: an attempt may also finish with a state that waits for people (a
+        # C3PO build's "review"), whose end is told by what ends it.
+        ended = self.kind.rows.filter(pk__in=job_ids, status__in=_ENDED)
+        for job in ended.order_by("pk"):
             project_id: int = job.project_id  # type: ignore[attr-defined]
             webhook_events_emit(
                 project=project_id, event_type=self.event_type, payloads=[self.payload(job)]
             )
-
-
-_JOB_EVENTS: dict[str, JobEvents[Any]] = {}
-_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-def job_execute_telling(
-    *, events: JobEvents[J], job_id: int, work: Callable[[Attempt[J]], None]
-) -> None:
-    """`job_execute`, then the kind's event about the job when this execution's attempt ended
-    it (a second delivery of the task, which claims nothing, tells nothing). The job's row
-    needs a `project_id`."""
-    claimed: list[Attempt[J]] = []
-
-    def run(attempt: Attempt[J]) -> None:
-        claimed.append(attempt)
-        work(attempt)
-
-    job_execute(kind=events.kind, job_id=job_id, work=run)
-    if claimed:
-        rows = events.kind.rows.filter(pk=job_id, attempts=claimed[0].number, status__in=_ENDED)
-        events.tell(rows[:1])
-
-
-def jobs_sweep_telling(*, kind: JobKind[Any]) -> Swept:
-    """`jobs_sweep`, then the kind's event (when it has one) about each job the sweep ended:
-    a run whose worker died is heard of as failed, as one that failed by itself."""
-    swept = jobs_sweep(kind=kind)
-    events = _JOB_EVENTS.get(kind.name)
-    if events is not None and swept.ended:
-        events.tell(kind.rows.filter(pk__in=swept.ended).order_by("pk"))
-    return swept
 
 
 # --- sending -----------------------------------------------------------------------------------

@@ -25,10 +25,11 @@ from feedback.core.jobs import (
     Attempt,
     JobFailed,
     JobKind,
+    job_execute,
     seconds_setting,
 )
 from feedback.models import WebhookEventType
-from feedback.services.webhooks import JobEvents, job_execute_telling
+from feedback.services.webhooks import JobEvents
 from rewardmodels import c3po, selectors
 from rewardmodels.generator import ChatClient, GeneratorError, GeneratorSettings
 from rewardmodels.models import (
@@ -106,7 +107,7 @@ C3PO_BUILD_EVENTS = JobEvents(C3PO_BUILD_JOB, WebhookEventType.C3PO_BUILD_FINISH
 def build_execute(*, build_id: int) -> None:
     """Run (or resume) a build. Only a queued build (or one whose worker died) is claimed: a
     second delivery does nothing."""
-    job_execute_telling(events=C3PO_BUILD_EVENTS, job_id=build_id, work=_build)
+    job_execute(kind=C3PO_BUILD_JOB, job_id=build_id, work=_build)
 
 
 def _build(attempt: Attempt[C3POBuild]) -> None:

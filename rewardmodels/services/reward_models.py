@@ -35,13 +35,14 @@ from feedback.core.jobs import (
     JobStatus,
     job_cancel,
     job_enqueue,
+    job_execute,
     seconds_setting,
 )
 from feedback.core.storage import local_copy
 from feedback.core.validators import bidi_problem
 from feedback.datasets.definitions import DATASETS, Filters, Rows, p_love_rows
 from feedback.models import Project, WebhookEventType
-from feedback.services.webhooks import JobEvents, job_execute_telling
+from feedback.services.webhooks import JobEvents
 from rewardmodels import training
 from rewardmodels.models import Objective, RewardModel, TrainingRun
 
@@ -266,7 +267,7 @@ TRAINING_RUN_EVENTS = JobEvents(
 def training_run_execute(*, run_id: int) -> None:
     """Train one run. Only a queued run (or one whose worker died) is claimed, so a second
     delivery of the task does nothing; only the current attempt may finish the run."""
-    job_execute_telling(events=TRAINING_RUN_EVENTS, job_id=run_id, work=_train)
+    job_execute(kind=TRAINING_RUN_JOB, job_id=run_id, work=_train)
 
 
 def _train(attempt: Attempt[TrainingRun]) -> None:

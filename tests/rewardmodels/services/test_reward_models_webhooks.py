@@ -1,5 +1,6 @@
 """Training runs tell the project's webhooks when they end, once per run however often the
-broker delivers its task, whether they succeeded or failed, or their worker died."""
+broker delivers its task, whether they succeeded, failed, were cancelled or their worker died,
+in the transaction that ends them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from feedback import tasks
+from feedback.core.jobs import JobStatus, job_claim
 from feedback.models import Project, WebhookDelivery
 from feedback.services.webhooks import webhook_endpoint_create
 from rewardmodels import services
@@ -79,3 +82,52 @@ def test_a_run_whose_worker_died_is_told_when_the_sweeper_ends_it(
         status,
     )
     assert data["error"] == ("" if cancel else services.TRAINING_RUN_JOB.gave_up)
+
+
+@pytest.mark.django_db
+def test_a_run_cancelled_while_queued_is_told(project: Project, endpoint: None) -> None:
+    # Given a run waiting for a worker
+    run = _run(project)
+
+    # When it is cancelled (and the broker then delivers its task anyway)
+    services.training_run_cancel(run=run)
+    services.training_run_execute(run_id=run.pk)
+
+    # Then it is told once, as cancelled
+    [delivery] = WebhookDelivery.objects.all()
+    assert (delivery.payload["data"]["id"], delivery.payload["data"]["status"]) == (
+        run.pk,
+        "cancelled",
+    )
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.django_db
+def test_the_event_commits_with_the_end_of_the_run_or_not_at_all(
+    project: Project, endpoint: None
+) -> None:
+    # Given a run a worker has claimed
+    run = _run(project)
+    attempt = job_claim(kind=services.TRAINING_RUN_JOB, job_id=run.pk)
+    assert attempt is not None
+
+    # When the transaction that ends it is rolled back (the worker crashed before its commit)
+    written: list[int] = []
+
+    def fail_then_crash() -> None:
+        with transaction.atomic():
+            attempt.fail("Out of memory.")
+            written.append(WebhookDelivery.objects.count())
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        fail_then_crash()
+    assert written == [1]  # the event was written beside the status...
+
+    # Then neither the end nor its event is kept: the sweeper will end it, and tell it, later
+    run.refresh_from_db()
+    assert run.status == JobStatus.RUNNING
+    assert not WebhookDelivery.objects.exists()
